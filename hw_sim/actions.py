@@ -1,0 +1,202 @@
+"""What a person or a script can do to the simulated bench, in one table.
+
+The scenario runner, the interactive prompt and (later) the bench control port all go through
+`perform()`, so an action means the same everywhere. Arguments are validated with messages
+that say what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .bench import SimBench
+from .world import ConnectorKind, Fault, SwipeVariant
+
+
+class ActionError(ValueError):
+    """An action or argument the bench does not understand."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type | tuple[str, ...]  # a type, or the allowed words
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    params: tuple[Param, ...]
+    run: Callable[..., Any]
+    doc: str
+
+
+def _present(b: SimBench, connector: str, chatter_s: float) -> str:
+    b.world.present(ConnectorKind(connector), chatter_s=chatter_s)
+    return f"{connector} connector presented"
+
+
+def _swipe(b: SimBench, direction: str, duration_s: float, variant: str, bounce: bool) -> str:
+    b.world.swipe(direction=direction, duration_s=duration_s, variant=SwipeVariant(variant), bounce=bounce)
+    return f"swipe {direction} {duration_s:g} s {variant}{' with bounce' if bounce else ''}"
+
+
+def _clean(b: SimBench, connector: str, wet: bool, direction: str, duration_s: float, variant: str, delay_s: float) -> str:
+    result = b.clean(connector, wet=wet, direction=direction, duration_s=duration_s, variant=variant, delay_s=delay_s)
+    if result is None:
+        return f"no result (station {b.state})"
+    return f"{result['outcome']}" + (f": {result['reason']}" if result["reason"] else "")
+
+
+def _fit(b: SimBench, name: str, type: str, capacity: int | None) -> str:
+    b.world.fit_cassette(name, male_mt=(type == "male_mt"), capacity=capacity)
+    return f"cassette {name!r} ({type}) fitted"
+
+
+def _inject(b: SimBench, fault: str, sensor: str | None, active: bool, steps: int | None, count: int) -> str:
+    kw: dict[str, Any] = {"count": count, "active": active}
+    if sensor is not None:
+        kw["sensor"] = sensor
+    if steps is not None:
+        kw["steps"] = steps
+    if Fault(fault) is Fault.STUCK_SENSOR and sensor is None:
+        raise ActionError("inject stuck_sensor needs sensor=<name>")
+    b.world.inject(fault, **kw)
+    return f"fault {fault} injected"
+
+
+def _wait_for(b: SimBench, state: str, limit_s: float) -> str:
+    if state == "swipe_now":
+        ok = b.wait_until(lambda: b.world.prompting, limit_s)
+    else:
+        ok = b.wait_until(lambda: b.state == state, limit_s)
+    if not ok:
+        raise ActionError(f"waited {limit_s:g} s for {state}, station is {b.state}")
+    return f"reached {state}"
+
+
+FAULTS = tuple(f.value for f in Fault)
+CONNECTORS = tuple(c.value for c in ConnectorKind)
+VARIANTS = tuple(v.value for v in SwipeVariant)
+STATES = ("idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done", "fault", "swipe_now")
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in [
+        Action("present", (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0)), _present,
+               "seat a connector in the guide (male, female or bent)"),
+        Action("remove", (), lambda b: (b.world.remove(), "connector removed")[1], "lift the connector out"),
+        Action("swipe", (Param("direction", ("down", "up"), "down"), Param("duration_s", float, 0.6),
+                         Param("variant", VARIANTS, "full"), Param("bounce", bool, False)), _swipe,
+               "pull the connector across the window (down = A then B, the right way)"),
+        Action("clean", (Param("connector", CONNECTORS, required=True), Param("wet", bool, False),
+                         Param("direction", ("down", "up"), "down"), Param("duration_s", float, 0.6),
+                         Param("variant", VARIANTS, "full"), Param("delay_s", float, 0.5)), _clean,
+               "a whole attempt done by a disciplined operator"),
+        Action("mode", (Param("mode", ("dry", "wet"), required=True),),
+               lambda b, mode: (b.world.set_mode(mode == "wet"), f"mode switch {mode}")[1], "set the mode switch"),
+        Action("button", (Param("hold_s", float, 0.1),),
+               lambda b, hold_s: (b.world.press_button(hold_s), f"button pressed {hold_s:g} s")[1],
+               "press the panel button (hold 2 s or more for a long press)"),
+        Action("fit_cassette", (Param("name", str, "standard"), Param("type", ("standard", "male_mt"), "standard"),
+                                Param("capacity", int, None)), _fit,
+               "fit a cassette; a name used before is the same physical cassette"),
+        Action("remove_cassette", (), lambda b: (b.world.remove_cassette(), "cassette removed")[1], "take the cassette out"),
+        Action("refill", (Param("drops", int, 500),), lambda b, drops: (b.world.refill(drops), f"reservoir refilled ({drops} drops)")[1],
+               "refill the reservoir"),
+        Action("inject", (Param("fault", FAULTS, required=True), Param("sensor", str, None), Param("active", bool, True),
+                          Param("steps", int, None), Param("count", int, 1)), _inject, "inject a fault"),
+        Action("clear", (Param("fault", FAULTS, required=True),),
+               lambda b, fault: (b.world.clear(fault), f"fault {fault} cleared")[1], "remove a fault's cause"),
+        Action("wait", (Param("seconds", float, required=True),),
+               lambda b, seconds: (b.run_for(seconds), f"waited {seconds:g} s")[1], "let time pass"),
+        Action("wait_for", (Param("state", STATES, required=True), Param("limit_s", float, 60.0)), _wait_for,
+               "let time pass until the station reaches a state (or swipe_now)"),
+    ]
+}
+
+
+def coerce(param: Param, value: Any) -> Any:
+    kind = param.kind
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise ActionError(f"{param.name} = {value!r}: allowed {', '.join(kind)}")
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ActionError(f"{param.name} = {value!r}: expected true or false")
+    if kind in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ActionError(f"{param.name} = {value!r}: expected a number") from None
+        if number < 0:
+            raise ActionError(f"{param.name} = {value!r}: must not be negative")
+        return number
+    return str(value)
+
+
+def bind(name: str, args: dict[str, Any]) -> tuple[Action, dict[str, Any]]:
+    """Validate an action call; returns the action and its complete keyword arguments."""
+    action = ACTIONS.get(name)
+    if action is None:
+        raise ActionError(f"unknown action {name!r}; actions are {', '.join(ACTIONS)}")
+    known = {p.name: p for p in action.params}
+    extra = sorted(set(args) - set(known))
+    if extra:
+        raise ActionError(f"{name}: unknown argument {extra[0]!r}; allowed {', '.join(known) or 'none'}")
+    bound = {}
+    for p in action.params:
+        if p.name in args:
+            bound[p.name] = coerce(p, args[p.name])
+        elif p.required:
+            raise ActionError(f"{name}: missing {p.name}")
+        else:
+            bound[p.name] = p.default
+    return action, bound
+
+
+def perform(bench: SimBench, name: str, args: dict[str, Any]) -> str:
+    action, bound = bind(name, args)
+    return str(action.run(bench, **bound))
+
+
+def parse_line(line: str) -> tuple[str, dict[str, Any]]:
+    """`swipe up 0.4 partial` or `swipe direction=up duration_s=0.4`: positional words fill
+    the parameters in order."""
+    words = line.split()
+    if not words:
+        raise ActionError("empty command")
+    name = words[0].lower()
+    action = ACTIONS.get(name)
+    if action is None:
+        raise ActionError(f"unknown action {name!r}; actions are {', '.join(ACTIONS)}")
+    args: dict[str, Any] = {}
+    positional = [p.name for p in action.params]
+    for i, word in enumerate(words[1:]):
+        if "=" in word:
+            key, _, value = word.partition("=")
+            args[key] = value
+        elif i < len(positional):
+            args[positional[i]] = word
+        else:
+            raise ActionError(f"{name}: too many arguments")
+    return name, args
+
+
+def usage() -> str:
+    lines = []
+    for a in ACTIONS.values():
+        params = " ".join(
+            (f"<{p.name}>" if p.required else f"[{p.name}={p.default}]") for p in a.params
+        )
+        lines.append(f"  {a.name} {params}".rstrip() + f"\n      {a.doc}")
+    return "\n".join(lines)

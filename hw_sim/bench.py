@@ -1,0 +1,163 @@
+"""A whole simulated bench: the unchanged firmware on mock pins, wired to the physical model."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from station.app import Station, build_station, open_store
+from station.config import Config
+import queue
+import threading
+import time
+
+from station.loop import EventLoop, VirtualClock
+
+from .pins import SimFactory
+from .world import ConnectorKind, SwipeVariant, World
+
+# Virtual time is reported as wall time from this instant (2026-01-01T00:00:00Z).
+SIM_EPOCH = 1767225600.0
+
+
+@dataclass
+class Event:
+    t: float
+    kind: str
+    data: dict[str, Any]
+
+
+class SimBench:
+    """The firmware station plus the world it lives in, on a virtual clock.
+
+    Call `run_for()` / `wait_until()` to let time pass as fast as the CPU allows, or
+    `run_paced()` to let it pass at the speed of the wall clock (interactive and headless use).
+    `wall_start` is the wall-clock time that virtual time zero stands for in the records.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        state_dir: str | Path | None = None,
+        *,
+        cassette: str = "standard",
+        wall_start: float = SIM_EPOCH,
+        world_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self._tmp = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mpo-sim-")
+            state_dir = self._tmp.name
+        self.state_dir = Path(state_dir)
+        self.clock = VirtualClock()
+        self.loop = EventLoop(self.clock)
+        self.factory = SimFactory()
+        self.events: list[Event] = []
+        store = open_store(self.config, self.state_dir, on_pi=False)
+        self.world: World | None = None
+
+        def attach_world(hardware) -> None:
+            self.world = World(self.config, self.factory, self.loop, **(world_options or {}))
+            self.world.fit_cassette(cassette, male_mt=(cassette == "male_mt"))
+            self.world.attach()
+
+        self.station: Station = build_station(
+            self.config, self.loop, self.factory, store,
+            wall_clock=lambda: wall_start + self.clock.now(),
+            before_controller=attach_world,
+        )
+        self.controller = self.station.controller
+        self.controller.subscribe(self._record)
+        self.controller.start()
+        self.loop.run_for(0.0)
+
+    # ------------------------------------------------------------------ observation
+    def _record(self, kind: str, data: dict[str, Any]) -> None:
+        self.events.append(Event(self.loop.now(), kind, data))
+
+    @property
+    def state(self) -> str:
+        return self.controller.state
+
+    def results(self) -> list[dict[str, Any]]:
+        return [e.data for e in self.events if e.kind == "result"]
+
+    def last_result(self) -> dict[str, Any] | None:
+        results = self.results()
+        return results[-1] if results else None
+
+    # ------------------------------------------------------------------ time
+    def run_for(self, seconds: float) -> None:
+        self.loop.run_for(seconds)
+
+    def wait_until(self, predicate: Callable[[], bool], limit_s: float = 60.0) -> bool:
+        """Let virtual time pass until `predicate()` holds (checked after every timer)."""
+        return self.loop.run_while(lambda: not predicate(), limit_s)
+
+    def run_paced(self, stop: threading.Event, inbox: "queue.Queue[Callable[[], None]] | None" = None) -> None:
+        """Let virtual time follow the wall clock until `stop` is set, on this thread.
+
+        Other threads talk to the bench by posting to the loop (the console does) or by putting
+        calls into `inbox` (the interactive prompt does); an inbox call may itself let virtual
+        time run ahead (a `wait`), after which pacing continues from the new time."""
+        self.loop.thread = threading.current_thread()
+        anchor_real, anchor_virtual = time.monotonic(), self.clock.now()
+        while not stop.is_set():
+            self.loop.run_until(anchor_virtual + time.monotonic() - anchor_real)
+            if inbox is not None:
+                try:
+                    call = inbox.get_nowait()
+                except queue.Empty:
+                    pass
+                else:
+                    call()
+                    anchor_real, anchor_virtual = time.monotonic(), self.clock.now()
+                    continue
+            nxt = self.loop.next_due()
+            wait = 0.05 if nxt is None else min(0.05, max(0.0, nxt - self.clock.now()))
+            self.loop.wait_posted(wait)
+
+    # ------------------------------------------------------------------ the operator's routine
+    def clean(
+        self,
+        connector: ConnectorKind | str,
+        *,
+        wet: bool = False,
+        direction: str = "down",
+        duration_s: float = 0.6,
+        variant: SwipeVariant | str = SwipeVariant.FULL,
+        bounce: bool = False,
+        delay_s: float = 0.5,
+        remove: bool = True,
+    ) -> dict[str, Any] | None:
+        """One attempt as a disciplined operator does it: present, wait for swipe-now, wait
+        `delay_s`, swipe, wait for the result, take the connector away. Returns the result."""
+        world = self.world
+        assert world is not None
+        world.set_mode(wet)
+        n = len(self.results())
+        world.present(connector)
+        self.wait_until(lambda: world.prompting or len(self.results()) > n or self.state == "fault", 30)
+        if world.prompting:
+            self.run_for(delay_s)
+            if world.prompting:
+                world.swipe(direction=direction, duration_s=duration_s, variant=variant, bounce=bounce)
+        self.wait_until(lambda: len(self.results()) > n or self.state == "fault", 120)
+        if remove:
+            world.remove()
+            self.wait_until(lambda: self.state in ("idle", "fault"), 10)
+        return self.last_result() if len(self.results()) > n else None
+
+    def close(self) -> None:
+        self.station.shutdown()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "SimBench":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

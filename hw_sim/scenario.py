@@ -1,0 +1,151 @@
+"""Scenario files: operator actions, injected faults and expected outcomes, in TOML.
+
+    name = "female, dry"
+    [setup]
+    cassette = "standard"           # standard | male_mt
+    drop_sensor = true              # optional
+    [config.swipe]                  # optional overrides of the station configuration
+    wet_window_s = 4.0
+
+    [[steps]]
+    clean = { connector = "female" }
+    expect = { outcome = "cleaned" }
+
+    [[steps]]
+    inject = { fault = "jam" }
+
+Each step holds one action (see `station sim --help-actions`) and/or an `expect` table:
+outcome, reason (a word from the reason text), state, fault, violations (count),
+stepper_enabled, pump_on, ribbon_touched_twice. The run fails (exit status 1) on the first
+expectation that does not hold, and at the end if the simulator recorded a violation that
+the scenario did not expect.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, TextIO
+
+from station import config as station_config
+
+from .actions import ACTIONS, ActionError, perform
+from .bench import SimBench
+from .report import printer
+
+EXPECT_KEYS = {"outcome", "reason", "state", "fault", "violations", "stepper_enabled", "pump_on", "ribbon_touched_twice"}
+TOP_KEYS = {"name", "description", "setup", "config", "steps"}
+SETUP_KEYS = {"cassette", "drop_sensor"}
+
+
+class ScenarioError(ValueError):
+    """The scenario file itself is wrong (as opposed to an expectation failing)."""
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {p}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{p}: not valid TOML: {exc}") from exc
+    bad = sorted(set(data) - TOP_KEYS)
+    if bad:
+        raise ScenarioError(f"{p}: unknown key {bad[0]!r}; allowed {', '.join(sorted(TOP_KEYS))}")
+    bad = sorted(set(data.get("setup", {})) - SETUP_KEYS)
+    if bad:
+        raise ScenarioError(f"{p}: unknown setup key {bad[0]!r}; allowed {', '.join(sorted(SETUP_KEYS))}")
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise ScenarioError(f"{p}: needs at least one [[steps]] entry")
+    for i, step in enumerate(steps, 1):
+        actions = [k for k in step if k != "expect"]
+        unknown = [k for k in actions if k not in ACTIONS]
+        if unknown:
+            raise ScenarioError(f"{p}: step {i}: unknown action {unknown[0]!r}; actions are {', '.join(ACTIONS)}")
+        if len(actions) > 1:
+            raise ScenarioError(f"{p}: step {i}: one action per step, found {', '.join(actions)}")
+        if not actions and "expect" not in step:
+            raise ScenarioError(f"{p}: step {i}: empty step")
+        bad = sorted(set(step.get("expect", {})) - EXPECT_KEYS)
+        if bad:
+            raise ScenarioError(f"{p}: step {i}: unknown expectation {bad[0]!r}; allowed {', '.join(sorted(EXPECT_KEYS))}")
+    return data
+
+
+def _args(value: Any, action: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    first = ACTIONS[action].params
+    if value is True or value == {}:
+        return {}
+    if not first:
+        raise ActionError(f"{action} takes no arguments")
+    return {first[0].name: value}
+
+
+def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
+    """The expectations that do not hold, as readable lines."""
+    problems = []
+    result = bench.last_result() or {}
+    world = bench.world
+    actual = {
+        "outcome": result.get("outcome"),
+        "reason": result.get("reason", ""),
+        "state": bench.state,
+        "fault": bench.controller.fault_code.value if bench.controller.fault_code else None,
+        "violations": len(world.violations),
+        "stepper_enabled": world.stepper_enabled,
+        "pump_on": world.pump_on,
+        "ribbon_touched_twice": len(world.touched_twice()),
+    }
+    for key, want in expect.items():
+        got = actual[key]
+        ok = (str(want).lower() in str(got).lower()) if key == "reason" else got == want
+        if not ok:
+            problems.append(f"expected {key} = {want!r}, got {got!r}")
+    return problems
+
+
+def run(path: str | Path, out: TextIO = sys.stdout, state_dir: str | Path | None = None) -> bool:
+    """Run a scenario; True when every expectation held and nothing unexpected was violated."""
+    data = load(path)
+    cfg = station_config.from_dict(data.get("config", {}))
+    setup = data.get("setup", {})
+    if "drop_sensor" in setup:
+        cfg = cfg.replace("dispenser", drop_sensor_fitted=bool(setup["drop_sensor"]))
+    print(f"scenario: {data.get('name', Path(path).stem)}", file=out)
+    ok = True
+    with SimBench(cfg, state_dir, cassette=setup.get("cassette", "standard")) as bench:
+        bench.controller.subscribe(printer(bench.loop, out, states=False))
+        expected_violations = None
+        for i, step in enumerate(data["steps"], 1):
+            for name, value in step.items():
+                if name == "expect":
+                    continue
+                try:
+                    text = perform(bench, name, _args(value, name))
+                except (ActionError, ValueError) as exc:
+                    print(f"  step {i}: {name}: ERROR {exc}", file=out)
+                    return False
+                print(f"  step {i}: {text}", file=out)
+            expect = step.get("expect", {})
+            if "violations" in expect:
+                expected_violations = expect["violations"]
+            problems = check(bench, expect)
+            for problem in problems:
+                print(f"  step {i}: FAILED {problem}", file=out)
+            if problems:
+                ok = False
+                break
+            if expect:
+                print(f"  step {i}: ok ({', '.join(f'{k}={v}' for k, v in expect.items())})", file=out)
+        violations = bench.world.violations
+        if ok and violations and expected_violations is None:
+            for v in violations:
+                print(f"  VIOLATION rule {v.rule} at {v.t:.3f} s: {v.text}", file=out)
+            ok = False
+    print("scenario PASSED" if ok else "scenario FAILED", file=out)
+    return ok

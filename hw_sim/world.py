@@ -1,0 +1,491 @@
+"""The physical model of the bench: wheel, cassettes and ribbon, reservoir, connector, hand.
+
+It only sees what physics would: the firmware's output pins (STEP, DIR, ENABLE, pump, LEDs)
+and the consequences of the operator's actions. From that physical truth it records every
+violation of DESIGN.md section 3, independently of the firmware's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from station.config import Config
+from station.loop import EventLoop, Timer
+
+from .pins import SimFactory
+
+
+class ConnectorKind(str, Enum):
+    MALE = "male"
+    FEMALE = "female"
+    BENT = "bent"  # male with one guide pin bent away from its sensor
+
+
+class SwipeVariant(str, Enum):
+    FULL = "full"  # one pass, A then B (or B then A when reversed)
+    PARTIAL = "partial"  # passes A, lifted before B
+    BACK_AND_FORTH = "back_and_forth"  # down and straight back up
+    DOUBLE = "double"  # two passes in the same direction
+
+
+class Fault(str, Enum):
+    """Injectable faults (see `World.inject`)."""
+
+    JAM = "jam"  # wheel does not turn
+    SLIP = "slip"  # the next position takes extra steps
+    MISSING_INDEX = "missing_index"  # index sensor misses pulses
+    EMPTY_RIBBON = "empty_ribbon"  # the fitted cassette's ribbon runs out here
+    PUMP_CLOG = "pump_clog"  # pump runs, no drop leaves the nozzle
+    EMPTY_RESERVOIR = "empty_reservoir"
+    STUCK_SENSOR = "stuck_sensor"  # an input held at one level
+    GATE_BOUNCE = "gate_bounce"  # contact bounce on every gate edge
+    CASSETTE_PULLED = "cassette_pulled"
+    CONNECTOR_PULLED = "connector_pulled"
+
+
+# Input names the world drives, mapped to config pin keys.
+INPUTS = {
+    "connector": "connector_present",
+    "pin_left": "guide_pin_left",
+    "pin_right": "guide_pin_right",
+    "gate_a": "gate_a",
+    "gate_b": "gate_b",
+    "cassette": "cassette_present",
+    "cassette_male": "cassette_type",
+    "drop": "drop_sensor",
+    "fluid_low": "fluid_low",
+    "mode_wet": "mode_switch",
+    "button": "button",
+    "index": "index",
+}
+
+
+@dataclass
+class SimCassette:
+    """A physical cassette: it keeps its ribbon state when taken out and put back."""
+
+    name: str
+    male_mt: bool
+    capacity: int  # ribbon positions
+    position: int = 0  # section under the window
+    touched: dict[int, int] = field(default_factory=dict)  # section -> swipes on it
+    drops: dict[int, int] = field(default_factory=dict)  # section -> drops placed on it
+    drop_time: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: int  # DESIGN.md section 3 rule number
+    t: float
+    text: str
+
+
+@dataclass(frozen=True)
+class SwipeRecord:
+    """One physical stroke of the connector across the window, as the ribbon felt it."""
+
+    t: float
+    section: int
+    cassette: str
+    direction: str
+    variant: SwipeVariant
+    duration_s: float
+    prompted: bool  # the panel was showing swipe-now
+    fresh: bool  # the section had never been touched
+    drop_age_s: float | None  # since the drop on this section, if any
+
+
+class World:
+    """Physics of one bench. Drive it with the hand methods; read `violations` and `swipes`."""
+
+    def __init__(
+        self,
+        config: Config,
+        factory: SimFactory,
+        loop: EventLoop,
+        *,
+        steps_per_position: int | None = None,
+        reservoir_drops: int = 500,
+        drop_sensor_delay_s: float = 0.02,
+    ) -> None:
+        self.config = config
+        self.factory = factory
+        self.loop = loop
+        self.pins = config.pins
+        self.steps_per_position = steps_per_position or config.wheel.steps_per_position
+        self.index_slot = max(1, self.steps_per_position // 8)
+        self.drop_sensor_delay_s = drop_sensor_delay_s
+        self.cassettes: dict[str, SimCassette] = {}
+        self.fitted: SimCassette | None = None
+        self.reservoir = reservoir_drops
+        self.connector: ConnectorKind | None = None
+        self.mode_wet = False
+        self.violations: list[Violation] = []
+        self.swipes: list[SwipeRecord] = []
+        self.drops_total = 0
+        self.steps_total = 0
+        self.positions_total = 0
+        # wheel micro-state
+        self._step_in_position = 0
+        self._extra_steps: list[int] = []  # per upcoming position (slip)
+        self._missing_index = 0  # upcoming index pulses that will not be seen
+        self._index_blind = False  # the slot under the sensor now is one of them
+        self._jammed = False
+        self._pump_clogged = False
+        self._bounce = False
+        self._stuck: dict[str, bool] = {}
+        self._level: dict[str, bool] = {}
+        # what the firmware shows
+        self._out: dict[int, bool] = {}
+        self.prompting = False
+        self.prompts = 0
+        self._positions_since_prompt: int | None = None  # None until the first prompt
+        self._on_prompt: list[Callable[[], None]] = []
+        self._hand: list[Timer] = []  # gate edges of strokes still under way
+        factory.on_output = self._output_changed
+        self._pin_role = {getattr(self.pins, k): k for k in ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")}
+        for bcm in self._pin_role:  # outputs the firmware already set before the world was wired
+            pin = factory.pin(bcm)
+            if pin.function == "output":
+                self._out[bcm] = bool(pin.state)
+
+    # ================================================================== wiring
+    def attach(self) -> None:
+        """Set every input to its physical state. Call after the firmware built its devices."""
+        for name in INPUTS:
+            if name == "drop" and not self.config.dispenser.drop_sensor_fitted:
+                continue
+            self._drive(name, False, force=True)
+        self._update_index()
+        self._sync_cassette_inputs()
+
+    def _pin(self, name: str):
+        return self.factory.pin(getattr(self.pins, INPUTS[name]))
+
+    def _drive(self, name: str, active: bool, force: bool = False) -> None:
+        """Inputs are active-low: active pulls the line to ground."""
+        self._level[name] = active
+        if name in self._stuck:
+            active = self._stuck[name]
+        pin = self._pin(name)
+        if force or pin.state != (not active):
+            (pin.drive_low if active else pin.drive_high)()
+
+    def sensor(self, name: str) -> bool:
+        """What the firmware reads on an input now (True = active)."""
+        return not self._pin(name).state
+
+    def output(self, role: str) -> bool:
+        """A firmware output's logical level; for the active-low ENABLE: 'driver enabled'."""
+        level = self._out.get(getattr(self.pins, role))
+        if role == "enable":
+            return level is False  # never written: the board's pull-up keeps the driver off
+        return bool(level)
+
+    @property
+    def stepper_enabled(self) -> bool:
+        return self.output("enable")
+
+    @property
+    def pump_on(self) -> bool:
+        return self.output("pump")
+
+    def leds(self) -> tuple[bool, bool, bool]:
+        return self.output("led_ready"), self.output("led_busy"), self.output("led_fault")
+
+    def _violate(self, rule: int, text: str) -> None:
+        self.violations.append(Violation(rule, self.loop.now(), text))
+
+    # ================================================================== firmware outputs
+    def _output_changed(self, bcm: int, value: bool) -> None:
+        self._out[bcm] = value
+        role = self._pin_role.get(bcm)
+        if role == "step" and value:
+            self._step()
+        elif role == "pump" and value:
+            self._pump()
+        elif role in ("led_ready", "led_busy", "led_fault"):
+            self._panel_changed()
+        if role in ("enable", "pump", "led_fault", "step"):
+            self._check_safe()
+
+    def _check_safe(self) -> None:
+        green, amber, red = self.leds()
+        if red and (self.stepper_enabled or self.pump_on):
+            self._violate(7, "fault light on while the stepper is enabled or the pump runs")
+
+    def _step(self) -> None:
+        if not self.stepper_enabled:
+            return  # the driver ignores STEP while disabled
+        forward = self._out.get(self.pins.dir, False) == self.config.wheel.forward_dir_high
+        _, _, red = self.leds()
+        if red:
+            self._violate(7, "motor stepped while the fault light is on")
+        cassette = self.fitted
+        if cassette is None or self._jammed:
+            return
+        self.steps_total += 1
+        if not forward:
+            self._violate(1, "wheel driven backwards: used ribbon would come back under the window")
+            return
+        self._step_in_position += 1
+        needed = self.steps_per_position + (self._extra_steps[0] if self._extra_steps else 0)
+        if self._step_in_position >= needed:
+            self._step_in_position = 0
+            if self._extra_steps:
+                self._extra_steps.pop(0)
+            cassette.position += 1
+            self.positions_total += 1
+            self._index_blind = self._missing_index > 0
+            if self._index_blind:
+                self._missing_index -= 1
+            if self._positions_since_prompt is not None:
+                self._positions_since_prompt += 1
+        self._update_index()
+
+    def _update_index(self) -> None:
+        in_slot = self._step_in_position < self.index_slot and self.fitted is not None
+        if not in_slot:
+            self._index_blind = False
+        self._drive("index", in_slot and not self._index_blind)
+
+    def _pump(self) -> None:
+        if not self.mode_wet:
+            self._violate(4, "pump driven in dry mode")
+        if self._pump_clogged or self.reservoir <= 0:
+            return
+        self.reservoir -= 1
+        self.drops_total += 1
+        cassette = self.fitted
+        if cassette is not None:
+            section = cassette.position
+            cassette.drops[section] = cassette.drops.get(section, 0) + 1
+            cassette.drop_time[section] = self.loop.now()
+            if cassette.drops[section] > 1:
+                self._violate(4, f"second drop on section {section}")
+            if cassette.touched.get(section):
+                self._violate(4, f"drop on section {section}, which was already used")
+        if self.config.dispenser.drop_sensor_fitted:
+            self.loop.call_later(self.drop_sensor_delay_s, lambda: self._drive("drop", True))
+            self.loop.call_later(self.drop_sensor_delay_s + 0.005, lambda: self._drive("drop", False))
+
+    def _panel_changed(self) -> None:
+        green, amber, red = self.leds()
+        prompting = green and amber and not red  # only swipe-now lights green and amber together
+        if prompting and not self.prompting:
+            self._judge_prompt()
+            for fn in self._on_prompt:
+                fn()
+        self.prompting = prompting
+
+    def _judge_prompt(self) -> None:
+        """The firmware has just told the operator to swipe. Is that physically right?"""
+        self.prompts += 1
+        n = self.config.wheel.positions_per_clean
+        cassette = self.fitted
+        if cassette is None:
+            self._violate(1, "swipe-now with no cassette fitted")
+            return
+        section = cassette.position
+        if self._positions_since_prompt is not None and self._positions_since_prompt != n:
+            self._violate(1, f"wheel moved {self._positions_since_prompt} positions since the last swipe-now, not {n}")
+        self._positions_since_prompt = 0
+        if cassette.touched.get(section):
+            self._violate(1, f"swipe-now on section {section}, which was already used")
+        if section >= cassette.capacity:
+            self._violate(6, f"swipe-now past the end of the ribbon (section {section} of {cassette.capacity})")
+        if self.connector is None:
+            self._violate(2, "swipe-now with no connector in place")
+        elif self.connector is ConnectorKind.BENT:
+            self._violate(3, "swipe-now for a connector with a bent guide pin")
+        elif (self.connector is ConnectorKind.MALE) != cassette.male_mt:
+            self._violate(2, f"swipe-now for a {self.connector.value} connector on the wrong cassette")
+        drops = cassette.drops.get(section, 0)
+        if self.mode_wet and drops != 1:
+            self._violate(4, f"wet-to-dry swipe-now with {drops} drops on the section")
+        if not self.mode_wet and drops:
+            self._violate(4, "dry swipe-now on a wet section")
+
+    def when_prompted(self, fn: Callable[[], None]) -> None:
+        self._on_prompt.append(fn)
+
+    # ================================================================== bench handling
+    def fit_cassette(self, name: str, *, male_mt: bool | None = None, capacity: int | None = None) -> SimCassette:
+        """Put a cassette in the cradle; a name seen before is the same physical cassette."""
+        cassette = self.cassettes.get(name)
+        if cassette is None:
+            cassette = SimCassette(
+                name,
+                bool(male_mt),
+                capacity if capacity is not None else self.config.cassette.capacity_positions,
+            )
+            self.cassettes[name] = cassette
+        self.fitted = cassette
+        self._step_in_position = 0
+        self._sync_cassette_inputs()
+        self._update_index()
+        return cassette
+
+    def remove_cassette(self) -> None:
+        self.fitted = None
+        self._sync_cassette_inputs()
+        self._update_index()
+
+    def _sync_cassette_inputs(self) -> None:
+        # type switch first: the tab is read as the cassette seats
+        self._drive("cassette_male", bool(self.fitted and self.fitted.male_mt))
+        self._drive("cassette", self.fitted is not None)
+
+    def set_mode(self, wet: bool) -> None:
+        self.mode_wet = wet
+        self._drive("mode_wet", wet)
+
+    def refill(self, drops: int = 500) -> None:
+        self.reservoir = drops
+        self._drive("fluid_low", False)
+
+    def press_button(self, hold_s: float = 0.1) -> None:
+        self._drive("button", True)
+        self.loop.call_later(hold_s, lambda: self._drive("button", False))
+
+    # ================================================================== the operator's hand
+    def present(self, kind: ConnectorKind | str, *, chatter_s: float = 0.0) -> None:
+        """Seat a connector in the guide: the pin sensors see its pins, then presence.
+
+        `chatter_s` > 0 makes the pin sensors flicker that long (a loose, badly seated plug)."""
+        kind = ConnectorKind(kind)
+        self.connector = kind
+        left, right = {ConnectorKind.MALE: (True, True), ConnectorKind.FEMALE: (False, False), ConnectorKind.BENT: (True, False)}[kind]
+        self._drive("pin_left", left)
+        self._drive("pin_right", right)
+        self._drive("connector", True)
+        t = 0.0
+        while t < chatter_s:
+            t += 0.05
+            flip = int(t / 0.05) % 2 == 1
+            self.loop.call_later(t, lambda v=(not left) if flip else left: self._drive("pin_left", v))
+
+    def remove(self) -> None:
+        """Lift the connector out of the guide (ending any stroke still under way)."""
+        for timer in self._hand:
+            timer.cancel()
+        self._hand.clear()
+        self._drive("gate_a", False)
+        self._drive("gate_b", False)
+        self.connector = None
+        self._drive("connector", False)
+        self._drive("pin_left", False)
+        self._drive("pin_right", False)
+
+    def swipe(
+        self,
+        *,
+        direction: str = "down",
+        duration_s: float = 0.6,
+        variant: SwipeVariant | str = SwipeVariant.FULL,
+        bounce: bool = False,
+    ) -> None:
+        """Pull the connector across the window. `down` is the correct way (gate A, then B);
+        `duration_s` is the entry-to-entry time between the two gates."""
+        variant = SwipeVariant(variant)
+        first, second = ("gate_a", "gate_b") if direction == "down" else ("gate_b", "gate_a")
+        dwell = duration_s * 0.3
+        strokes = [(first, second)]
+        if variant is SwipeVariant.BACK_AND_FORTH:
+            strokes.append((second, first))
+        elif variant is SwipeVariant.DOUBLE:
+            strokes.append((first, second))
+        edges: list[tuple[float, str, bool]] = []
+        t = 0.0
+        for i, (g1, g2) in enumerate(strokes):
+            edges += [(t, g1, True), (t + dwell, g1, False)]
+            if variant is not SwipeVariant.PARTIAL:
+                edges += [(t + duration_s, g2, True), (t + duration_s + dwell, g2, False)]
+            t += duration_s + dwell + 0.15
+        self._touch_ribbon(direction, variant, duration_s)
+        for at, gate, active in edges:
+            self._schedule_edge(at, gate, active, bounce or self._bounce)
+
+    def _schedule_edge(self, at: float, gate: str, active: bool, bounce: bool) -> None:
+        self._hand = [t for t in self._hand if not t.cancelled and t.due >= self.loop.now()]
+        if bounce:  # a few fast flickers (< 2 ms) before the contact settles
+            for k in range(3):
+                self._hand.append(self.loop.call_later(at + k * 0.0004, lambda g=gate, v=active: self._drive(g, v)))
+                self._hand.append(self.loop.call_later(at + k * 0.0004 + 0.0002, lambda g=gate, v=not active: self._drive(g, v)))
+            at += 0.0015
+        self._hand.append(self.loop.call_later(at, lambda: self._drive(gate, active)))
+
+    def _touch_ribbon(self, direction: str, variant: SwipeVariant, duration_s: float) -> None:
+        cassette = self.fitted
+        if cassette is None or self.connector is None:
+            return
+        section = cassette.position
+        fresh = not cassette.touched.get(section)
+        drop_t = cassette.drop_time.get(section)
+        self.swipes.append(
+            SwipeRecord(
+                self.loop.now(), section, cassette.name, direction, variant, duration_s, self.prompting, fresh,
+                None if drop_t is None else self.loop.now() - drop_t,
+            )
+        )
+        cassette.touched[section] = cassette.touched.get(section, 0) + 1
+        if self.prompting and not fresh:
+            self._violate(1, f"prompted swipe on section {section}, which was already used")
+
+    # ================================================================== faults
+    def inject(self, fault: Fault | str, **kw: object) -> None:
+        """Inject a fault. Keyword options: slip `steps`, missing_index `count`,
+        stuck_sensor `sensor` and `active`."""
+        fault = Fault(fault)
+        if fault is Fault.JAM:
+            self._jammed = True
+        elif fault is Fault.SLIP:
+            self._extra_steps.append(int(kw.get("steps", self.steps_per_position // 4)))  # type: ignore[call-overload]
+        elif fault is Fault.MISSING_INDEX:
+            self._missing_index += int(kw.get("count", 1))  # type: ignore[call-overload]
+        elif fault is Fault.EMPTY_RIBBON:
+            if self.fitted is not None:
+                self.fitted.capacity = self.fitted.position + int(kw.get("left", 0))  # type: ignore[call-overload]
+        elif fault is Fault.PUMP_CLOG:
+            self._pump_clogged = True
+        elif fault is Fault.EMPTY_RESERVOIR:
+            self.reservoir = 0
+            self._drive("fluid_low", True)
+        elif fault is Fault.STUCK_SENSOR:
+            name = str(kw["sensor"])
+            if name not in INPUTS:
+                raise ValueError(f"no sensor {name!r}; sensors are {', '.join(INPUTS)}")
+            self._stuck[name] = bool(kw.get("active", True))
+            self._drive(name, self._level.get(name, False))
+        elif fault is Fault.GATE_BOUNCE:
+            self._bounce = True
+        elif fault is Fault.CASSETTE_PULLED:
+            self.remove_cassette()
+        elif fault is Fault.CONNECTOR_PULLED:
+            self.remove()
+
+    def clear(self, fault: Fault | str) -> None:
+        """Remove the cause of a fault (the repair a technician would make)."""
+        fault = Fault(fault)
+        if fault is Fault.JAM:
+            self._jammed = False
+        elif fault is Fault.SLIP:
+            self._extra_steps.clear()
+        elif fault is Fault.MISSING_INDEX:
+            self._missing_index = 0
+        elif fault is Fault.PUMP_CLOG:
+            self._pump_clogged = False
+        elif fault is Fault.EMPTY_RESERVOIR:
+            self.refill()
+        elif fault is Fault.STUCK_SENSOR:
+            for name in list(self._stuck):
+                del self._stuck[name]
+                self._drive(name, self._level.get(name, False))
+        elif fault is Fault.GATE_BOUNCE:
+            self._bounce = False
+
+    # ================================================================== reports
+    def touched_twice(self) -> list[tuple[str, int]]:
+        return [(c.name, s) for c in self.cassettes.values() for s, n in c.touched.items() if n > 1]

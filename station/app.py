@@ -1,0 +1,78 @@
+"""Assembles a station: drivers on a pin factory, the store, the controller, the loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from gpiozero.pins import Factory
+
+from .config import Config
+from .controller import Controller
+from .drivers import Hardware, build_hardware
+from .loop import EventLoop
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "station.db"
+
+
+def default_state_dir(*, on_pi: bool) -> Path:
+    """systemd's $STATE_DIRECTORY on the Pi service, else /var/lib or the per-user state dir."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    if on_pi:
+        return Path("/var/lib/mpo-station")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mpo-station"
+
+
+def open_store(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> Store:
+    directory = Path(state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the state directory {directory}: {exc.strerror}; "
+                         "choose another with --state-dir") from exc
+    if not os.access(directory, os.W_OK):
+        raise StoreError(f"the state directory {directory} is not writable; fix its permissions or use --state-dir")
+    return Store(directory / DB_NAME, fluid_capacity=config.dispenser.reservoir_drops)
+
+
+@dataclass
+class Station:
+    """A running station: what `station run` and `station sim` both build."""
+
+    config: Config
+    loop: EventLoop
+    hardware: Hardware
+    store: Store
+    controller: Controller
+
+    def shutdown(self) -> None:
+        """Orderly and idempotent: safe outputs, stop the loop, close the store and devices."""
+        self.hardware.safe()
+        self.loop.stop()
+        self.store.close()
+        self.hardware.close()
+
+
+def build_station(
+    config: Config,
+    loop: EventLoop,
+    pin_factory: Factory | None,
+    store: Store,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    before_controller: Callable[[Hardware], None] | None = None,
+) -> Station:
+    hardware = build_hardware(config, loop, pin_factory)
+    if before_controller is not None:
+        before_controller(hardware)
+    controller = Controller(config, loop, hardware, store, wall_clock=wall_clock)
+    return Station(config, loop, hardware, store, controller)

@@ -1,0 +1,150 @@
+"""The `station` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__
+from . import config as station_config
+from .config import ConfigError
+from .store import StoreError
+
+DIAGRAM_PATH = Path("docs") / "state-machine.md"
+
+
+def _load_config(path: str | None) -> station_config.Config:
+    return station_config.load(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the station on real hardware."""
+    from .app import build_station, open_store
+    from .drivers.pinfactory import NoGPIO, hardware_pin_factory
+    from .loop import EventLoop, RealClock
+
+    config = _load_config(args.config)
+    try:
+        factory = hardware_pin_factory()
+    except NoGPIO as exc:
+        print(f"station run: {exc}", file=sys.stderr)
+        return 2
+    store = open_store(config, args.state_dir, on_pi=True)
+    loop = EventLoop(RealClock())
+    station = build_station(config, loop, factory, store)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    station.controller.start()
+    thread = loop.start_thread()
+    while thread.is_alive() and not stop.is_set():
+        thread.join(0.5)
+    station.shutdown()
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run the firmware against the simulated bench."""
+    config = _load_config(args.config)
+    if args.help_actions:
+        from hw_sim.actions import usage
+
+        print(usage())
+        return 0
+    if args.demo:
+        from hw_sim import demo
+
+        return 0 if demo.run(sys.stdout, args.state_dir, config) else 1
+    if args.scenario:
+        from hw_sim import scenario
+
+        try:
+            return 0 if scenario.run(args.scenario, sys.stdout, args.state_dir) else 1
+        except (scenario.ScenarioError, ConfigError) as exc:
+            print(f"station sim: {exc}", file=sys.stderr)
+            return 2
+    from hw_sim import interactive
+
+    return interactive.run(config, args.state_dir)
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    """Write the state machine diagram (mermaid) generated from the controller."""
+    from . import diagram
+
+    path = Path(args.output)
+    diagram.write(path)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        station_config.load(args.file)
+        print(f"{args.file}: configuration OK")
+        return 0
+    print(station_config.dumps(_load_config(args.file)), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="station", description="MPO/MTP connector cleaning station firmware")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="configuration file (TOML); defaults: the reference bench")
+        p.add_argument("--state-dir", metavar="DIR", help="where the station database lives")
+
+    p = sub.add_parser("run", help="run the station on a Raspberry Pi")
+    common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sim", help="run the station against the simulated bench")
+    common(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--demo", action="store_true", help="run the scripted demo and exit")
+    mode.add_argument("--scenario", metavar="FILE", help="run a scenario file; exit 1 if an expectation fails")
+    mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("diagram", help="write the state machine diagram")
+    p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")
+    p.set_defaults(func=cmd_diagram)
+
+    p = sub.add_parser("config", help="show the effective configuration or check a file")
+    p.add_argument("action", choices=("show", "check"))
+    p.add_argument("file", nargs="?", help="configuration file")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "action", None) == "check" and not args.file:
+        print("station config check: name the file to check", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"station: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"station: storage error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Station configuration: one TOML file, validated once at start-up.
+
+Every value has a default (the reference bench of DESIGN.md section 2), a type and a range.
+Errors name the key, the value and what is allowed; unknown keys are errors so that a typo
+never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# BCM pins that are reserved for other buses on the reference bench.
+RESERVED_PINS = {14: "UART console TX", 15: "UART console RX", 2: "I2C SDA", 3: "I2C SCL"}
+VALID_BCM = range(2, 28)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+def _num(default: float, lo: float, hi: float, doc: str, *, integer: bool = False) -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "doc": doc, "integer": integer})
+
+
+def _int(default: int, lo: int, hi: int, doc: str) -> Any:
+    return _num(default, lo, hi, doc, integer=True)
+
+
+def _flag(default: bool, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+def _text(default: str, doc: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"doc": doc, "choices": choices})
+
+
+def _pin(default: int, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc, "pin": True})
+
+
+@dataclass(frozen=True)
+class Pins:
+    """BCM pin numbers (DESIGN.md section 2). Inputs are wired active-low with pull-ups."""
+
+    step: int = _pin(20, "stepper driver STEP")
+    dir: int = _pin(21, "stepper driver DIR")
+    enable: int = _pin(16, "stepper driver ENABLE (active low; hold high with a pull-up)")
+    index: int = _pin(26, "wheel index sensor, one pulse per wheel position")
+    cassette_present: int = _pin(5, "cassette present switch")
+    cassette_type: int = _pin(6, "cassette type switch (active = male MT cassette)")
+    connector_present: int = _pin(13, "connector present sensor")
+    guide_pin_left: int = _pin(19, "left guide-pin sensor")
+    guide_pin_right: int = _pin(12, "right guide-pin sensor")
+    gate_a: int = _pin(23, "swipe gate A (top of the window)")
+    gate_b: int = _pin(24, "swipe gate B (bottom of the window)")
+    pump: int = _pin(18, "fluid pump or valve (one pulse = one drop)")
+    drop_sensor: int = _pin(22, "drop sensor (used when dispenser.drop_sensor_fitted)")
+    fluid_low: int = _pin(25, "fluid low switch")
+    mode_switch: int = _pin(27, "mode switch (active = WET-TO-DRY)")
+    button: int = _pin(17, "panel button")
+    led_ready: int = _pin(10, "ready LED (green)")
+    led_busy: int = _pin(9, "busy / swipe-now LED (amber)")
+    led_fault: int = _pin(11, "fault LED (red)")
+    buzzer: int = _pin(8, "buzzer")
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """The cassette's advance wheel and its stepper."""
+
+    positions_per_clean: int = _int(3, 1, 10, "wheel positions advanced before each clean")
+    steps_per_position: int = _int(64, 1, 10_000, "nominal motor steps per wheel position")
+    max_steps_per_position: int = _int(
+        96, 1, 20_000, "steps allowed without an index pulse before the wheel counts as jammed"
+    )
+    start_rate_hz: float = _num(300.0, 10.0, 20_000.0, "step rate at the start and end of a move")
+    max_rate_hz: float = _num(1200.0, 10.0, 20_000.0, "cruise step rate")
+    accel_hz_per_s: float = _num(6000.0, 10.0, 1_000_000.0, "acceleration of the step rate")
+    forward_dir_high: bool = _flag(True, "DIR level that turns the wheel forward")
+
+
+@dataclass(frozen=True)
+class Cassette:
+    """Consumable capacity (from the cassette's datasheet)."""
+
+    capacity_positions: int = _int(1500, 3, 1_000_000, "fresh ribbon positions on a new cassette")
+    low_warning_cleans: int = _int(20, 0, 100_000, "warn when fewer cleans than this remain")
+
+
+@dataclass(frozen=True)
+class Dispenser:
+    """The wet-to-dry fluid pump."""
+
+    pulse_s: float = _num(0.03, 0.001, 1.0, "pump pulse length for one drop")
+    drop_sensor_fitted: bool = _flag(True, "confirm each drop with the drop sensor")
+    drop_timeout_s: float = _num(0.5, 0.01, 10.0, "time for the drop sensor to see the drop")
+    reservoir_drops: int = _int(2000, 1, 10_000_000, "drops in a full reservoir")
+
+
+@dataclass(frozen=True)
+class Swipe:
+    """What counts as a good single-direction pull across the window."""
+
+    timeout_s: float = _num(15.0, 1.0, 600.0, "dry mode: time allowed to start the swipe")
+    wet_window_s: float = _num(6.0, 0.5, 120.0, "wet mode: the swipe must start this soon after the drop")
+    min_pass_s: float = _num(0.15, 0.0, 10.0, "gate A to gate B faster than this is too fast")
+    max_pass_s: float = _num(3.0, 0.01, 60.0, "gate A to gate B slower than this is too slow")
+    glitch_s: float = _num(0.008, 0.0, 0.5, "gate pulses and gaps shorter than this are bounce")
+    settle_s: float = _num(0.4, 0.01, 10.0, "quiet time after gate B before the swipe is judged")
+
+
+@dataclass(frozen=True)
+class GuidePins:
+    """Reading the connector's guide pins."""
+
+    settle_s: float = _num(0.15, 0.0, 5.0, "readings must be unchanged this long to count")
+    timeout_s: float = _num(1.5, 0.05, 30.0, "give up (re-seat) if not settled by then")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Operator panel."""
+
+    long_press_s: float = _num(2.0, 0.3, 10.0, "button hold time for operator functions")
+    beep_s: float = _num(0.08, 0.01, 2.0, "length of one beep")
+
+
+@dataclass(frozen=True)
+class Station:
+    """Identity and files."""
+
+    serial_number: str = _text("SIM-0001", "serial number reported by *IDN?")
+    state_dir: str = _text("", "where the database lives (empty: the per-user default)")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole station configuration."""
+
+    station: Station = field(default_factory=Station)
+    pins: Pins = field(default_factory=Pins)
+    wheel: Wheel = field(default_factory=Wheel)
+    cassette: Cassette = field(default_factory=Cassette)
+    dispenser: Dispenser = field(default_factory=Dispenser)
+    swipe: Swipe = field(default_factory=Swipe)
+    guide_pins: GuidePins = field(default_factory=GuidePins)
+    panel: Panel = field(default_factory=Panel)
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some values of one section changed, validated like a file."""
+        raw = to_dict(self)
+        raw[section].update(values)
+        return from_dict(raw)
+
+
+def _section_types() -> dict[str, type]:
+    return {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+
+
+def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
+    meta = f.metadata
+    if f.type in ("bool", bool) or isinstance(f.default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: expected true or false")
+        return value
+    if isinstance(f.default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r}: expected a string")
+        choices = meta.get("choices") or ()
+        if choices and value not in choices:
+            raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(choices)}")
+        return value
+    if meta.get("pin"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: expected a BCM pin number (2-27)")
+        if value not in VALID_BCM:
+            raise ConfigError(f"{key} = {value}: not a BCM GPIO pin; allowed 2-27")
+        if value in RESERVED_PINS:
+            raise ConfigError(
+                f"{key} = {value}: GPIO {value} is kept free for the {RESERVED_PINS[value]}; "
+                "choose another pin"
+            )
+        return value
+    integer = meta.get("integer", False)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} = {value!r}: expected a number")
+    if integer and not isinstance(value, int):
+        raise ConfigError(f"{key} = {value!r}: expected a whole number")
+    lo, hi = meta["lo"], meta["hi"]
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key} = {value}: out of range; allowed {lo} to {hi}")
+    return value if integer else float(value)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a Config from parsed TOML (missing keys take their defaults)."""
+    sections = _section_types()
+    if not isinstance(raw, dict):
+        raise ConfigError("configuration must be a table of sections")
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"unknown section [{unknown[0]}]; allowed sections are {', '.join(sections)}"
+        )
+    built: dict[str, Any] = {}
+    for name, cls in sections.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table, got {values!r}")
+        known = {f.name: f for f in fields(cls)}
+        bad = sorted(set(values) - set(known))
+        if bad:
+            raise ConfigError(
+                f"unknown key {name}.{bad[0]}; allowed keys in [{name}] are {', '.join(known)}"
+            )
+        built[name] = cls(**{k: _check_value(f"{name}.{k}", known[k], v) for k, v in values.items()})
+    config = Config(**built)
+    _check_cross(config)
+    return config
+
+
+def _check_cross(config: Config) -> None:
+    pins = dataclasses.asdict(config.pins)
+    seen: dict[int, str] = {}
+    for name, number in pins.items():
+        if name == "drop_sensor" and not config.dispenser.drop_sensor_fitted:
+            continue
+        if number in seen:
+            raise ConfigError(f"pins.{name} = {number}: GPIO {number} is already used by pins.{seen[number]}")
+        seen[number] = name
+    w = config.wheel
+    if w.max_steps_per_position <= w.steps_per_position:
+        raise ConfigError(
+            f"wheel.max_steps_per_position = {w.max_steps_per_position}: must be more than "
+            f"wheel.steps_per_position ({w.steps_per_position}) or every move counts as a jam"
+        )
+    if w.max_rate_hz < w.start_rate_hz:
+        raise ConfigError(
+            f"wheel.max_rate_hz = {w.max_rate_hz}: must be at least wheel.start_rate_hz ({w.start_rate_hz})"
+        )
+    s = config.swipe
+    if s.max_pass_s <= s.min_pass_s:
+        raise ConfigError(f"swipe.max_pass_s = {s.max_pass_s}: must be more than swipe.min_pass_s ({s.min_pass_s})")
+    if s.glitch_s * 4 > s.min_pass_s and s.min_pass_s > 0:
+        raise ConfigError(
+            f"swipe.glitch_s = {s.glitch_s}: must be under a quarter of swipe.min_pass_s ({s.min_pass_s}) "
+            "so bounce filtering cannot swallow a real pass"
+        )
+    if config.cassette.capacity_positions < w.positions_per_clean:
+        raise ConfigError(
+            f"cassette.capacity_positions = {config.cassette.capacity_positions}: "
+            f"less than one clean ({w.positions_per_clean} positions)"
+        )
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(config)
+
+
+def load(path: str | Path | None) -> Config:
+    """Load and validate a TOML file; None means all defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    try:
+        return from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+
+
+def dumps(config: Config) -> str:
+    """The configuration as TOML text, with a comment per key (used for examples and `config show`)."""
+    lines: list[str] = []
+    for section in fields(Config):
+        value = getattr(config, section.name)
+        lines.append(f"[{section.name}]")
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if isinstance(v, bool):
+                text = "true" if v else "false"
+            elif isinstance(v, str):
+                text = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(v)
+            lines.append(f"{f.name} = {text}  # {f.metadata.get('doc', '')}")
+        lines.append("")
+    return "\n".join(lines)

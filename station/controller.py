@@ -1,0 +1,576 @@
+"""The station controller: one state machine, owned by the loop thread, fed by events.
+
+Sensor callbacks, the motion worker, timers and the console only *post* to the loop; every
+handler here runs on the loop thread, one at a time, to completion. The procedure is the
+manufacturer's: present -> read guide pins -> interlock -> advance N positions (each confirmed
+by the index sensor, reserved durably before moving) -> (wet: one drop) -> swipe now ->
+judge the swipe -> cleaned / failed -> connector taken away -> ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from transitions import Machine
+
+from .config import Config
+from .domain import CASSETTE_FOR, CassetteType, FaultCode, Gender, Mode, Outcome, Reason
+from .guide_pins import PinSample, read_guide_pins
+from .loop import EventLoop, Timer
+from .ports import Bench, MotionResult, MotionStatus, Pattern, Sensor, SensorEdge
+from .store import Store, StoreError
+from .swipe import GateEdge, SwipeVerdict, judge_swipe
+
+log = logging.getLogger(__name__)
+
+STATES = ["idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done", "fault"]
+CYCLE = ["identifying", "advancing", "dispensing", "swipe_ready", "swiping"]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "present", "source": "idle", "dest": "identifying"},
+    {"trigger": "await_removal", "source": "idle", "dest": "done"},
+    {"trigger": "accept", "source": "identifying", "dest": "advancing"},
+    {"trigger": "reject", "source": "identifying", "dest": "done"},
+    {"trigger": "advanced", "source": "advancing", "dest": "dispensing", "conditions": "wet_clean"},
+    {"trigger": "advanced", "source": "advancing", "dest": "swipe_ready"},
+    {"trigger": "dropped", "source": "dispensing", "dest": "swipe_ready"},
+    {"trigger": "swipe_started", "source": "swipe_ready", "dest": "swiping"},
+    {"trigger": "finish", "source": ["advancing", "dispensing", "swipe_ready", "swiping"], "dest": "done"},
+    {"trigger": "taken_away", "source": "done", "dest": "idle"},
+    {"trigger": "fault", "source": "*", "dest": "fault"},
+    {"trigger": "clear_fault", "source": "fault", "dest": "idle", "conditions": "fault_cause_gone"},
+    {"trigger": "reset", "source": "*", "dest": "idle"},
+]
+
+PATTERN_OF_STATE = {
+    "idle": Pattern.READY,
+    "identifying": Pattern.BUSY,
+    "advancing": Pattern.BUSY,
+    "dispensing": Pattern.BUSY,
+    "swipe_ready": Pattern.SWIPE_NOW,
+    "swiping": Pattern.SWIPE_NOW,
+    "fault": Pattern.FAULT,
+}
+PATTERN_OF_OUTCOME = {
+    Outcome.CLEANED: Pattern.CLEANED,
+    Outcome.FAILED: Pattern.FAILED,
+    Outcome.REJECTED: Pattern.REJECTED,
+    Outcome.INTERRUPTED: Pattern.FAILED,
+}
+RESULT_HOLD_S = 1.0  # shortest time a result is shown, even if the connector is already gone
+
+
+@dataclass
+class Attempt:
+    """The clean in progress (its durable twin is a row in the store's attempts table)."""
+
+    id: int
+    started_at: float
+    mode: Mode
+    gender: Gender | None = None
+    cassette_id: int | None = None
+    pin_samples: list[PinSample] = field(default_factory=list)
+    positions_reserved: int = 0
+    positions_confirmed: int = 0
+    first_position: int | None = None
+    drops: int = 0
+    drop_at: float | None = None
+    swipe_opened_at: float | None = None
+    swipe_deadline: float | None = None
+    gate_edges: list[GateEdge] = field(default_factory=list)
+    verdict: SwipeVerdict | None = None
+    abandon: Reason | None = None  # connector removed or cancel pressed while the wheel moved
+    outcome: Outcome | None = None
+    reason: Reason | None = None
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class Controller:
+    """Owns the station's state machine. Public methods are safe to call from any thread:
+    they post to the loop. Methods starting with `_` run on the loop thread only."""
+
+    def __init__(
+        self,
+        config: Config,
+        loop: EventLoop,
+        bench: Bench,
+        store: Store,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.bench = bench
+        self.store = store
+        self.wall = wall_clock
+        self.attempt: Attempt | None = None
+        self.last_attempt: Attempt | None = None
+        self.fault_code: FaultCode | None = None
+        self.fault_detail = ""
+        self.warnings: set[str] = set()
+        self._listeners: list[Listener] = []
+        self._timer: Timer | None = None
+        self._button_timer: Timer | None = None
+        self._long_pressed = False
+        self._done_at = 0.0
+        self.machine = Machine(
+            model=self,
+            states=STATES,
+            transitions=TRANSITIONS,
+            initial="idle",
+            auto_transitions=False,
+            after_state_change="_state_changed",
+        )
+        loop._on_error = self._on_error
+        bench.sensors.on_edge(self.post_edge)
+
+    # ------------------------------------------------------------------ public, any thread
+    def start(self) -> None:
+        """Recover the books and settle into the state the sensors say (posted to the loop)."""
+        self.loop.post(self._start)
+
+    def post_edge(self, edge: SensorEdge) -> None:
+        self.loop.post(lambda: self._on_edge(edge))
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, kind: str, **data: Any) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, data)
+            except Exception:
+                log.exception("listener failed on %s", kind)
+
+    def _after(self, delay: float, fn: Callable[[], None]) -> None:
+        self._at(self.loop.now() + delay, fn)
+
+    def _at(self, due: float, fn: Callable[[], None]) -> None:
+        """Replace the single state timer (each state needs at most one). Absolute times, so a
+        judge asked at exactly its own deadline sees that deadline reached."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(due, fn)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _defer(self, fn: Callable[[], None]) -> None:
+        """Run after the current transition completes (run-to-completion)."""
+        self.loop.post(fn)
+
+    def _read(self, sensor: Sensor) -> bool:
+        return self.bench.sensors.read(sensor)
+
+    def cassette_type(self) -> CassetteType:
+        return CassetteType.MALE_MT if self._read(Sensor.CASSETTE_MALE) else CassetteType.STANDARD
+
+    def mode_switch(self) -> Mode:
+        return Mode.WET if self._read(Sensor.MODE_WET) else Mode.DRY
+
+    def fluid_low(self) -> bool:
+        used, capacity = self.store.fluid()
+        return self._read(Sensor.FLUID_LOW) or used >= capacity
+
+    def current_cassette(self):
+        """The fitted cassette's books. A type never seen before is taken as new (first fit)."""
+        ctype = self.cassette_type()
+        cassette = self.store.cassette(ctype)
+        if cassette is None:
+            cassette = self.store.new_cassette(
+                ctype, self.config.cassette.capacity_positions, self.wall(), note="first fit: assumed new"
+            )
+            self.store.audit("cassette", "first_fit", self.wall(), detail={"type": ctype.value, "id": cassette.id})
+        return cassette
+
+    # ------------------------------------------------------------------ start and errors
+    def _start(self) -> None:
+        closed = self.store.close_open_attempts(self.wall())
+        if closed:
+            self.store.audit("recovery", "interrupted_attempts", self.wall(), detail={"ids": closed})
+            self._emit("recovered", interrupted=closed)
+        self._state_changed()
+        self._enter_idle_checks()
+
+    def _on_error(self, exc: BaseException) -> None:
+        """Any unexpected exception in a handler: safe state, fault, keep serving."""
+        code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL
+        try:
+            self._fault(code, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("could not enter the fault state cleanly; forcing safe outputs")
+            self.bench.safe()
+
+    def _fault(self, code: FaultCode, detail: str = "") -> None:
+        if self.state == "fault":  # already safe; a second cause must not clear the first
+            self.bench.safe()
+            log.warning("further fault while in fault: %s %s", code.value, detail)
+            return
+        self.fault_code = code
+        self.fault_detail = detail
+        self.fault()
+
+    # ------------------------------------------------------------------ conditions
+    def wet_clean(self) -> bool:
+        return self.attempt is not None and self.attempt.mode is Mode.WET
+
+    def fault_cause_gone(self) -> bool:
+        if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
+            return self._read(Sensor.CASSETTE)
+        if self.fault_code is FaultCode.STORAGE:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ state entry/exit
+    def _state_changed(self) -> None:
+        pattern = PATTERN_OF_STATE.get(self.state)
+        if pattern is not None:
+            self.bench.panel.show(pattern)
+        self._emit("state", state=self.state)
+
+    def on_enter_idle(self) -> None:
+        self._cancel_timer()
+        if self.attempt is not None:
+            self.last_attempt = self.attempt
+            self.attempt = None
+        self._defer(self._enter_idle_checks)
+
+    def _enter_idle_checks(self) -> None:
+        if self.state != "idle":
+            return
+        if not self._read(Sensor.CASSETTE):
+            self._fault(FaultCode.NO_CASSETTE, "no cassette fitted")
+        elif self._read(Sensor.CONNECTOR):
+            self.await_removal()
+
+    def on_enter_identifying(self) -> None:
+        now = self.loop.now()
+        mode = self.mode_switch()
+        self.attempt = Attempt(self.store.begin_attempt(self.wall(), mode), now, mode)
+        self.attempt.pin_samples.append(PinSample(now, self._read(Sensor.PIN_LEFT), self._read(Sensor.PIN_RIGHT)))
+        self._emit("attempt", id=self.attempt.id, mode=mode.value)
+        self._check_pins()
+
+    def _check_pins(self) -> None:
+        a = self.attempt
+        if self.state != "identifying" or a is None:
+            return
+        g = self.config.guide_pins
+        reading = read_guide_pins(a.pin_samples, present_at=a.started_at, now=self.loop.now(), settle_s=g.settle_s, timeout_s=g.timeout_s)
+        if not reading.done:
+            self._at(reading.check_at, self._check_pins)  # type: ignore[arg-type]
+            return
+        self._cancel_timer()
+        a.gender = reading.gender
+        if reading.gender is not None:
+            self.store.set_attempt(a.id, gender=reading.gender.value)
+        refusal = self._refusal(reading.gender, a.mode)
+        if refusal is not None:
+            self._conclude(Outcome.REJECTED, refusal)
+            self.reject()
+        else:
+            self.accept()
+
+    def _refusal(self, gender: Gender | None, mode: Mode) -> Reason | None:
+        """Everything that must refuse a clean before anything is consumed (rules 2, 3, 4, 6)."""
+        if gender is None:
+            return Reason.UNSETTLED_PINS
+        if gender is Gender.DAMAGED:
+            return Reason.DAMAGED_PINS
+        if CASSETTE_FOR[gender] is not self.cassette_type():
+            return Reason.WRONG_CASSETTE_MALE if gender is Gender.MALE else Reason.WRONG_CASSETTE_FEMALE
+        if mode is Mode.WET and self.fluid_low():
+            return Reason.FLUID_LOW
+        if self.current_cassette().remaining < self.config.wheel.positions_per_clean:
+            return Reason.CASSETTE_EMPTY
+        return None
+
+    def on_enter_advancing(self) -> None:
+        a = self.attempt
+        assert a is not None
+        cassette = self.current_cassette()
+        n = self.config.wheel.positions_per_clean
+        # Durable before the wheel moves: a power cut can only over-count used ribbon.
+        a.first_position = self.store.reserve_positions(a.id, cassette.id, n)
+        a.cassette_id = cassette.id
+        a.positions_reserved = n
+        result_to_loop = lambda result: self.loop.post(lambda: self._on_motion(result))  # noqa: E731
+        self.bench.wheel.advance(n, result_to_loop)
+
+    def _on_motion(self, result: MotionResult) -> None:
+        a = self.attempt
+        if self.state != "advancing" or a is None:
+            return  # a move we aborted on the way into fault or reset
+        a.positions_confirmed = result.positions
+        self._emit("advanced", positions=result.positions, steps=result.steps, seconds=round(result.duration_s, 4))
+        if result.status is MotionStatus.JAM:
+            self._conclude(Outcome.FAILED, Reason.JAM)
+            self._fault(FaultCode.JAM, f"confirmed {result.positions} of {a.positions_reserved} positions after {result.steps} steps")
+        elif result.status is not MotionStatus.DONE or result.positions != a.positions_reserved:
+            self._conclude(Outcome.FAILED, Reason.FAULT)
+            self._fault(FaultCode.INTERNAL, f"wheel move ended {result.status.value} at {result.positions} positions")
+        elif a.abandon is not None:
+            self._conclude(Outcome.FAILED, a.abandon)
+            self.finish()
+        else:
+            self._cassette_warning()
+            self.advanced()
+
+    def on_enter_dispensing(self) -> None:
+        a = self.attempt
+        assert a is not None
+        self.store.record_drop(a.id)  # durable before the pulse: fluid is never under-counted
+        a.drops += 1
+        a.drop_at = self.loop.now()
+        self.bench.dispenser.pulse()
+        if self.bench.sensors.fitted(Sensor.DROP):
+            self._after(self.config.dispenser.drop_timeout_s, self._no_drop)
+        else:
+            self._defer(lambda: self.dropped() if self.state == "dispensing" else None)
+
+    def _no_drop(self) -> None:
+        if self.state == "dispensing":
+            self._conclude(Outcome.FAILED, Reason.NO_DROP)
+            self._fault(FaultCode.NO_DROP, "the drop sensor saw no drop")
+
+    def on_exit_dispensing(self) -> None:
+        self._cancel_timer()
+        self.bench.dispenser.off()
+
+    def on_enter_swipe_ready(self) -> None:
+        a = self.attempt
+        assert a is not None
+        now = self.loop.now()
+        a.swipe_opened_at = now
+        s = self.config.swipe
+        a.swipe_deadline = (a.drop_at + s.wet_window_s) if a.mode is Mode.WET and a.drop_at is not None else now + s.timeout_s
+        for sensor, gate in ((Sensor.GATE_A, "A"), (Sensor.GATE_B, "B")):
+            if self._read(sensor):  # already blocked when the swipe is due
+                a.gate_edges.append(GateEdge(gate, True, now))  # type: ignore[arg-type]
+        self._emit("swipe_now", id=a.id, deadline_s=round(a.swipe_deadline - now, 3))
+        self._judge()
+
+    def _judge(self, connector_gone: bool = False) -> None:
+        a = self.attempt
+        if self.state not in ("swipe_ready", "swiping") or a is None:
+            return
+        s = self.config.swipe
+        verdict = judge_swipe(
+            a.gate_edges,
+            opened_at=a.swipe_opened_at,  # type: ignore[arg-type]
+            start_deadline=a.swipe_deadline,  # type: ignore[arg-type]
+            now=self.loop.now(),
+            min_pass_s=s.min_pass_s,
+            max_pass_s=s.max_pass_s,
+            glitch_s=s.glitch_s,
+            settle_s=s.settle_s,
+            connector_gone=connector_gone,
+        )
+        if not verdict.done:
+            self._at(verdict.check_at, self._judge)  # type: ignore[arg-type]
+            return
+        self._cancel_timer()
+        a.verdict = verdict
+        fields: dict[str, Any] = {}
+        if verdict.started_at is not None and a.drop_at is not None:
+            fields["swipe_start_s"] = round(verdict.started_at - a.drop_at, 4)
+        elif verdict.started_at is not None:
+            fields["swipe_start_s"] = round(verdict.started_at - a.swipe_opened_at, 4)  # type: ignore[operator]
+        if verdict.pass_s is not None:
+            fields["pass_s"] = round(verdict.pass_s, 4)
+        if fields:
+            self.store.set_attempt(a.id, **fields)
+        if verdict.ok:
+            self._conclude(Outcome.CLEANED, None)
+        else:
+            self._conclude(Outcome.FAILED, verdict.reason or Reason.FAULT)
+        self.finish()
+
+    def on_enter_done(self) -> None:
+        self._done_at = self.loop.now()
+        a = self.attempt
+        self.bench.panel.show(PATTERN_OF_OUTCOME[a.outcome] if a is not None and a.outcome else Pattern.REMOVE)
+        self._after(RESULT_HOLD_S, self._maybe_taken_away)
+
+    def _maybe_taken_away(self) -> None:
+        if self.state == "done" and not self._read(Sensor.CONNECTOR) and self.loop.now() - self._done_at >= RESULT_HOLD_S - 1e-9:
+            self.taken_away()
+
+    def on_enter_fault(self) -> None:
+        self._cancel_timer()
+        self.bench.safe()
+        a = self.attempt
+        if a is not None and a.outcome is None:
+            consumed = a.positions_reserved > 0
+            reason = Reason.CASSETTE_PULLED if self.fault_code is FaultCode.CASSETTE_PULLED else Reason.FAULT
+            self._conclude(Outcome.FAILED if consumed else Outcome.REJECTED, reason, guarded=True)
+        if a is not None:
+            self.last_attempt = a
+            self.attempt = None
+        try:
+            self.store.audit("fault", (self.fault_code or FaultCode.INTERNAL).value, self.wall(), detail=self.fault_detail)
+        except Exception:
+            log.exception("could not record the fault")
+        self._emit("fault", code=(self.fault_code or FaultCode.INTERNAL).value, detail=self.fault_detail)
+
+    def on_exit_fault(self) -> None:
+        self.bench.panel.show(Pattern.OFF)
+        self._emit("fault_cleared", code=(self.fault_code or FaultCode.INTERNAL).value)
+        self.fault_code = None
+        self.fault_detail = ""
+
+    # ------------------------------------------------------------------ results
+    def _conclude(self, outcome: Outcome, reason: Reason | None, guarded: bool = False) -> None:
+        a = self.attempt
+        if a is None or a.outcome is not None:
+            return
+        a.outcome, a.reason = outcome, reason
+        try:
+            self.store.finish_attempt(a.id, outcome, reason.value if reason else "", self.wall())
+        except Exception:
+            if not guarded:
+                raise
+            log.exception("could not record the end of attempt %s", a.id)
+        self._emit("result", id=a.id, outcome=outcome.value, reason=reason.value if reason else "",
+                   gender=a.gender.value if a.gender else None, mode=a.mode.value, drops=a.drops,
+                   positions=a.positions_confirmed, pass_s=a.verdict.pass_s if a.verdict else None)
+
+    def _cassette_warning(self) -> None:
+        cassette = self.current_cassette()
+        cleans_left = cassette.remaining // self.config.wheel.positions_per_clean
+        if cleans_left < self.config.cassette.low_warning_cleans and "cassette_low" not in self.warnings:
+            self.warnings.add("cassette_low")
+            self._emit("warning", text=f"cassette low: {cleans_left} cleans left")
+
+    # ------------------------------------------------------------------ events
+    def _on_edge(self, edge: SensorEdge) -> None:
+        handler = _EDGE_HANDLERS.get(edge.sensor)
+        if handler is not None:
+            handler(self, edge)
+
+    def _edge_connector(self, edge: SensorEdge) -> None:
+        state = self.state
+        if edge.active:
+            if state == "idle":
+                self.present()
+            return
+        if state == "identifying":
+            self._conclude(Outcome.REJECTED, Reason.REMOVED_EARLY)
+            self.reject()
+        elif state == "advancing":
+            if self.attempt is not None:
+                self.attempt.abandon = Reason.REMOVED_MID_CYCLE
+        elif state == "dispensing":
+            self._conclude(Outcome.FAILED, Reason.REMOVED_MID_CYCLE)
+            self.finish()
+        elif state in ("swipe_ready", "swiping"):
+            self._judge(connector_gone=True)
+        elif state == "done":
+            self._maybe_taken_away()
+
+    def _edge_pin(self, edge: SensorEdge) -> None:
+        a = self.attempt
+        if self.state == "identifying" and a is not None:
+            a.pin_samples.append(PinSample(edge.t, self._read(Sensor.PIN_LEFT), self._read(Sensor.PIN_RIGHT)))
+            self._check_pins()
+
+    def _edge_gate(self, edge: SensorEdge) -> None:
+        a = self.attempt
+        if self.state not in ("swipe_ready", "swiping") or a is None:
+            return
+        a.gate_edges.append(GateEdge("A" if edge.sensor is Sensor.GATE_A else "B", edge.active, edge.t))
+        if self.state == "swipe_ready" and edge.active:
+            self.swipe_started()
+        self._judge()
+
+    def _edge_drop(self, edge: SensorEdge) -> None:
+        if edge.active and self.state == "dispensing":
+            self.dropped()
+
+    def _edge_cassette(self, edge: SensorEdge) -> None:
+        if not edge.active and self.state != "fault":
+            in_cycle = self.state in CYCLE
+            self._fault(FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE,
+                        "cassette removed during a clean" if in_cycle else "no cassette fitted")
+        self.store.audit("cassette", "fitted" if edge.active else "removed", self.wall(),
+                         detail={"type": self.cassette_type().value})
+        if edge.active and self.state == "fault" and self.fault_code is FaultCode.NO_CASSETTE:
+            self.clear_fault()  # not a malfunction: the cassette was simply missing
+
+    def _edge_button(self, edge: SensorEdge) -> None:
+        if edge.active:
+            self._long_pressed = False
+            if self._button_timer is not None:
+                self._button_timer.cancel()
+            self._button_timer = self.loop.call_later(self.config.panel.long_press_s, self._long_press)
+            return
+        if self._button_timer is not None:
+            self._button_timer.cancel()
+            self._button_timer = None
+        if not self._long_pressed:
+            self._short_press()
+
+    def _short_press(self) -> None:
+        state = self.state
+        if state == "fault":
+            if self.fault_cause_gone():
+                self.store.audit("maintenance", "fault_clear", self.wall(), source="panel")
+            self.clear_fault()
+        elif state == "identifying":
+            self._conclude(Outcome.REJECTED, Reason.CANCELLED_EARLY)
+            self.reject()
+        elif state == "advancing" and self.attempt is not None:
+            self.attempt.abandon = Reason.CANCELLED
+        elif state in ("dispensing", "swipe_ready", "swiping"):
+            self._conclude(Outcome.FAILED, Reason.CANCELLED)
+            self.finish()
+
+    def _long_press(self) -> None:
+        """Long press while ready: the cassette just fitted is a new one (fresh count)."""
+        self._long_pressed = True
+        self._button_timer = None
+        if self.state == "idle" and self._read(Sensor.CASSETTE):
+            self.new_cassette(source="panel")
+
+    # ------------------------------------------------------------------ maintenance actions
+    def new_cassette(self, source: str) -> None:
+        ctype = self.cassette_type()
+        cassette = self.store.new_cassette(ctype, self.config.cassette.capacity_positions, self.wall())
+        self.store.audit("maintenance", "new_cassette", self.wall(), detail={"type": ctype.value, "id": cassette.id}, source=source)
+        self.warnings.discard("cassette_low")
+        self._emit("cassette", id=cassette.id, type=ctype.value, capacity=cassette.capacity)
+
+    def status(self) -> dict[str, Any]:
+        """One consistent snapshot (call on the loop thread)."""
+        cassette = self.store.cassette(self.cassette_type()) if self._read(Sensor.CASSETTE) else None
+        used, capacity = self.store.fluid()
+        return {
+            "state": self.state,
+            "mode": self.mode_switch().value,
+            "cassette": cassette.type.value if cassette else None,
+            "ribbon_remaining": cassette.remaining if cassette else None,
+            "cleans_remaining": cassette.remaining // self.config.wheel.positions_per_clean if cassette else None,
+            "fluid_drops_left": max(0, capacity - used),
+            "fluid_low": self._read(Sensor.FLUID_LOW),
+            "fault": self.fault_code.value if self.fault_code else None,
+        }
+
+
+_EDGE_HANDLERS: dict[Sensor, Callable[[Controller, SensorEdge], None]] = {
+    Sensor.CONNECTOR: Controller._edge_connector,
+    Sensor.PIN_LEFT: Controller._edge_pin,
+    Sensor.PIN_RIGHT: Controller._edge_pin,
+    Sensor.GATE_A: Controller._edge_gate,
+    Sensor.GATE_B: Controller._edge_gate,
+    Sensor.DROP: Controller._edge_drop,
+    Sensor.CASSETTE: Controller._edge_cassette,
+    Sensor.BUTTON: Controller._edge_button,
+}

@@ -1,0 +1,104 @@
+"""The operator panel: three LEDs and a buzzer with one distinct pattern per situation.
+
+Patterns are timed on the controller loop rather than with gpiozero's `blink()` threads, so
+they run in virtual time in simulation and never race the controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpiozero import LED, Buzzer
+from gpiozero.pins import Factory
+
+from ..config import Config
+from ..loop import EventLoop, Timer
+from ..ports import Pattern
+
+
+@dataclass(frozen=True)
+class Look:
+    """steady: LEDs held on; blink: LEDs toggled every `half_period_s`; beeps: count, length factor."""
+
+    steady: tuple[str, ...] = ()
+    blink: tuple[str, ...] = ()
+    half_period_s: float = 0.5
+    beeps: int = 0
+    beep_len: float = 1.0
+
+
+# green = ready, amber = busy, red = fault. Only SWIPE_NOW lights green and amber together.
+LOOKS: dict[Pattern, Look] = {
+    Pattern.OFF: Look(),
+    Pattern.READY: Look(steady=("green",)),
+    Pattern.BUSY: Look(steady=("amber",)),
+    Pattern.SWIPE_NOW: Look(steady=("green", "amber"), beeps=1),
+    Pattern.CLEANED: Look(blink=("green",), half_period_s=0.5, beeps=2),
+    Pattern.FAILED: Look(blink=("red",), half_period_s=0.5, beeps=1, beep_len=4.0),
+    Pattern.REJECTED: Look(blink=("red",), half_period_s=0.125, beeps=3),
+    Pattern.REMOVE: Look(blink=("amber",), half_period_s=0.5),
+    Pattern.FAULT: Look(steady=("red",), beeps=5, beep_len=2.0),
+}
+
+
+class LedPanel:
+    def __init__(self, config: Config, loop: EventLoop, pin_factory: Factory | None = None) -> None:
+        pins = config.pins
+        self._loop = loop
+        self._beep_s = config.panel.beep_s
+        self.leds = {
+            "green": LED(pins.led_ready, pin_factory=pin_factory),
+            "amber": LED(pins.led_busy, pin_factory=pin_factory),
+            "red": LED(pins.led_fault, pin_factory=pin_factory),
+        }
+        self.buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory)
+        self._pattern = Pattern.OFF
+        self._timers: list[Timer] = []
+
+    @property
+    def pattern(self) -> Pattern:
+        return self._pattern
+
+    def show(self, pattern: Pattern) -> None:
+        if pattern is self._pattern:
+            return
+        self._stop()
+        self._pattern = pattern
+        look = LOOKS[pattern]
+        for name, led in self.leds.items():
+            led.value = name in look.steady or name in look.blink
+        if look.blink:
+            self._blink(look, True)
+        for i in range(look.beeps):
+            start = i * 2 * self._beep_s * look.beep_len
+            self._timers.append(self._loop.call_later(start, self.buzzer.on))
+            self._timers.append(self._loop.call_later(start + self._beep_s * look.beep_len, self.buzzer.off))
+
+    def _blink(self, look: Look, lit: bool) -> None:
+        for name in look.blink:
+            self.leds[name].value = lit
+
+        def toggle() -> None:
+            self._timers = [t for t in self._timers if not t.cancelled and t.due > self._loop.now()]
+            self._blink(look, not lit)
+
+        self._timers.append(self._loop.call_later(look.half_period_s, toggle))
+
+    def _stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.buzzer.off()
+
+    def fault_light(self) -> None:
+        """Safe-state light: red on, the rest off, at once (no timers involved). The pattern is
+        left as it was so that a following `show(FAULT)` still sounds the alarm."""
+        self._stop()
+        for name, led in self.leds.items():
+            led.value = name == "red"
+
+    def close(self) -> None:
+        self._stop()
+        for led in self.leds.values():
+            led.close()
+        self.buzzer.close()

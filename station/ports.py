@@ -1,0 +1,101 @@
+"""The small interfaces the controller talks to. Only `station.drivers` implements them with
+gpiozero; the controller never knows which pin factory (lgpio or MockFactory) is underneath."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Protocol
+
+
+class Sensor(str, Enum):
+    """Inputs the controller hears about. Active means: the thing is there / switched on."""
+
+    CONNECTOR = "connector"
+    PIN_LEFT = "pin_left"
+    PIN_RIGHT = "pin_right"
+    GATE_A = "gate_a"
+    GATE_B = "gate_b"
+    CASSETTE = "cassette"
+    CASSETTE_MALE = "cassette_male"
+    DROP = "drop"
+    FLUID_LOW = "fluid_low"
+    MODE_WET = "mode_wet"
+    BUTTON = "button"
+
+
+@dataclass(frozen=True)
+class SensorEdge:
+    sensor: Sensor
+    active: bool
+    t: float
+
+
+class MotionStatus(str, Enum):
+    DONE = "done"
+    JAM = "jam"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    status: MotionStatus
+    positions: int  # positions confirmed by the index sensor
+    steps: int
+    duration_s: float
+
+
+class Sensors(Protocol):
+    def read(self, sensor: Sensor) -> bool: ...
+    def snapshot(self) -> dict[Sensor, bool]: ...
+    def fitted(self, sensor: Sensor) -> bool: ...
+    def on_edge(self, sink: Callable[[SensorEdge], None]) -> None: ...
+
+
+class Wheel(Protocol):
+    """Closed-loop cassette wheel: advances whole positions confirmed by the index sensor."""
+
+    def advance(self, positions: int, done: Callable[[MotionResult], None]) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def moving(self) -> bool: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+class Dispenser(Protocol):
+    def pulse(self) -> None: ...
+    def off(self) -> None: ...
+    @property
+    def pumping(self) -> bool: ...
+
+
+class Pattern(str, Enum):
+    """What the panel shows. Each is a distinct light and sound pattern (see drivers.panel)."""
+
+    OFF = "off"
+    READY = "ready"
+    BUSY = "busy"
+    SWIPE_NOW = "swipe_now"
+    CLEANED = "cleaned"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    FAULT = "fault"
+
+
+class Panel(Protocol):
+    def show(self, pattern: Pattern) -> None: ...
+    @property
+    def pattern(self) -> Pattern: ...
+
+
+class Bench(Protocol):
+    """Everything the controller drives, plus the one path to the safe state."""
+
+    sensors: Sensors
+    wheel: Wheel
+    dispenser: Dispenser
+    panel: Panel
+
+    def safe(self) -> None: ...
