@@ -61,7 +61,8 @@ class SimBench:
 
         def attach_world(hardware) -> None:
             self.world = World(self.config, self.factory, self.loop, **(world_options or {}))
-            self.world.fit_cassette(cassette, male_mt=(cassette == "male_mt"))
+            if not self.world.cassettes:  # a world carried over from a power cut keeps its own
+                self.world.fit_cassette(cassette, male_mt=(cassette == "male_mt"))
             self.world.attach()
 
         self.station: Station = build_station(

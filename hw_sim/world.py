@@ -7,7 +7,10 @@ violation of DESIGN.md section 3, independently of the firmware's own bookkeepin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from enum import Enum
 from typing import Callable
 
@@ -62,6 +65,9 @@ INPUTS = {
 }
 
 
+FLUID_LOW_LEVEL = 20  # drops left when the reservoir's float switch closes
+
+
 @dataclass
 class SimCassette:
     """A physical cassette: it keeps its ribbon state when taken out and put back."""
@@ -71,6 +77,7 @@ class SimCassette:
     capacity: int  # ribbon positions
     position: int = 0  # section under the window
     touched: dict[int, int] = field(default_factory=dict)  # section -> swipes on it
+    offered: list[int] = field(default_factory=list)  # sections the firmware said swipe-now on
     drops: dict[int, int] = field(default_factory=dict)  # section -> drops placed on it
     drop_time: dict[int, float] = field(default_factory=dict)
 
@@ -109,6 +116,7 @@ class World:
         steps_per_position: int | None = None,
         reservoir_drops: int = 500,
         drop_sensor_delay_s: float = 0.02,
+        state_file: str | Path | None = None,
     ) -> None:
         self.config = config
         self.factory = factory
@@ -124,6 +132,7 @@ class World:
         self.mode_wet = False
         self.violations: list[Violation] = []
         self.swipes: list[SwipeRecord] = []
+        self.swipes_before = 0  # swipes in earlier lives of this world (state file)
         self.drops_total = 0
         self.steps_total = 0
         self.positions_total = 0
@@ -141,9 +150,12 @@ class World:
         self._out: dict[int, bool] = {}
         self.prompting = False
         self.prompts = 0
-        self._positions_since_prompt: int | None = None  # None until the first prompt
+        self._move_positions = 0  # positions passed since the driver was last enabled
         self._on_prompt: list[Callable[[], None]] = []
         self._hand: list[Timer] = []  # gate edges of strokes still under way
+        self.state_file = Path(state_file) if state_file else None
+        if self.state_file is not None and self.state_file.exists():
+            self._load()
         factory.on_output = self._output_changed
         self._pin_role = {getattr(self.pins, k): k for k in ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")}
         for bcm in self._pin_role:  # outputs the firmware already set before the world was wired
@@ -158,6 +170,8 @@ class World:
             if name == "drop" and not self.config.dispenser.drop_sensor_fitted:
                 continue
             self._drive(name, False, force=True)
+        self._drive("mode_wet", self.mode_wet)
+        self._sync_fluid_switch()
         self._update_index()
         self._sync_cassette_inputs()
 
@@ -197,11 +211,52 @@ class World:
 
     def _violate(self, rule: int, text: str) -> None:
         self.violations.append(Violation(rule, self.loop.now(), text))
+        self._persist()
+
+    # ================================================================== power cuts
+    # Physics survives the firmware being killed: with a state file, the world rewrites it
+    # (atomically) after every physical change and a new World on the same file carries on.
+    def _persist(self) -> None:
+        if self.state_file is None:
+            return
+        state = {
+            "cassettes": {n: asdict(c) for n, c in self.cassettes.items()},
+            "fitted": self.fitted.name if self.fitted else None,
+            "reservoir": self.reservoir,
+            "mode_wet": self.mode_wet,
+            "step_in_position": self._step_in_position,
+            "totals": [self.drops_total, self.steps_total, self.positions_total, self.prompts],
+            "move_positions": self._move_positions,
+            "violations": [asdict(v) for v in self.violations],
+            "swipes": self.swipes_before + len(self.swipes),
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_file)
+
+    def _load(self) -> None:
+        state = json.loads(self.state_file.read_text())  # type: ignore[union-attr]
+        for name, c in state["cassettes"].items():
+            c["touched"] = {int(k): v for k, v in c["touched"].items()}
+            c["drops"] = {int(k): v for k, v in c["drops"].items()}
+            c["drop_time"] = {int(k): v - 1e9 for k, v in c["drop_time"].items()}  # long dried
+            self.cassettes[name] = SimCassette(**c)
+        self.fitted = self.cassettes.get(state["fitted"]) if state["fitted"] else None
+        self.reservoir = state["reservoir"]
+        self.mode_wet = state["mode_wet"]
+        self._step_in_position = state["step_in_position"]
+        self.drops_total, self.steps_total, self.positions_total, self.prompts = state["totals"]
+        self._move_positions = state["move_positions"]
+        self.violations = [Violation(**v) for v in state["violations"]]
+        self.swipes_before = state["swipes"]
 
     # ================================================================== firmware outputs
     def _output_changed(self, bcm: int, value: bool) -> None:
+        was_enabled = self.stepper_enabled
         self._out[bcm] = value
         role = self._pin_role.get(bcm)
+        if role == "enable" and self.stepper_enabled and not was_enabled:
+            self._move_positions = 0  # a new move begins
         if role == "step" and value:
             self._step()
         elif role == "pump" and value:
@@ -241,9 +296,9 @@ class World:
             self._index_blind = self._missing_index > 0
             if self._index_blind:
                 self._missing_index -= 1
-            if self._positions_since_prompt is not None:
-                self._positions_since_prompt += 1
+            self._move_positions += 1
         self._update_index()
+        self._persist()
 
     def _update_index(self) -> None:
         in_slot = self._step_in_position < self.index_slot and self.fitted is not None
@@ -258,6 +313,7 @@ class World:
             return
         self.reservoir -= 1
         self.drops_total += 1
+        self._sync_fluid_switch()
         cassette = self.fitted
         if cassette is not None:
             section = cassette.position
@@ -267,6 +323,7 @@ class World:
                 self._violate(4, f"second drop on section {section}")
             if cassette.touched.get(section):
                 self._violate(4, f"drop on section {section}, which was already used")
+        self._persist()
         if self.config.dispenser.drop_sensor_fitted:
             self.loop.call_later(self.drop_sensor_delay_s, lambda: self._drive("drop", True))
             self.loop.call_later(self.drop_sensor_delay_s + 0.005, lambda: self._drive("drop", False))
@@ -289,9 +346,12 @@ class World:
             self._violate(1, "swipe-now with no cassette fitted")
             return
         section = cassette.position
-        if self._positions_since_prompt is not None and self._positions_since_prompt != n:
-            self._violate(1, f"wheel moved {self._positions_since_prompt} positions since the last swipe-now, not {n}")
-        self._positions_since_prompt = 0
+        if self._move_positions != n:
+            self._violate(1, f"the last wheel move advanced {self._move_positions} positions, not {n}")
+        if section in cassette.offered:
+            self._violate(1, f"swipe-now on section {section} a second time")
+        cassette.offered.append(section)
+        self._persist()
         if cassette.touched.get(section):
             self._violate(1, f"swipe-now on section {section}, which was already used")
         if section >= cassette.capacity:
@@ -322,16 +382,19 @@ class World:
                 capacity if capacity is not None else self.config.cassette.capacity_positions,
             )
             self.cassettes[name] = cassette
-        self.fitted = cassette
-        self._step_in_position = 0
+        if self.fitted is not cassette:
+            self.fitted = cassette
+            self._step_in_position = 0
         self._sync_cassette_inputs()
         self._update_index()
+        self._persist()
         return cassette
 
     def remove_cassette(self) -> None:
         self.fitted = None
         self._sync_cassette_inputs()
         self._update_index()
+        self._persist()
 
     def _sync_cassette_inputs(self) -> None:
         # type switch first: the tab is read as the cassette seats
@@ -344,7 +407,11 @@ class World:
 
     def refill(self, drops: int = 500) -> None:
         self.reservoir = drops
-        self._drive("fluid_low", False)
+        self._sync_fluid_switch()
+        self._persist()
+
+    def _sync_fluid_switch(self) -> None:
+        self._drive("fluid_low", self.reservoir <= FLUID_LOW_LEVEL)
 
     def press_button(self, hold_s: float = 0.1) -> None:
         self._drive("button", True)
@@ -433,6 +500,7 @@ class World:
         cassette.touched[section] = cassette.touched.get(section, 0) + 1
         if self.prompting and not fresh:
             self._violate(1, f"prompted swipe on section {section}, which was already used")
+        self._persist()
 
     # ================================================================== faults
     def inject(self, fault: Fault | str, **kw: object) -> None:
@@ -452,7 +520,7 @@ class World:
             self._pump_clogged = True
         elif fault is Fault.EMPTY_RESERVOIR:
             self.reservoir = 0
-            self._drive("fluid_low", True)
+            self._sync_fluid_switch()
         elif fault is Fault.STUCK_SENSOR:
             name = str(kw["sensor"])
             if name not in INPUTS:

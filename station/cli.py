@@ -96,6 +96,42 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_records(args: argparse.Namespace) -> int:
+    """Export clean records (CSV or JSON) and print a summary."""
+    from . import records
+    from .app import DB_NAME, default_state_dir
+    from .store import Store
+
+    config = _load_config(args.config)
+    directory = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=Path("/var/lib/mpo-station").exists()))
+    path = directory / DB_NAME
+    if not path.exists():
+        print(f"station records: no database at {path}; name the state directory with --state-dir", file=sys.stderr)
+        return 2
+    try:
+        since = records.parse_time(args.since) if args.since else None
+        until = records.parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"station records: {exc}", file=sys.stderr)
+        return 2
+    store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
+    try:
+        rows = store.attempts(since=since, until=until, outcome=args.result, newest_first=False)
+        if args.format:
+            writer = records.write_csv if args.format == "csv" else records.write_json
+            if args.output and args.output != "-":
+                with open(args.output, "w", encoding="utf-8", newline="") as out:
+                    n = writer(rows, out)
+                print(f"wrote {n} records to {args.output}", file=sys.stderr)
+            else:
+                writer(rows, sys.stdout)
+        if not args.format or (args.output and args.output != "-"):
+            print(records.summary(store, config.wheel.positions_per_clean))
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="station", description="MPO/MTP connector cleaning station firmware")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -117,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--scenario", metavar="FILE", help="run a scenario file; exit 1 if an expectation fails")
     mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("records", help="export clean records as CSV or JSON and summarise them")
+    common(p)
+    p.add_argument("--format", choices=("csv", "json"), help="export format (default: only the summary)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the export here (default: standard output)")
+    p.add_argument("--since", metavar="TIME", help="only attempts started at or after this ISO date/time (UTC)")
+    p.add_argument("--until", metavar="TIME", help="only attempts started before this ISO date/time (UTC)")
+    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("diagram", help="write the state machine diagram")
     p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")

@@ -21,7 +21,7 @@ from .domain import CASSETTE_FOR, CassetteType, FaultCode, Gender, Mode, Outcome
 from .guide_pins import PinSample, read_guide_pins
 from .loop import EventLoop, Timer
 from .ports import Bench, MotionResult, MotionStatus, Pattern, Sensor, SensorEdge
-from .store import Store, StoreError
+from .store import CassetteState, Store, StoreError
 from .swipe import GateEdge, SwipeVerdict, judge_swipe
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ PATTERN_OF_OUTCOME = {
     Outcome.INTERRUPTED: Pattern.FAILED,
 }
 RESULT_HOLD_S = 1.0  # shortest time a result is shown, even if the connector is already gone
+NEW_CASSETTE_WINDOW_S = 120.0  # a long press declares a new cassette only this soon after fitting
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Controller:
         self._button_timer: Timer | None = None
         self._long_pressed = False
         self._done_at = 0.0
+        self._fitted_at: float | None = None  # loop time the cassette was last fitted
         self.machine = Machine(
             model=self,
             states=STATES,
@@ -180,15 +182,16 @@ class Controller:
         used, capacity = self.store.fluid()
         return self._read(Sensor.FLUID_LOW) or used >= capacity
 
-    def current_cassette(self):
-        """The fitted cassette's books. A type never seen before is taken as new (first fit)."""
+    def current_cassette(self) -> CassetteState:
+        """The fitted cassette's books. The first cassette ever fitted of a type is taken as new;
+        after that a cassette of the same type is the same one until someone declares it new
+        (a re-inserted cassette keeps its count)."""
         ctype = self.cassette_type()
         cassette = self.store.cassette(ctype)
         if cassette is None:
             cassette = self.store.new_cassette(
                 ctype, self.config.cassette.capacity_positions, self.wall(), note="first fit: assumed new"
             )
-            self.store.audit("cassette", "first_fit", self.wall(), detail={"type": ctype.value, "id": cassette.id})
         return cassette
 
     # ------------------------------------------------------------------ start and errors
@@ -299,7 +302,7 @@ class Controller:
         cassette = self.current_cassette()
         n = self.config.wheel.positions_per_clean
         # Durable before the wheel moves: a power cut can only over-count used ribbon.
-        a.first_position = self.store.reserve_positions(a.id, cassette.id, n)
+        a.first_position = self.store.reserve_positions(cassette, n, self.wall(), attempt_id=a.id)
         a.cassette_id = cassette.id
         a.positions_reserved = n
         result_to_loop = lambda result: self.loop.post(lambda: self._on_motion(result))  # noqa: E731
@@ -327,7 +330,7 @@ class Controller:
     def on_enter_dispensing(self) -> None:
         a = self.attempt
         assert a is not None
-        self.store.record_drop(a.id)  # durable before the pulse: fluid is never under-counted
+        self.store.record_drop(self.wall(), attempt_id=a.id)  # durable before the pulse
         a.drops += 1
         a.drop_at = self.loop.now()
         self.bench.dispenser.pulse()
@@ -496,13 +499,22 @@ class Controller:
             self.dropped()
 
     def _edge_cassette(self, edge: SensorEdge) -> None:
-        if not edge.active and self.state != "fault":
-            in_cycle = self.state in CYCLE
-            self._fault(FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE,
-                        "cassette removed during a clean" if in_cycle else "no cassette fitted")
-        self.store.audit("cassette", "fitted" if edge.active else "removed", self.wall(),
-                         detail={"type": self.cassette_type().value})
-        if edge.active and self.state == "fault" and self.fault_code is FaultCode.NO_CASSETTE:
+        if not edge.active:
+            if self.state != "fault":
+                in_cycle = self.state in CYCLE
+                self._fault(FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE,
+                            "cassette removed during a clean" if in_cycle else "no cassette fitted")
+            self._fitted_at = None
+            self.store.cassette_removed(self.wall())
+            return
+        self._fitted_at = self.loop.now()
+        known = self.store.cassette(self.cassette_type())
+        if known is None:
+            self.current_cassette()  # first of its type: declared new, with its fit recorded
+        else:
+            self.store.cassette_fitted(known.id, self.wall())
+        self.warnings.discard("cassette_low")
+        if self.state == "fault" and self.fault_code is FaultCode.NO_CASSETTE:
             self.clear_fault()  # not a malfunction: the cassette was simply missing
 
     def _edge_button(self, edge: SensorEdge) -> None:
@@ -534,19 +546,30 @@ class Controller:
             self.finish()
 
     def _long_press(self) -> None:
-        """Long press while ready: the cassette just fitted is a new one (fresh count)."""
+        """Long press while ready with the cassette just fitted: it is a new one (fresh count).
+        Only just after fitting, so a stray long press can never reset a used cassette's count."""
         self._long_pressed = True
         self._button_timer = None
-        if self.state == "idle" and self._read(Sensor.CASSETTE):
-            self.new_cassette(source="panel")
+        if self.state != "idle" or not self._read(Sensor.CASSETTE):
+            return
+        if self._fitted_at is None or self.loop.now() - self._fitted_at > NEW_CASSETTE_WINDOW_S:
+            self._emit("warning", text=f"to declare a new cassette, long-press within "
+                                       f"{NEW_CASSETTE_WINDOW_S:.0f} s of fitting it")
+            return
+        self.new_cassette(source="panel")
 
     # ------------------------------------------------------------------ maintenance actions
     def new_cassette(self, source: str) -> None:
         ctype = self.cassette_type()
-        cassette = self.store.new_cassette(ctype, self.config.cassette.capacity_positions, self.wall())
-        self.store.audit("maintenance", "new_cassette", self.wall(), detail={"type": ctype.value, "id": cassette.id}, source=source)
+        cassette = self.store.new_cassette(ctype, self.config.cassette.capacity_positions, self.wall(), source=source)
         self.warnings.discard("cassette_low")
         self._emit("cassette", id=cassette.id, type=ctype.value, capacity=cassette.capacity)
+
+    def refill(self, source: str) -> None:
+        """The reservoir was refilled: the fluid count starts again."""
+        self.store.refill(self.wall(), source=source)
+        self.warnings.discard("fluid_low")
+        self._emit("refill", capacity=self.store.fluid()[1])
 
     def status(self) -> dict[str, Any]:
         """One consistent snapshot (call on the loop thread)."""

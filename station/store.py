@@ -1,8 +1,12 @@
-"""Durable books: cassettes, ribbon positions, fluid, clean attempts, faults and audit.
+"""Durable books: cassettes, ribbon, fluid, clean attempts, faults and maintenance audit.
 
 SQLite in WAL mode with `synchronous=FULL`: a call returns only once its transaction is on
-disk. Ribbon positions are reserved *before* the wheel moves, so a power cut at any instant
-can only make the station believe it used more ribbon than it did, never less.
+disk. Counters are never stored on their own: ribbon used is the sum of the ribbon ledger,
+fluid used is the drops since the last refill. So the counters always equal what the
+records say, also after a power cut at any instant.
+
+Ribbon positions are reserved *before* the wheel moves: a power cut can only make the
+station believe it used more ribbon than it did, never less.
 """
 
 from __future__ import annotations
@@ -11,29 +15,34 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
 SCHEMA_VERSION = 1
-APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as ours
+APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
 class StoreError(RuntimeError):
     """The database cannot be used (read-only, full, corrupt or not ours)."""
 
 
+# One entry per schema version; a database is brought up to date one step at a time.
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE cassettes (
         id INTEGER PRIMARY KEY,
-        type TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('standard', 'male_mt')),
         capacity INTEGER NOT NULL CHECK (capacity > 0),
-        used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
-        fitted_at REAL NOT NULL,
+        declared_at REAL NOT NULL,
         retired_at REAL,
-        present INTEGER NOT NULL DEFAULT 0,
         note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE cassette_fits (
+        id INTEGER PRIMARY KEY,
+        cassette_id INTEGER NOT NULL REFERENCES cassettes(id),
+        fitted_at REAL NOT NULL,
+        removed_at REAL
     );
     CREATE TABLE attempts (
         id INTEGER PRIMARY KEY,
@@ -42,20 +51,36 @@ MIGRATIONS: dict[int, str] = {
         mode TEXT NOT NULL,
         gender TEXT,
         cassette_id INTEGER REFERENCES cassettes(id),
-        positions INTEGER NOT NULL DEFAULT 0,
-        first_position INTEGER,
-        drops INTEGER NOT NULL DEFAULT 0,
         swipe_start_s REAL,
         pass_s REAL,
-        outcome TEXT,
+        outcome TEXT CHECK (outcome IN ('cleaned', 'failed', 'rejected', 'interrupted')),
         reason TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX attempts_by_time ON attempts(started_at);
-    CREATE TABLE fluid (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
+    CREATE TABLE ribbon (
+        id INTEGER PRIMARY KEY,
+        t REAL NOT NULL,
+        cassette_id INTEGER NOT NULL REFERENCES cassettes(id),
+        attempt_id INTEGER REFERENCES attempts(id),
+        first_position INTEGER NOT NULL,
+        positions INTEGER NOT NULL CHECK (positions > 0),
+        source TEXT NOT NULL DEFAULT 'clean'
+    );
+    CREATE INDEX ribbon_by_cassette ON ribbon(cassette_id);
+    CREATE INDEX ribbon_by_attempt ON ribbon(attempt_id);
+    CREATE TABLE drops (
+        id INTEGER PRIMARY KEY,
+        t REAL NOT NULL,
+        attempt_id INTEGER REFERENCES attempts(id),
+        source TEXT NOT NULL DEFAULT 'clean'
+    );
+    CREATE INDEX drops_by_attempt ON drops(attempt_id);
+    CREATE TABLE refills (
+        id INTEGER PRIMARY KEY,
+        t REAL NOT NULL,
         capacity INTEGER NOT NULL,
-        used INTEGER NOT NULL DEFAULT 0,
-        refilled_at REAL
+        last_drop_id INTEGER NOT NULL,
+        source TEXT NOT NULL
     );
     CREATE TABLE audit (
         id INTEGER PRIMARY KEY,
@@ -83,14 +108,17 @@ class CassetteState:
 
 @dataclass(frozen=True)
 class AttemptRecord:
+    """One clean attempt as exported for QA."""
+
     id: int
     started_at: float
     ended_at: float | None
     mode: str
     gender: str | None
     cassette_id: int | None
-    positions: int
+    cassette_type: str | None
     first_position: int | None
+    positions: int
     drops: int
     swipe_start_s: float | None
     pass_s: float | None
@@ -98,32 +126,43 @@ class AttemptRecord:
     reason: str
 
 
-class Store:
-    """The station's database. One connection, used only from the controller thread."""
+ATTEMPT_QUERY = """
+SELECT a.id, a.started_at, a.ended_at, a.mode, a.gender, a.cassette_id, c.type AS cassette_type,
+       (SELECT min(first_position) FROM ribbon r WHERE r.attempt_id = a.id) AS first_position,
+       (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.attempt_id = a.id) AS positions,
+       (SELECT count(*) FROM drops d WHERE d.attempt_id = a.id) AS drops,
+       a.swipe_start_s, a.pass_s, a.outcome, a.reason
+FROM attempts a LEFT JOIN cassettes c ON c.id = a.cassette_id
+"""
 
-    def __init__(self, path: str | Path, *, fluid_capacity: int = 2000) -> None:
+
+class Store:
+    """The station's database. One connection, used from the controller thread only."""
+
+    def __init__(self, path: str | Path, *, fluid_capacity: int = 2000, readonly: bool = False) -> None:
         self.path = str(path)
+        self.fluid_capacity = fluid_capacity
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if readonly:
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            self._check_ours()
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-            with self._tx():
-                self._db.execute(
-                    "INSERT OR IGNORE INTO fluid(id, capacity, used) VALUES (1, ?, 0)", (fluid_capacity,)
-                )
-                self._db.execute("UPDATE fluid SET capacity = ? WHERE id = 1", (fluid_capacity,))
+            self._check_ours(readonly)
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use the database {self.path}: {exc}") from exc
+            raise StoreError(_explain(self.path, exc)) from exc
 
     # -- plumbing --------------------------------------------------------------------------
-    def _check_ours(self) -> None:
+    def _check_ours(self, readonly: bool) -> None:
         app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
         tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+        if app_id != APPLICATION_ID and (app_id != 0 or tables or readonly):
             raise StoreError(
                 f"{self.path} is not a station database (another program's file?); "
                 "move it away or choose another --state-dir"
@@ -133,44 +172,27 @@ class Store:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {version}, newer than this firmware ({SCHEMA_VERSION}); "
-                "upgrade the firmware"
+                f"{self.path} has schema version {version}, newer than this firmware understands "
+                f"({SCHEMA_VERSION}); install the newer firmware"
             )
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx():
+            with self._tx() as db:
                 for statement in MIGRATIONS[v].split(";"):
                     if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {v}")
-                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {v}")
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db
-
-        def __exit__(self, exc_type: Any, *_: Any) -> None:
-            if exc_type is None:
-                try:
-                    self.db.execute("COMMIT")
-                except sqlite3.Error:
-                    self.db.execute("ROLLBACK")
-                    raise
-            else:
-                self.db.execute("ROLLBACK")
-
-    def _tx(self) -> "_Tx":
-        return Store._Tx(self._db)
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self)
 
     def _write(self, sql: str, args: tuple = ()) -> int:
-        try:
-            with self._tx() as db:
-                return db.execute(sql, args).lastrowid or 0
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not write to {self.path}: {exc}") from exc
+        with self._tx() as db:
+            return db.execute(sql, args).lastrowid or 0
 
     def close(self) -> None:
         try:
@@ -180,68 +202,95 @@ class Store:
 
     # -- cassettes -------------------------------------------------------------------------
     def cassette(self, ctype: CassetteType) -> CassetteState | None:
-        """The current (not retired) cassette of this type, if one was ever fitted."""
+        """The current (not retired) cassette of this type, if one was ever declared."""
         row = self._db.execute(
-            "SELECT id, type, capacity, used FROM cassettes WHERE type = ? AND retired_at IS NULL "
-            "ORDER BY id DESC LIMIT 1",
+            "SELECT c.id, c.type, c.capacity, (SELECT coalesce(sum(positions), 0) FROM ribbon r "
+            "WHERE r.cassette_id = c.id) AS used FROM cassettes c "
+            "WHERE c.type = ? AND c.retired_at IS NULL ORDER BY c.id DESC LIMIT 1",
             (ctype.value,),
         ).fetchone()
         return CassetteState(row["id"], CassetteType(row["type"]), row["capacity"], row["used"]) if row else None
 
-    def new_cassette(self, ctype: CassetteType, capacity: int, t: float, *, note: str = "") -> CassetteState:
-        """Retire the current cassette of this type and start a fresh count."""
-        try:
-            with self._tx() as db:
-                db.execute(
-                    "UPDATE cassettes SET retired_at = ?, present = 0 WHERE type = ? AND retired_at IS NULL",
-                    (t, ctype.value),
-                )
-                cid = db.execute(
-                    "INSERT INTO cassettes(type, capacity, used, fitted_at, present, note) VALUES (?, ?, 0, ?, 1, ?)",
-                    (ctype.value, capacity, t, note),
-                ).lastrowid
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not write to {self.path}: {exc}") from exc
-        return CassetteState(int(cid), ctype, capacity, 0)
+    def new_cassette(self, ctype: CassetteType, capacity: int, t: float, *, note: str = "", source: str = "station") -> CassetteState:
+        """Retire the current cassette of this type and start a fresh count for a new one."""
+        with self._tx() as db:
+            db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
+            db.execute("UPDATE cassettes SET retired_at = ? WHERE type = ? AND retired_at IS NULL", (t, ctype.value))
+            cid = db.execute(
+                "INSERT INTO cassettes(type, capacity, declared_at, note) VALUES (?, ?, ?, ?)",
+                (ctype.value, capacity, t, note),
+            ).lastrowid
+            db.execute("INSERT INTO cassette_fits(cassette_id, fitted_at) VALUES (?, ?)", (cid, t))
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'cassette', 'new', ?, ?)",
+                (t, json.dumps({"id": cid, "type": ctype.value, "capacity": capacity, "note": note}), source),
+            )
+        return CassetteState(int(cid), ctype, capacity, 0)  # type: ignore[arg-type]
+
+    def cassette_fitted(self, cassette_id: int, t: float) -> None:
+        """A cassette went into the cradle (ends any fit left open by a power cut)."""
+        with self._tx() as db:
+            db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
+            db.execute("INSERT INTO cassette_fits(cassette_id, fitted_at) VALUES (?, ?)", (cassette_id, t))
+
+    def cassette_removed(self, t: float) -> None:
+        self._write("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
+
+    def cassettes(self) -> list[sqlite3.Row]:
+        return self._db.execute(
+            "SELECT c.*, (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = c.id) AS used, "
+            "(SELECT count(*) FROM cassette_fits f WHERE f.cassette_id = c.id) AS fits FROM cassettes c ORDER BY c.id"
+        ).fetchall()
+
+    # -- ribbon ----------------------------------------------------------------------------
+    def reserve_positions(self, cassette: CassetteState, positions: int, t: float, *,
+                          attempt_id: int | None = None, source: str = "clean") -> int:
+        """Durably mark ribbon positions used *before* the wheel moves; returns the first one.
+
+        Refuses to reserve past the end of the cassette (the books never claim ribbon that
+        is not there)."""
+        with self._tx() as db:
+            used = db.execute("SELECT coalesce(sum(positions), 0) FROM ribbon WHERE cassette_id = ?", (cassette.id,)).fetchone()[0]
+            if used + positions > cassette.capacity:
+                raise StoreError(f"cassette #{cassette.id} has {cassette.capacity - used} positions left, {positions} asked")
+            db.execute(
+                "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions, source) VALUES (?, ?, ?, ?, ?, ?)",
+                (t, cassette.id, attempt_id, used, positions, source),
+            )
+            if attempt_id is not None:
+                db.execute("UPDATE attempts SET cassette_id = ? WHERE id = ?", (cassette.id, attempt_id))
+        return int(used)
+
+    # -- fluid -----------------------------------------------------------------------------
+    def record_drop(self, t: float, *, attempt_id: int | None = None, source: str = "clean") -> None:
+        """Durably count a drop *before* the pump pulses: fluid is never under-counted."""
+        self._write("INSERT INTO drops(t, attempt_id, source) VALUES (?, ?, ?)", (t, attempt_id, source))
+
+    def fluid(self) -> tuple[int, int]:
+        """(drops dispensed since the last refill, reservoir capacity in drops)."""
+        last = self._db.execute("SELECT capacity, last_drop_id FROM refills ORDER BY id DESC LIMIT 1").fetchone()
+        after, capacity = (last["last_drop_id"], last["capacity"]) if last else (0, self.fluid_capacity)
+        used = self._db.execute("SELECT count(*) FROM drops WHERE id > ?", (after,)).fetchone()[0]
+        return int(used), int(capacity)
+
+    def refill(self, t: float, *, source: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO refills(t, capacity, last_drop_id, source) "
+                       "VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM drops), ?)", (t, self.fluid_capacity, source))
+            db.execute("INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'fluid', 'refill', ?, ?)",
+                       (t, json.dumps({"capacity": self.fluid_capacity}), source))
 
     # -- clean attempts --------------------------------------------------------------------
     def begin_attempt(self, t: float, mode: Mode) -> int:
         return self._write("INSERT INTO attempts(started_at, mode) VALUES (?, ?)", (t, mode.value))
 
     def set_attempt(self, attempt_id: int, **fields: Any) -> None:
-        allowed = {"gender", "cassette_id", "mode", "swipe_start_s", "pass_s"}
+        allowed = {"gender", "swipe_start_s", "pass_s"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"not attempt fields: {sorted(bad)}")
         cols = ", ".join(f"{k} = ?" for k in fields)
         self._write(f"UPDATE attempts SET {cols} WHERE id = ?", (*fields.values(), attempt_id))
-
-    def reserve_positions(self, attempt_id: int, cassette_id: int, positions: int) -> int:
-        """Durably mark `positions` ribbon positions used *before* the wheel moves.
-
-        Returns the first reserved position (0-based). One transaction: the cassette count and
-        the attempt record can never disagree."""
-        try:
-            with self._tx() as db:
-                used = db.execute("SELECT used FROM cassettes WHERE id = ?", (cassette_id,)).fetchone()[0]
-                db.execute("UPDATE cassettes SET used = used + ? WHERE id = ?", (positions, cassette_id))
-                db.execute(
-                    "UPDATE attempts SET positions = positions + ?, first_position = coalesce(first_position, ?), "
-                    "cassette_id = ? WHERE id = ?",
-                    (positions, used, cassette_id, attempt_id),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not write to {self.path}: {exc}") from exc
-        return int(used)
-
-    def record_drop(self, attempt_id: int | None) -> None:
-        try:
-            with self._tx() as db:
-                db.execute("UPDATE fluid SET used = used + 1 WHERE id = 1")
-                if attempt_id is not None:
-                    db.execute("UPDATE attempts SET drops = drops + 1 WHERE id = ?", (attempt_id,))
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not write to {self.path}: {exc}") from exc
 
     def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float) -> None:
         self._write(
@@ -251,31 +300,38 @@ class Store:
 
     def close_open_attempts(self, t: float) -> list[int]:
         """Recovery after a power cut: attempts left open are closed as interrupted."""
-        ids = [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL")]
-        if ids:
-            self._write(
-                "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ? WHERE outcome IS NULL",
-                (Outcome.INTERRUPTED.value, "power lost or station stopped during the clean", t),
-            )
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
+            if ids:
+                db.execute(
+                    "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ? WHERE outcome IS NULL",
+                    (Outcome.INTERRUPTED.value, "power lost or station stopped during the clean", t),
+                )
+                db.execute("INSERT INTO audit(t, kind, action, detail) VALUES (?, 'recovery', 'interrupted', ?)",
+                           (t, json.dumps({"attempts": ids})))
         return ids
 
-    def attempts(self, limit: int | None = None) -> list[AttemptRecord]:
-        sql = "SELECT * FROM attempts ORDER BY id DESC"
-        rows = self._db.execute(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ()).fetchall()
-        return [AttemptRecord(**dict(r)) for r in rows]
+    def attempts(self, *, limit: int | None = None, since: float | None = None, until: float | None = None,
+                 outcome: str | None = None, newest_first: bool = True) -> list[AttemptRecord]:
+        where, args = [], []
+        if since is not None:
+            where.append("a.started_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("a.started_at < ?")
+            args.append(until)
+        if outcome is not None:
+            where.append("a.outcome = ?")
+            args.append(outcome)
+        sql = ATTEMPT_QUERY + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY a.id {'DESC' if newest_first else 'ASC'}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [AttemptRecord(**dict(r)) for r in self._db.execute(sql, args)]
 
-    def iter_attempts(self) -> Iterator[AttemptRecord]:
-        for r in self._db.execute("SELECT * FROM attempts ORDER BY id"):
-            yield AttemptRecord(**dict(r))
-
-    # -- fluid -----------------------------------------------------------------------------
-    def fluid(self) -> tuple[int, int]:
-        """(drops used since the last refill, reservoir capacity in drops)."""
-        row = self._db.execute("SELECT used, capacity FROM fluid WHERE id = 1").fetchone()
-        return int(row[0]), int(row[1])
-
-    def refill(self, t: float) -> None:
-        self._write("UPDATE fluid SET used = 0, refilled_at = ? WHERE id = 1", (t,))
+    def summary(self) -> dict[str, int]:
+        return {r[0] or "open": r[1] for r in self._db.execute("SELECT outcome, count(*) FROM attempts GROUP BY outcome")}
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:
@@ -284,3 +340,51 @@ class Store:
 
     def audit_log(self, limit: int = 50) -> list[sqlite3.Row]:
         return self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT; any SQLite error becomes a StoreError naming the file."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store._db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self.store.path, exc)) from exc
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as commit_error:
+                exc = commit_error
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(_explain(self.store.path, exc)) from exc
+
+
+def _explain(path: str, exc: BaseException) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "readonly" in low or "read-only" in low:
+        hint = "the file or its directory is read-only; fix permissions or use another --state-dir"
+    elif "full" in low:
+        hint = "the disk is full; free space, the station keeps its records until then"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        hint = "the file is damaged or not a database; restore the last backup or move it away"
+    elif "locked" in low or "busy" in low:
+        hint = "another program holds the database; stop it (is a second station running?)"
+    elif "unable to open" in low:
+        hint = "the file cannot be opened; check that the state directory exists and is writable"
+    else:
+        hint = "check the state directory"
+    return f"database {path}: {text} ({hint})"
+

@@ -1,0 +1,81 @@
+"""A simulated station that keeps cleaning until it is killed: the power-cut test subject.
+
+    python -m hw_sim.powercut --state-dir D --world W.json --log L.txt --seed 7 [--cleans N]
+                              [--kill-at advanced:2]
+
+The firmware's books live in D, the bench's physics in W.json (it survives the kill, as a
+real bench would), and L.txt gets one line per attempt started and per result the firmware
+reported, written before the next step. `--kill-at KIND:N` sends SIGKILL to itself at the
+N-th controller event of that kind (attempt, advanced, swipe_now, result), to hit exact
+points of the cycle; without it the parent kills at random moments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+
+from station.config import Config
+
+from .bench import SimBench
+
+PLAN = [
+    # (connector, wet, direction, duration_s, variant)
+    ("female", False, "down", 0.6, "full"),
+    ("female", True, "down", 0.5, "full"),
+    ("female", False, "up", 0.6, "full"),
+    ("female", False, "down", 0.6, "back_and_forth"),
+    ("male", False, "down", 0.6, "full"),
+    ("bent", False, "down", 0.6, "full"),
+    ("female", True, "down", 0.05, "full"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--world", required=True)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cleans", type=int, default=0, help="stop after this many attempts (0: never)")
+    ap.add_argument("--kill-at", default="", help="KIND:N - SIGKILL self at the N-th event of KIND")
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    kill_kind, _, kill_n = args.kill_at.partition(":")
+    seen: dict[str, int] = {}
+    log = open(args.log, "a", buffering=1, encoding="utf-8")
+
+    def watch(kind: str, data: dict) -> None:
+        if kind == "attempt":
+            log.write(f"attempt {data['id']}\n")
+        elif kind == "result":
+            log.write(f"result {data['id']} {data['outcome']}\n")
+        elif kind == "recovered":
+            log.write(f"recovered {' '.join(map(str, data['interrupted']))}\n")
+        seen[kind] = seen.get(kind, 0) + 1
+        if kind == kill_kind and seen[kind] == int(kill_n or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    config = Config().replace("cassette", capacity_positions=100_000)
+    bench = SimBench(config, args.state_dir, world_options={"state_file": args.world, "reservoir_drops": 10_000_000})
+    bench.controller.subscribe(watch)
+    bench.run_for(0.5)
+    print("ready", flush=True)
+    done = 0
+    while args.cleans == 0 or done < args.cleans:
+        connector, wet, direction, duration, variant = rng.choice(PLAN)
+        if bench.state == "fault":
+            bench.world.press_button()
+            bench.run_for(1.0)
+        bench.clean(connector, wet=wet, direction=direction, duration_s=duration, variant=variant,
+                    delay_s=rng.uniform(0.1, 1.0))
+        done += 1
+    bench.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
