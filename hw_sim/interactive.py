@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from station.app import default_state_dir
 from station.config import Config
 
 from .actions import ActionError, parse_line, perform, usage
@@ -22,7 +23,12 @@ Try:  present female   (wait for SWIPE NOW)   swipe   remove"""
 def run(config: Config | None, state_dir: str | Path | None, lines: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     inbox: queue.Queue[Callable[[], None]] = queue.Queue()
     stop = threading.Event()
-    with SimBench(config, state_dir, wall_start=time.time()) as bench:
+    # Interactive sessions keep their books and their bench between runs, like a real station.
+    directory = Path(state_dir) if state_dir else default_state_dir(on_pi=False) / "sim"
+    directory.mkdir(parents=True, exist_ok=True)
+    world = {"state_file": directory / "sim-world.json"}
+    print(f"state directory: {directory}", file=out)
+    with SimBench(config, directory, wall_start=time.time(), world_options=world) as bench:
         bench.controller.subscribe(printer(bench.loop, out))
         print(BANNER, file=out, flush=True)
 

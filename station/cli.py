@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -96,17 +97,46 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_records(args: argparse.Namespace) -> int:
-    """Export clean records (CSV or JSON) and print a summary."""
-    from . import records
+def _existing_db(args: argparse.Namespace, config: station_config.Config) -> Path | None:
     from .app import DB_NAME, default_state_dir
+
+    on_pi = Path("/var/lib/mpo-station").exists()
+    path = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi)) / DB_NAME
+    if not path.exists():
+        print(f"station {args.command}: no database at {path}; name the state directory with --state-dir",
+              file=sys.stderr)
+        return None
+    return path
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the database consistently, even while the station runs."""
     from .store import Store
 
     config = _load_config(args.config)
-    directory = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=Path("/var/lib/mpo-station").exists()))
-    path = directory / DB_NAME
-    if not path.exists():
-        print(f"station records: no database at {path}; name the state directory with --state-dir", file=sys.stderr)
+    path = _existing_db(args, config)
+    if path is None:
+        return 2
+    if Path(args.destination).exists():
+        print(f"station backup: {args.destination} exists; choose a new file name", file=sys.stderr)
+        return 2
+    store = Store(path, readonly=True)
+    try:
+        store.backup(args.destination)
+    finally:
+        store.close()
+    print(f"backed up {path} to {args.destination}")
+    return 0
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    """Export clean records (CSV or JSON) and print a summary."""
+    from . import records
+    from .store import Store
+
+    config = _load_config(args.config)
+    path = _existing_db(args, config)
+    if path is None:
         return 2
     try:
         since = records.parse_time(args.since) if args.since else None
@@ -163,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
     p.set_defaults(func=cmd_records)
 
+    p = sub.add_parser("backup", help="copy the database consistently (safe while the station runs)")
+    common(p)
+    p.add_argument("destination", help="new file to write the copy to")
+    p.set_defaults(func=cmd_backup)
+
     p = sub.add_parser("diagram", help="write the state machine diagram")
     p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")
     p.set_defaults(func=cmd_diagram)
@@ -189,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"station: storage error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `station records --format csv | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -229,7 +229,10 @@ class Controller:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
             return self._read(Sensor.CASSETTE)
         if self.fault_code is FaultCode.STORAGE:
-            return False
+            try:  # the disk is back when a durable write goes through again
+                self.store.audit("maintenance", "storage_check", self.wall())
+            except StoreError:
+                return False
         return True
 
     # ------------------------------------------------------------------ state entry/exit
@@ -273,8 +276,6 @@ class Controller:
             return
         self._cancel_timer()
         a.gender = reading.gender
-        if reading.gender is not None:
-            self.store.set_attempt(a.id, gender=reading.gender.value)
         refusal = self._refusal(reading.gender, a.mode)
         if refusal is not None:
             self._conclude(Outcome.REJECTED, refusal)
@@ -302,7 +303,9 @@ class Controller:
         cassette = self.current_cassette()
         n = self.config.wheel.positions_per_clean
         # Durable before the wheel moves: a power cut can only over-count used ribbon.
-        a.first_position = self.store.reserve_positions(cassette, n, self.wall(), attempt_id=a.id)
+        a.first_position = self.store.reserve_positions(
+            cassette, n, self.wall(), attempt_id=a.id, gender=a.gender.value if a.gender else None
+        )
         a.cassette_id = cassette.id
         a.positions_reserved = n
         result_to_loop = lambda result: self.loop.post(lambda: self._on_motion(result))  # noqa: E731
@@ -382,15 +385,6 @@ class Controller:
             return
         self._cancel_timer()
         a.verdict = verdict
-        fields: dict[str, Any] = {}
-        if verdict.started_at is not None and a.drop_at is not None:
-            fields["swipe_start_s"] = round(verdict.started_at - a.drop_at, 4)
-        elif verdict.started_at is not None:
-            fields["swipe_start_s"] = round(verdict.started_at - a.swipe_opened_at, 4)  # type: ignore[operator]
-        if verdict.pass_s is not None:
-            fields["pass_s"] = round(verdict.pass_s, 4)
-        if fields:
-            self.store.set_attempt(a.id, **fields)
         if verdict.ok:
             self._conclude(Outcome.CLEANED, None)
         else:
@@ -436,8 +430,18 @@ class Controller:
         if a is None or a.outcome is not None:
             return
         a.outcome, a.reason = outcome, reason
+        v = a.verdict
+        swipe_start_s = pass_s = None
+        if v is not None and v.started_at is not None:
+            # wet: seconds from the drop (the wet window); dry: from the swipe-now signal
+            origin = a.drop_at if a.drop_at is not None else a.swipe_opened_at
+            swipe_start_s = round(v.started_at - origin, 4)  # type: ignore[operator]
+        if v is not None and v.pass_s is not None:
+            pass_s = round(v.pass_s, 4)
         try:
-            self.store.finish_attempt(a.id, outcome, reason.value if reason else "", self.wall())
+            self.store.finish_attempt(a.id, outcome, reason.value if reason else "", self.wall(),
+                                      gender=a.gender.value if a.gender else None,
+                                      swipe_start_s=swipe_start_s, pass_s=pass_s)
         except Exception:
             if not guarded:
                 raise

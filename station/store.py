@@ -244,7 +244,7 @@ class Store:
 
     # -- ribbon ----------------------------------------------------------------------------
     def reserve_positions(self, cassette: CassetteState, positions: int, t: float, *,
-                          attempt_id: int | None = None, source: str = "clean") -> int:
+                          attempt_id: int | None = None, gender: str | None = None, source: str = "clean") -> int:
         """Durably mark ribbon positions used *before* the wheel moves; returns the first one.
 
         Refuses to reserve past the end of the cassette (the books never claim ribbon that
@@ -258,7 +258,8 @@ class Store:
                 (t, cassette.id, attempt_id, used, positions, source),
             )
             if attempt_id is not None:
-                db.execute("UPDATE attempts SET cassette_id = ? WHERE id = ?", (cassette.id, attempt_id))
+                db.execute("UPDATE attempts SET cassette_id = ?, gender = coalesce(?, gender) WHERE id = ?",
+                           (cassette.id, gender, attempt_id))
         return int(used)
 
     # -- fluid -----------------------------------------------------------------------------
@@ -284,18 +285,13 @@ class Store:
     def begin_attempt(self, t: float, mode: Mode) -> int:
         return self._write("INSERT INTO attempts(started_at, mode) VALUES (?, ?)", (t, mode.value))
 
-    def set_attempt(self, attempt_id: int, **fields: Any) -> None:
-        allowed = {"gender", "swipe_start_s", "pass_s"}
-        bad = set(fields) - allowed
-        if bad:
-            raise ValueError(f"not attempt fields: {sorted(bad)}")
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        self._write(f"UPDATE attempts SET {cols} WHERE id = ?", (*fields.values(), attempt_id))
-
-    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float) -> None:
+    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *,
+                       gender: str | None = None, swipe_start_s: float | None = None, pass_s: float | None = None) -> None:
+        """The one outcome of an attempt, with what was measured; never overwrites an outcome."""
         self._write(
-            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ? WHERE id = ? AND outcome IS NULL",
-            (outcome.value, reason, t, attempt_id),
+            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, gender = coalesce(?, gender), "
+            "swipe_start_s = ?, pass_s = ? WHERE id = ? AND outcome IS NULL",
+            (outcome.value, reason, t, gender, swipe_start_s, pass_s, attempt_id),
         )
 
     def close_open_attempts(self, t: float) -> list[int]:
@@ -332,6 +328,16 @@ class Store:
 
     def summary(self) -> dict[str, int]:
         return {r[0] or "open": r[1] for r in self._db.execute("SELECT outcome, count(*) FROM attempts GROUP BY outcome")}
+
+    def backup(self, destination: str | Path) -> None:
+        """A consistent copy while the station runs (SQLite online backup, WAL included)."""
+        target = sqlite3.connect(str(destination))
+        try:
+            self._db.backup(target)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(str(destination), exc)) from exc
+        finally:
+            target.close()
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:

@@ -101,7 +101,8 @@ def test_power_cut_at_any_instant_loses_nothing_and_reuses_no_ribbon(tmp_path):
     killed_running = 0
     for k in range(KILLS):
         point = EXACT_POINTS[k % len(EXACT_POINTS)] if k % 3 == 0 else None
-        proc = start(tmp_path, k, *(["--kill-at", point] if point else []))
+        # An exact point may not come (no open attempt to recover): then the child ends by itself.
+        proc = start(tmp_path, k, *(["--kill-at", point, "--cleans", "12"] if point else []))
         try:
             if wait_ready(proc) and point is None:
                 time.sleep(rng.uniform(0.0, 0.6))  # a random instant of the cycle
@@ -112,8 +113,9 @@ def test_power_cut_at_any_instant_loses_nothing_and_reuses_no_ribbon(tmp_path):
                 proc.kill()
                 proc.wait()
         stderr = proc.stderr.read()
-        assert proc.returncode == -signal.SIGKILL, f"kill {k}: child ended {proc.returncode}: {stderr[-2000:]}"
-        killed_running += 1
+        assert proc.returncode == -signal.SIGKILL or (point and proc.returncode == 0), (
+            f"kill {k}: child ended {proc.returncode}: {stderr[-2000:]}")
+        killed_running += proc.returncode == -signal.SIGKILL
         check_books(tmp_path)
 
     # One last, uninterrupted life: recovery closes every open attempt, cleaning carries on.
