@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from station.app import default_state_dir
 from station.config import Config
 
 from .actions import ActionError, parse_line, perform, usage
 from .bench import SimBench
+from .headless import serial_ports, sim_state_dir
 from .report import printer
 
 BANNER = """Simulated MPO cleaning station (real time). Type a command, `help` for the list, `quit` to leave.
@@ -23,14 +23,14 @@ Try:  present female   (wait for SWIPE NOW)   swipe   remove"""
 def run(config: Config | None, state_dir: str | Path | None, lines: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     inbox: queue.Queue[Callable[[], None]] = queue.Queue()
     stop = threading.Event()
-    # Interactive sessions keep their books and their bench between runs, like a real station.
-    directory = Path(state_dir) if state_dir else default_state_dir(on_pi=False) / "sim"
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = sim_state_dir(state_dir)
     world = {"state_file": directory / "sim-world.json"}
     print(f"state directory: {directory}", file=out)
-    with SimBench(config, directory, wall_start=time.time(), world_options=world) as bench:
+    with SimBench(config, directory, wall_start=time.time(), world_options=world) as bench, \
+            serial_ports(bench, bench_port=False) as paths:
         bench.controller.subscribe(printer(bench.loop, out))
-        print(BANNER, file=out, flush=True)
+        print(BANNER, file=out)
+        print(f"maintenance console: python -m serial.tools.miniterm {paths['console']} 115200", file=out, flush=True)
 
         def handle(line: str) -> None:
             line = line.strip()

@@ -307,7 +307,8 @@ class World:
         self._drive("index", in_slot and not self._index_blind)
 
     def _pump(self) -> None:
-        if not self.mode_wet:
+        cleaning = self.connector is not None  # priming happens with the guide empty
+        if cleaning and not self.mode_wet:
             self._violate(4, "pump driven in dry mode")
         if self._pump_clogged or self.reservoir <= 0:
             return
@@ -319,9 +320,9 @@ class World:
             section = cassette.position
             cassette.drops[section] = cassette.drops.get(section, 0) + 1
             cassette.drop_time[section] = self.loop.now()
-            if cassette.drops[section] > 1:
+            if cleaning and cassette.drops[section] > 1:
                 self._violate(4, f"second drop on section {section}")
-            if cassette.touched.get(section):
+            if cleaning and cassette.touched.get(section):
                 self._violate(4, f"drop on section {section}, which was already used")
         self._persist()
         if self.config.dispenser.drop_sensor_fitted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -11,7 +12,7 @@ from typing import Callable
 
 from gpiozero.pins import Factory
 
-from .config import Config
+from .config import OVERRIDES_SETTING, Config, with_overrides
 from .controller import Controller
 from .drivers import Hardware, build_hardware
 from .loop import EventLoop
@@ -71,6 +72,9 @@ def build_station(
     wall_clock: Callable[[], float] = time.time,
     before_controller: Callable[[Hardware], None] | None = None,
 ) -> Station:
+    saved = store.setting(OVERRIDES_SETTING)
+    if saved:
+        config = with_overrides(config, json.loads(saved))
     hardware = build_hardware(config, loop, pin_factory)
     if before_controller is not None:
         before_controller(hardware)

@@ -73,6 +73,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         except (scenario.ScenarioError, ConfigError) as exc:
             print(f"station sim: {exc}", file=sys.stderr)
             return 2
+    if args.headless:
+        from hw_sim import headless
+
+        return headless.run(config, args.state_dir)
     from hw_sim import interactive
 
     return interactive.run(config, args.state_dir)
@@ -162,6 +166,49 @@ def cmd_records(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin(args: argparse.Namespace) -> int:
+    """Set the maintenance PIN (part of installation). Reads it from the terminal, or one line
+    of standard input when that is not a terminal (install scripts)."""
+    import getpass
+
+    from .app import open_store
+    from .console.access import hash_pin
+    from .console.commands import PIN_KEY
+
+    config = _load_config(args.config)
+    if sys.stdin.isatty():
+        pin = getpass.getpass("new maintenance PIN: ")
+        if getpass.getpass("again: ") != pin:
+            print("station pin: the two entries differ; nothing changed", file=sys.stderr)
+            return 2
+    else:
+        pin = sys.stdin.readline().strip()
+    try:
+        hashed = hash_pin(pin)
+    except ValueError as exc:
+        print(f"station pin: {exc}; nothing changed", file=sys.stderr)
+        return 2
+    store = open_store(config, args.state_dir, on_pi=Path("/var/lib/mpo-station").exists())
+    try:
+        import time as _time
+
+        store.set_setting(PIN_KEY, hashed, _time.time(), source="station pin set")
+    finally:
+        store.close()
+    print("maintenance PIN set")
+    return 0
+
+
+def cmd_console_doc(args: argparse.Namespace) -> int:
+    from .console import docs
+
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(docs.document(), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="station", description="MPO/MTP connector cleaning station firmware")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -181,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--demo", action="store_true", help="run the scripted demo and exit")
     mode.add_argument("--scenario", metavar="FILE", help="run a scenario file; exit 1 if an expectation fails")
+    mode.add_argument("--headless", action="store_true",
+                      help="real time, no prompt: print the console and bench port paths and run until SIGTERM/SIGINT")
     mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
     p.set_defaults(func=cmd_sim)
 
@@ -197,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("destination", help="new file to write the copy to")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("pin", help="set the maintenance PIN for the console")
+    common(p)
+    p.add_argument("action", choices=("set",))
+    p.set_defaults(func=cmd_pin)
+
+    p = sub.add_parser("console-doc", help="write docs/console.md from the console's own help texts")
+    p.add_argument("--output", default="docs/console.md")
+    p.set_defaults(func=cmd_console_doc)
 
     p = sub.add_parser("diagram", help="write the state machine diagram")
     p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")

@@ -130,6 +130,17 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Console:
+    """The maintenance console (DESIGN.md section 5)."""
+
+    port: str = _text("/dev/serial0", "serial device or pyserial URL of the console")
+    baud: int = _int(115200, 1200, 4_000_000, "console baud rate (8N1)")
+    tcp_port: int = _int(0, 0, 65535, "also serve the console on 127.0.0.1:<port> (0: off)")
+    idle_logout_s: float = _num(300.0, 10.0, 86_400.0, "log out a maintenance session idle this long")
+    max_commands_per_s: float = _num(20.0, 1.0, 1000.0, "per port; faster clients get an error")
+
+
+@dataclass(frozen=True)
 class Station:
     """Identity and files."""
 
@@ -149,6 +160,7 @@ class Config:
     swipe: Swipe = field(default_factory=Swipe)
     guide_pins: GuidePins = field(default_factory=GuidePins)
     panel: Panel = field(default_factory=Panel)
+    console: Console = field(default_factory=Console)
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some values of one section changed, validated like a file."""
@@ -255,6 +267,17 @@ def _check_cross(config: Config) -> None:
             f"cassette.capacity_positions = {config.cassette.capacity_positions}: "
             f"less than one clean ({w.positions_per_clean} positions)"
         )
+
+
+OVERRIDES_SETTING = "config.overrides"  # console changes, kept in the station database
+
+
+def with_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
+    """The file's configuration with the console's saved changes on top (validated again)."""
+    raw = to_dict(config)
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return from_dict(raw)
 
 
 def to_dict(config: Config) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ judge the swipe -> cleaned / failed -> connector taken away -> ready.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,17 +17,18 @@ from typing import Any, Callable
 
 from transitions import Machine
 
-from .config import Config
+from .config import OVERRIDES_SETTING, Config
 from .domain import CASSETTE_FOR, CassetteType, FaultCode, Gender, Mode, Outcome, Reason
 from .guide_pins import PinSample, read_guide_pins
 from .loop import EventLoop, Timer
+from .maintenance import Maintenance, ServiceResult
 from .ports import Bench, MotionResult, MotionStatus, Pattern, Sensor, SensorEdge
 from .store import CassetteState, Store, StoreError
 from .swipe import GateEdge, SwipeVerdict, judge_swipe
 
 log = logging.getLogger(__name__)
 
-STATES = ["idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done", "fault"]
+STATES = ["idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done", "servicing", "fault"]
 CYCLE = ["identifying", "advancing", "dispensing", "swipe_ready", "swiping"]
 
 TRANSITIONS: list[dict[str, Any]] = [
@@ -42,7 +44,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "taken_away", "source": "done", "dest": "idle"},
     {"trigger": "fault", "source": "*", "dest": "fault"},
     {"trigger": "clear_fault", "source": "fault", "dest": "idle", "conditions": "fault_cause_gone"},
-    {"trigger": "reset", "source": "*", "dest": "idle"},
+    {"trigger": "service", "source": "idle", "dest": "servicing"},
+    {"trigger": "serviced", "source": "servicing", "dest": "idle"},
+    {"trigger": "reset", "source": [s for s in STATES if s != "fault"], "dest": "idle"},
 ]
 
 PATTERN_OF_STATE = {
@@ -52,6 +56,7 @@ PATTERN_OF_STATE = {
     "dispensing": Pattern.BUSY,
     "swipe_ready": Pattern.SWIPE_NOW,
     "swiping": Pattern.SWIPE_NOW,
+    "servicing": Pattern.SERVICE,
     "fault": Pattern.FAULT,
 }
 PATTERN_OF_OUTCOME = {
@@ -91,7 +96,7 @@ class Attempt:
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-class Controller:
+class Controller(Maintenance):
     """Owns the station's state machine. Public methods are safe to call from any thread:
     they post to the loop. Methods starting with `_` run on the loop thread only."""
 
@@ -120,6 +125,9 @@ class Controller:
         self._long_pressed = False
         self._done_at = 0.0
         self._fitted_at: float | None = None  # loop time the cassette was last fitted
+        self.mode_override: Mode | None = None
+        self._service = None
+        self._prime_seen = False
         self.machine = Machine(
             model=self,
             states=STATES,
@@ -141,6 +149,10 @@ class Controller:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, kind: str, **data: Any) -> None:
@@ -176,6 +188,9 @@ class Controller:
         return CassetteType.MALE_MT if self._read(Sensor.CASSETTE_MALE) else CassetteType.STANDARD
 
     def mode_switch(self) -> Mode:
+        """The cleaning mode: the console's override if one is set, else the panel switch."""
+        if self.mode_override is not None:
+            return self.mode_override
         return Mode.WET if self._read(Sensor.MODE_WET) else Mode.DRY
 
     def fluid_low(self) -> bool:
@@ -200,6 +215,8 @@ class Controller:
         if closed:
             self.store.audit("recovery", "interrupted_attempts", self.wall(), detail={"ids": closed})
             self._emit("recovered", interrupted=closed)
+        if self._read(Sensor.CASSETTE):
+            self.current_cassette()  # the first cassette of a type is recorded when first seen
         self._state_changed()
         self._enter_idle_checks()
 
@@ -312,6 +329,9 @@ class Controller:
         self.bench.wheel.advance(n, result_to_loop)
 
     def _on_motion(self, result: MotionResult) -> None:
+        if self.state == "servicing":
+            self._service_motion_done(result)
+            return
         a = self.attempt
         if self.state != "advancing" or a is None:
             return  # a move we aborted on the way into fault or reset
@@ -404,6 +424,9 @@ class Controller:
     def on_enter_fault(self) -> None:
         self._cancel_timer()
         self.bench.safe()
+        if self._service is not None:  # a maintenance action cut short by the fault
+            job, self._service = self._service, None
+            job.done(ServiceResult(False, job.lines, f"fault {self.fault_code.value if self.fault_code else ''}"))
         a = self.attempt
         if a is not None and a.outcome is None:
             consumed = a.positions_reserved > 0
@@ -459,6 +482,7 @@ class Controller:
 
     # ------------------------------------------------------------------ events
     def _on_edge(self, edge: SensorEdge) -> None:
+        self._emit("sensor", sensor=edge.sensor.value, active=edge.active, t=edge.t)
         handler = _EDGE_HANDLERS.get(edge.sensor)
         if handler is not None:
             handler(self, edge)
@@ -501,6 +525,8 @@ class Controller:
     def _edge_drop(self, edge: SensorEdge) -> None:
         if edge.active and self.state == "dispensing":
             self.dropped()
+        elif edge.active and self.state == "servicing":
+            self._prime_seen = True
 
     def _edge_cassette(self, edge: SensorEdge) -> None:
         if not edge.active:
@@ -574,6 +600,39 @@ class Controller:
         self.store.refill(self.wall(), source=source)
         self.warnings.discard("fluid_low")
         self._emit("refill", capacity=self.store.fluid()[1])
+
+    def sensor_report(self) -> dict[str, bool]:
+        """Every input, plus the outputs a technician wants to see (for the console)."""
+        report = {s.value: on for s, on in self.bench.sensors.snapshot().items()}
+        report["stepper_enabled"] = self.bench.wheel.enabled
+        report["pump"] = self.bench.dispenser.pumping
+        return report
+
+    def counters(self) -> dict[str, Any]:
+        used, capacity = self.store.fluid()
+        current = {c.id for t in CassetteType if (c := self.store.cassette(t)) is not None}
+        return {
+            "attempts": self.store.summary(),
+            "cassettes": [dict(id=r["id"], type=r["type"], capacity=r["capacity"], used=r["used"], fits=r["fits"],
+                               current=r["id"] in current) for r in self.store.cassettes()],
+            "fluid_used": used,
+            "fluid_capacity": capacity,
+        }
+
+    def change_config(self, section: str, key: str, value: Any, new: Config, *, apply_now: bool,
+                      source: str) -> ServiceResult:
+        """Save a validated configuration change; apply it now when `apply_now` (only while ready)."""
+        if apply_now and self.state not in ("idle", "fault"):
+            return ServiceResult(False, error=f"the station is {self.state}; change settings while it is ready")
+        saved = json.loads(self.store.setting(OVERRIDES_SETTING) or "{}")
+        saved.setdefault(section, {})[key] = value
+        self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(), source=source,
+                               audit_detail={f"{section}.{key}": value})
+        if not apply_now:
+            return ServiceResult(True, [f"{section}.{key} = {value!r} saved; takes effect at the next start"])
+        self.config = new
+        self.store.fluid_capacity = new.dispenser.reservoir_drops
+        return ServiceResult(True, [f"{section}.{key} = {value!r} in effect now"])
 
     def status(self) -> dict[str, Any]:
         """One consistent snapshot (call on the loop thread)."""

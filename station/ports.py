@@ -81,6 +81,7 @@ class Pattern(str, Enum):
     FAILED = "failed"
     REJECTED = "rejected"
     REMOVE = "remove"
+    SERVICE = "service"
     FAULT = "fault"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
@@ -89,6 +89,14 @@ MIGRATIONS: dict[int, str] = {
         action TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT '',
         source TEXT NOT NULL DEFAULT 'station'
+    );
+    """,
+    # 2: the console's settings: the maintenance PIN hash and configuration changes
+    2: """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        t REAL NOT NULL
     );
     """,
 }
@@ -338,6 +346,21 @@ class Store:
             raise StoreError(_explain(str(destination), exc)) from exc
         finally:
             target.close()
+
+    # -- settings --------------------------------------------------------------------------
+    def setting(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str, t: float, *, source: str, audit_detail: Any = "") -> None:
+        """Change a setting and audit it in one transaction (the value itself is not audited:
+        it may be a PIN hash)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO settings(key, value, t) VALUES (?, ?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, t = excluded.t", (key, value, t))
+            detail = audit_detail if isinstance(audit_detail, str) else json.dumps(audit_detail, sort_keys=True)
+            db.execute("INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'setting', ?, ?, ?)",
+                       (t, key, detail, source))
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:

@@ -37,6 +37,7 @@ LOOKS: dict[Pattern, Look] = {
     Pattern.FAILED: Look(blink=("red",), half_period_s=0.5, beeps=1, beep_len=4.0),
     Pattern.REJECTED: Look(blink=("red",), half_period_s=0.125, beeps=3),
     Pattern.REMOVE: Look(blink=("amber",), half_period_s=0.5),
+    Pattern.SERVICE: Look(blink=("amber",), half_period_s=0.125),
     Pattern.FAULT: Look(steady=("red",), beeps=5, beep_len=2.0),
 }
 
@@ -65,8 +66,11 @@ class LedPanel:
         self._stop()
         self._pattern = pattern
         look = LOOKS[pattern]
-        for name, led in self.leds.items():
-            led.value = name in look.steady or name in look.blink
+        lit = set(look.steady) | set(look.blink)
+        # Off before on: never show a combination of the old and new pattern, even for a
+        # moment (green + amber together means "swipe now").
+        for name in sorted(self.leds, key=lambda n: n in lit):
+            self.leds[name].value = name in lit
         if look.blink:
             self._blink(look, True)
         for i in range(look.beeps):

@@ -1,0 +1,74 @@
+"""`station sim --headless`: the simulated bench in real time with its console and bench
+ports on pseudo-terminals, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from station.app import default_state_dir
+from station.config import Config
+from station.console.server import Console, Dispatcher, SerialPortServer
+
+from . import benchport
+from .bench import SimBench
+from .nullmodem import NullModem
+
+
+def sim_state_dir(state_dir: str | Path | None) -> Path:
+    """Real-time simulations keep their books and their bench between runs, like a station."""
+    directory = Path(state_dir) if state_dir else default_state_dir(on_pi=False) / "sim"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@contextmanager
+def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str]]:
+    """The station's console (and optionally the world's bench port) on null-modem cables.
+    Yields the user-side paths: {"console": ..., "bench": ...}."""
+    cfg = bench.config.console
+    cables = {"console": NullModem()}
+    console = Console(bench.controller, serial_url=cables["console"].station_end, baud=cfg.baud,
+                      tcp_port=cfg.tcp_port, idle_logout_s=cfg.idle_logout_s, max_per_s=cfg.max_commands_per_s)
+    servers = list(console.servers)
+    if bench_port:
+        cables["bench"] = NullModem()
+        reg = benchport.registry(bench)
+        servers.append(SerialPortServer(cables["bench"].station_end, cfg.baud,
+                                        lambda: Dispatcher(reg, lambda write, session, errors: errors, None),
+                                        name="bench"))
+        servers[-1].start()
+    console.start()
+    for server in servers:
+        server.connected.wait(5.0)
+    try:
+        paths = {name: cable.user_end for name, cable in cables.items()}
+        if console.tcp is not None:
+            paths["tcp"] = f"socket://127.0.0.1:{console.tcp.port}"
+        yield paths
+    finally:
+        console.stop()
+        for server in servers:
+            server.stop()
+        for cable in cables.values():
+            cable.close()
+
+
+def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.stdout) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    directory = sim_state_dir(state_dir)
+    with SimBench(config, directory, wall_start=time.time(),
+                  world_options={"state_file": directory / "sim-world.json"}) as bench:
+        with serial_ports(bench, bench_port=True) as paths:
+            for name, path in paths.items():
+                print(f"{name}: {path}", file=out, flush=True)
+            bench.run_paced(stop)
+    print("stopped", file=out, flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""The maintenance console: line protocol, access control, commands and serial transport."""

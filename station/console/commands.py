@@ -1,0 +1,425 @@
+"""The console's commands: one registry, one help text per command (`help` and docs/console.md
+show the same words). Handlers never touch hardware or the store themselves: they run
+controller methods on the controller loop (`loop.call_sync`) and format the answer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import MAKER, MODEL, __version__
+from .. import config as station_config
+from ..config import ConfigError
+from ..domain import Mode
+from ..maintenance import MAX_JOG, MAX_PRIME, ServiceResult
+from . import protocol as P
+from .access import Session, check_pin_format, hash_pin, verify_pin
+
+if TYPE_CHECKING:
+    from ..controller import Controller
+
+PIN_KEY = "console.pin"
+# Sections whose values the drivers read once at start-up: changes are saved for the next start.
+RESTART_SECTIONS = {"pins", "wheel", "station", "console"}
+RESTART_KEYS = {"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"}
+SERVICE_TIMEOUT_S = 60.0
+
+
+class CommandError(Exception):
+    """Answered as `ERR <code> <message>` (after any `lines` the command produced)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.lines: list[str] = []
+
+
+@dataclass
+class Reply:
+    lines: list[str] = field(default_factory=list)
+    ok_text: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Callable[["Context", list[str]], Reply | str]
+    usage: str
+    help: str
+    protected: bool = False
+
+    @property
+    def query(self) -> bool:
+        return self.name.endswith("?")
+
+
+@dataclass
+class Context:
+    """What a handler can reach: the controller (through its loop), the session, the port."""
+
+    controller: "Controller"
+    session: Session
+    errors: P.ErrorQueue
+    write: Callable[[str], None]  # for commands that stream lines as they happen (sensors N)
+
+    def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        try:
+            return self.controller.loop.call_sync(fn, timeout)
+        except TimeoutError:
+            raise CommandError(P.EXECUTION_ERROR, "the controller did not answer in time") from None
+
+    def service(self, start: Callable[[Callable[[ServiceResult], None]], None]) -> ServiceResult:
+        """Start a maintenance action on the loop and wait for its result here, not there."""
+        done = threading.Event()
+        box: list[ServiceResult] = []
+
+        def finish(result: ServiceResult) -> None:
+            box.append(result)
+            done.set()
+
+        self.call(lambda: start(finish))
+        if not done.wait(SERVICE_TIMEOUT_S):
+            raise CommandError(P.EXECUTION_ERROR, "the action did not finish in time")
+        return box[0]
+
+    @property
+    def source(self) -> str:
+        return f"console:{self.session.port}"
+
+
+REGISTRY: dict[str, Command] = {}
+
+
+def register(name: str, usage: str, help: str, *, protected: bool = False) -> Callable:
+    """`@register("jog", "jog <positions>", "...")`: one way to add a console command."""
+
+    def deco(fn: Callable[[Context, list[str]], Reply | str]) -> Callable:
+        REGISTRY[name] = Command(name, fn, usage, help, protected)
+        return fn
+
+    return deco
+
+
+def lookup(words: list[str], registry: dict[str, Command] | None = None) -> tuple[Command | None, list[str]]:
+    """Two-word commands (`fault clear`) first, then one word; case-insensitive."""
+    registry = REGISTRY if registry is None else registry
+    lowered = [w.lower() for w in words]
+    if len(words) >= 2 and f"{lowered[0]} {lowered[1]}" in registry:
+        return registry[f"{lowered[0]} {lowered[1]}"], words[2:]
+    return registry.get(lowered[0]), words[1:]
+
+
+def int_arg(args: list[str], i: int, name: str, lo: int, hi: int, default: int | None = None) -> int:
+    if len(args) <= i:
+        if default is None:
+            raise CommandError(P.MISSING_PARAMETER, f"Missing parameter; give {name} ({lo}-{hi})")
+        return default
+    try:
+        value = int(args[i])
+    except ValueError:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {name} must be a whole number {lo}-{hi}, not {args[i]!r}") from None
+    if not lo <= value <= hi:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {name} must be {lo}-{hi}, not {value}")
+    return value
+
+
+def no_args(args: list[str], usage: str) -> None:
+    if args:
+        raise CommandError(P.SYNTAX_ERROR, f"Syntax error; usage: {usage}")
+
+
+def service_reply(result: ServiceResult) -> Reply:
+    if result.ok:
+        return Reply(result.lines)
+    # refused before anything happened (state, arguments) vs. failed on the way (hardware)
+    err = CommandError(P.HARDWARE_ERROR if result.lines else P.SETTINGS_CONFLICT, result.error or "failed")
+    err.lines = result.lines
+    raise err
+
+
+def _iso(t: float | None) -> str:
+    return "" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ====================================================================== IEEE 488.2 / SCPI
+@register("*idn?", "*IDN?", "Identify: maker, model, serial number, firmware version.")
+def idn(ctx: Context, args: list[str]) -> str:
+    serial = ctx.controller.config.station.serial_number
+    return f"{MAKER},{MODEL},{serial},{__version__}"
+
+
+@register("*rst", "*RST", "Abort whatever is running, safely, back to ready. A clean in progress is "
+          "recorded as interrupted. Does not clear a fault.", protected=True)
+def rst(ctx: Context, args: list[str]) -> Reply:
+    return service_reply(ctx.call(lambda: ctx.controller.request_reset(ctx.source)))
+
+
+@register("*cls", "*CLS", "Clear the error queue.")
+def cls(ctx: Context, args: list[str]) -> Reply:
+    ctx.errors.clear()
+    return Reply()
+
+
+@register("*opc?", "*OPC?", "Operation complete: answers 1 once every earlier command has finished.")
+def opc(ctx: Context, args: list[str]) -> str:
+    return "1"
+
+
+@register("syst:err?", "SYST:ERR?", 'Oldest error from the queue as <code>,"<message>"; 0,"No error" when empty.')
+def syst_err(ctx: Context, args: list[str]) -> str:
+    return P.scpi_error(*ctx.errors.pop())
+
+
+@register("stat?", "STAT?", "Status as one line of JSON: state, mode, cassette, ribbon remaining, fluid, fault.")
+def stat(ctx: Context, args: list[str]) -> str:
+    return json.dumps(ctx.call(ctx.controller.status), separators=(",", ":"))
+
+
+# ====================================================================== people
+@register("help", "help [command]", "List the commands, or explain one.")
+def help_(ctx: Context, args: list[str]) -> Reply:
+    if args:
+        cmd, _ = lookup(args)
+        if cmd is None:
+            raise CommandError(P.UNDEFINED_HEADER, f"Undefined header; no command {' '.join(args)!r}")
+        lock = " (needs login)" if cmd.protected else ""
+        return Reply([f"{cmd.usage}{lock}", f"  {cmd.help}"])
+    lines = [f"  {c.usage:<28} {c.help.split('. ')[0].rstrip('.')}{' *' if c.protected else ''}"
+             for c in REGISTRY.values()]
+    return Reply(["Commands (* needs login; `help <command>` for more):", *lines])
+
+
+@register("status", "status", "The station's state, mode, cassette, fluid and fault, for people.")
+def status(ctx: Context, args: list[str]) -> Reply:
+    s = ctx.call(ctx.controller.status)
+    lines = [f"state:    {s['state']}", f"mode:     {s['mode']}"]
+    if s["cassette"]:
+        lines.append(f"cassette: {s['cassette']}, {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left")
+    else:
+        lines.append("cassette: none fitted")
+    lines.append(f"fluid:    {s['fluid_drops_left']} drops left{' (LOW switch)' if s['fluid_low'] else ''}")
+    if s["fault"]:
+        lines.append(f"fault:    {s['fault']}: {ctx.controller.fault_detail}")
+    lines.append(f"login:    {'maintenance' if ctx.session.logged_in else 'not logged in'} on {ctx.session.port}")
+    return Reply(lines)
+
+
+@register("sensors", "sensors [seconds]", "Every input now; with seconds (1-60), also each change as it "
+          "happens for that long (a live view).")
+def sensors(ctx: Context, args: list[str]) -> Reply:
+    watch = int_arg(args, 0, "seconds", 1, 60, default=0) if args else 0
+    snapshot = ctx.call(ctx.controller.sensor_report)
+    lines = [f"{name:<14} {'active' if on else '-'}" for name, on in snapshot.items()]
+    if not watch:
+        return Reply(lines)
+    for line in lines:
+        ctx.write(line)
+    changes: list[str] = []
+    done = threading.Event()
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "sensor":
+            ctx.write(f"{data['t']:10.3f} {data['sensor']:<14} {'active' if data['active'] else '-'}")
+            changes.append(data["sensor"])
+
+    ctx.call(lambda: ctx.controller.subscribe(on_event))
+    try:
+        done.wait(watch)
+    finally:
+        ctx.call(lambda: ctx.controller.unsubscribe(on_event))
+    return Reply(ok_text=f"{len(changes)} changes in {watch} s")
+
+
+@register("counters", "counters", "Clean attempts by result, ribbon and fluid left.")
+def counters(ctx: Context, args: list[str]) -> Reply:
+    c = ctx.call(ctx.controller.counters)
+    lines = ["attempts: " + ", ".join(f"{k} {v}" for k, v in c["attempts"].items())]
+    for cas in c["cassettes"]:
+        lines.append(f"cassette #{cas['id']} {cas['type']}{' (current)' if cas['current'] else ''}: "
+                     f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} times")
+    lines.append(f"fluid: {c['fluid_used']} of {c['fluid_capacity']} drops used since the last refill")
+    return Reply(lines)
+
+
+@register("log", "log [N]", "The last N clean records (default 10, at most 100), newest first.")
+def log_(ctx: Context, args: list[str]) -> Reply:
+    n = int_arg(args, 0, "N", 1, 100, default=10)
+    rows = ctx.call(lambda: ctx.controller.store.attempts(limit=n))
+    lines = [f"#{r.id:<5} {_iso(r.started_at)} {r.outcome or 'open':<11} {r.mode:<3} {r.gender or '-':<7} "
+             f"pos {r.positions} drops {r.drops}{' pass %.2fs' % r.pass_s if r.pass_s else ''}"
+             f"{'  ' + r.reason if r.reason else ''}" for r in rows]
+    return Reply(lines or ["no clean records yet"])
+
+
+@register("audit", "audit [N]", "The last N maintenance and fault records (default 10, at most 100).")
+def audit(ctx: Context, args: list[str]) -> Reply:
+    n = int_arg(args, 0, "N", 1, 100, default=10)
+    rows = ctx.call(lambda: [dict(r) for r in ctx.controller.store.audit_log(n)])
+    return Reply([f"{_iso(r['t'])} {r['kind']:<11} {r['action']:<14} {r['source']:<16} {r['detail']}" for r in rows]
+                 or ["no audit records yet"])
+
+
+@register("mode", "mode [dry|wet|switch]", "Show the cleaning mode, or set it from the console "
+          "(`switch` hands it back to the panel's mode switch). Takes effect from the next clean.")
+def mode(ctx: Context, args: list[str]) -> Reply:
+    if not args:
+        return Reply([f"mode {ctx.call(lambda: ctx.controller.mode_switch().value)}"])
+    choice = args[0].lower()
+    if choice not in ("dry", "wet", "switch") or len(args) > 1:
+        raise CommandError(P.DATA_OUT_OF_RANGE, "Data out of range; mode takes dry, wet or switch")
+    value = None if choice == "switch" else Mode(choice)
+    return service_reply(ctx.call(lambda: ctx.controller.set_mode(value, ctx.source)))
+
+
+# ====================================================================== access
+@register("login", "login <PIN>", "Log in for maintenance (moving hardware, configuration, counters, "
+          "faults). Failed attempts lock the port out for growing times; an idle session logs out.")
+def login(ctx: Context, args: list[str]) -> Reply:
+    s = ctx.session
+    wait = s.lockout.remaining()
+    if wait > 0:
+        raise CommandError(P.ACCESS_DENIED, f"Command protected; locked out for {wait:.0f} s after failed logins")
+    if len(args) != 1:
+        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: login <PIN>")
+    stored = ctx.call(lambda: ctx.controller.store.setting(PIN_KEY))
+    if stored is None:
+        raise CommandError(P.ACCESS_DENIED, "Command protected; no maintenance PIN is set: run `station pin set` on the station")
+    if not verify_pin(args[0], stored):
+        s.lockout.failed()
+        ctx.call(lambda: ctx.controller.store.audit("access", "login_failed", ctx.controller.wall(), source=ctx.source))
+        raise CommandError(P.ACCESS_DENIED, "Command protected; wrong PIN")
+    s.lockout.succeeded()
+    s.logged_in = True
+    ctx.call(lambda: ctx.controller.store.audit("access", "login", ctx.controller.wall(), source=ctx.source))
+    return Reply(ok_text=f"logged in; idle sessions log out after {s.idle_logout_s:.0f} s")
+
+
+@register("logout", "logout", "End the maintenance session.")
+def logout(ctx: Context, args: list[str]) -> Reply:
+    was = ctx.session.logged_in
+    ctx.session.logged_in = False
+    if was:
+        ctx.call(lambda: ctx.controller.store.audit("access", "logout", ctx.controller.wall(), source=ctx.source))
+    return Reply(ok_text="logged out")
+
+
+@register("pin set", "pin set <new PIN>", "Change the maintenance PIN (stored only as a salted hash).", protected=True)
+def pin_set(ctx: Context, args: list[str]) -> Reply:
+    if len(args) != 1:
+        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: pin set <new PIN>")
+    try:
+        hashed = hash_pin(args[0])
+    except ValueError as exc:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
+    ctx.call(lambda: ctx.controller.store.set_setting(PIN_KEY, hashed, ctx.controller.wall(), source=ctx.source))
+    return Reply(ok_text="PIN changed")
+
+
+# ====================================================================== hardware
+@register("jog", "jog <positions>", f"Advance the wheel 1-{MAX_JOG} positions, each confirmed by the index "
+          "sensor. Uses ribbon (booked first). Only when ready with the guide empty.", protected=True)
+def jog(ctx: Context, args: list[str]) -> Reply:
+    n = int_arg(args, 0, "positions", 1, MAX_JOG)
+    return service_reply(ctx.service(lambda done: ctx.controller.jog(n, ctx.source, done)))
+
+
+@register("prime", "prime <drops>", f"Pump 1-{MAX_PRIME} drops to fill the fluid line. Only when ready "
+          "with the guide empty.", protected=True)
+def prime(ctx: Context, args: list[str]) -> Reply:
+    n = int_arg(args, 0, "drops", 1, MAX_PRIME)
+    return service_reply(ctx.service(lambda done: ctx.controller.prime(n, ctx.source, done)))
+
+
+@register("selftest", "selftest", "Exercise each part and report PASS/FAIL per part: sensors at rest, wheel "
+          "(one position), pump (one drop), lights and buzzer.", protected=True)
+def selftest(ctx: Context, args: list[str]) -> Reply:
+    no_args(args, "selftest")
+    return service_reply(ctx.service(lambda done: ctx.controller.selftest(ctx.source, done)))
+
+
+@register("fault?", "FAULT?", "The current fault code and detail, or `none`.")
+def fault_q(ctx: Context, args: list[str]) -> str:
+    code, detail = ctx.call(lambda: (ctx.controller.fault_code, ctx.controller.fault_detail))
+    return "none" if code is None else f"{code.value}: {detail}"
+
+
+@register("fault clear", "fault clear", "Clear the fault, only when its cause is gone.", protected=True)
+def fault_clear(ctx: Context, args: list[str]) -> Reply:
+    return service_reply(ctx.call(lambda: ctx.controller.request_fault_clear(ctx.source)))
+
+
+@register("cassette", "cassette", "The fitted cassette: type and ribbon left.")
+def cassette(ctx: Context, args: list[str]) -> Reply:
+    s = ctx.call(ctx.controller.status)
+    if not s["cassette"]:
+        return Reply(["no cassette fitted"])
+    return Reply([f"{s['cassette']}: {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left"])
+
+
+@register("cassette new", "cassette new", "Declare the fitted cassette new: its count starts again. Only for "
+          "a cassette that really is new: the station cannot tell cassettes of one type apart.", protected=True)
+def cassette_new(ctx: Context, args: list[str]) -> Reply:
+    def act() -> ServiceResult:
+        err = ctx.controller._may_service(need_cassette=True)
+        if err:
+            return ServiceResult(False, error=err)
+        ctx.controller.new_cassette(ctx.source)
+        s = ctx.controller.status()
+        return ServiceResult(True, [f"new {s['cassette']} cassette: {s['ribbon_remaining']} positions"])
+
+    return service_reply(ctx.call(act))
+
+
+@register("fluid", "fluid", "Fluid left in the reservoir (count since the last refill, and the low switch).")
+def fluid(ctx: Context, args: list[str]) -> Reply:
+    s = ctx.call(ctx.controller.status)
+    return Reply([f"{s['fluid_drops_left']} drops left{'; LOW switch active' if s['fluid_low'] else ''}"])
+
+
+@register("fluid refill", "fluid refill", "Record that the reservoir was refilled: the drop count starts again.",
+          protected=True)
+def fluid_refill(ctx: Context, args: list[str]) -> Reply:
+    ctx.call(lambda: ctx.controller.refill(ctx.source))
+    return Reply(ok_text="refill recorded")
+
+
+# ====================================================================== configuration
+@register("config show", "config show [section]", "The effective configuration (TOML), all or one section.")
+def config_show(ctx: Context, args: list[str]) -> Reply:
+    text = station_config.dumps(ctx.controller.config)
+    if args:
+        section = args[0].lower()
+        blocks = {b.splitlines()[0].strip("[]"): b for b in text.strip().split("\n\n")}
+        if section not in blocks:
+            raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; sections are {', '.join(blocks)}")
+        text = blocks[section]
+    return Reply([line for line in text.splitlines() if line])
+
+
+@register("config set", "config set <section.key> <value>", "Change one value: validated, saved, and in "
+          "effect at once where safe (swipe, guide pins, thresholds) or from the next start (pins, wheel, "
+          "console). Only while ready.", protected=True)
+def config_set(ctx: Context, args: list[str]) -> Reply:
+    if len(args) != 2 or "." not in args[0]:
+        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config set <section.key> <value>")
+    section, _, key = args[0].lower().partition(".")
+    try:
+        value = tomllib.loads(f"v = {args[1]}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = args[1]  # a bare word: a string
+    try:
+        new = ctx.controller.config.replace(section, **{key: value})
+    except ConfigError as exc:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
+    except KeyError:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; no section [{section}]") from None
+    later = section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS
+    result = ctx.call(lambda: ctx.controller.change_config(section, key, value, new, apply_now=not later, source=ctx.source))
+    if not result.ok:
+        raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
+    return Reply(result.lines)

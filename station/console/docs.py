@@ -1,0 +1,76 @@
+"""docs/console.md, generated from the registry so that `help` and the manual never differ."""
+
+from __future__ import annotations
+
+from .commands import REGISTRY
+
+INTRO = """# Maintenance console
+
+Generated from `station/console/commands.py` by `station console-doc`; `help` and
+`help <command>` on the console print the same texts. A test fails when this file is stale.
+
+## Connecting
+
+- On the Pi: the serial console `/dev/serial0` at 115200 8N1 (configurable: `[console] port`,
+  `baud`), e.g. `python -m serial.tools.miniterm /dev/ttyUSB0 115200` from a laptop with a
+  USB-serial adapter on GPIO 14/15.
+- Simulated bench: `station sim` prints `maintenance console: ...`; `station sim --headless`
+  prints `console: <pty>` and `bench: <pty>`. Attach with
+  `python -m serial.tools.miniterm <pty> 115200`, picocom or screen.
+- Optionally on loopback TCP (`[console] tcp_port`): `socket://127.0.0.1:<port>` in pyserial,
+  `TCPIP::127.0.0.1::<port>::SOCKET` in PyVISA.
+
+## Framing
+
+Lines end in LF (CR LF accepted), at most 256 bytes of UTF-8; commands are case-insensitive.
+
+- A **query** (ends in `?`) answers exactly one line: its value, or `ERR <code> <message>`.
+- Any **other command** answers zero or more lines, then exactly one final line: `OK`
+  (perhaps followed by text) or `ERR <code> <message>`.
+- Every error also goes onto an error queue (16 entries, IEEE 488.2 style) read with
+  `SYST:ERR?` as `<code>,"<message>"`, `0,"No error"` when empty; `*CLS` empties it.
+
+Error codes: -100 command error, -102 syntax error (also invalid UTF-8 and control
+characters), -109 missing parameter, -113 unknown command, -200 execution error, -203
+command protected (log in first) or locked out, -221 not possible in the current state,
+-222 value out of range, -240 hardware error (jam, no drop), -310 too many commands (flood),
+-350 error queue overflow, -363 line longer than 256 bytes.
+
+## Access
+
+Read-only commands are open. Commands marked **login** move hardware, change the
+configuration, reset counters or clear faults: `login <PIN>` first. The PIN is stored only
+as a salted scrypt hash; set it on the station with `station pin set` (installation). After
+three wrong PINs each further attempt on that port waits 2, 4, 8 ... up to 300 seconds. A
+session idle for `[console] idle_logout_s` (300 s) is logged out; unplugging the port logs
+out too. Every protected action is audited with the port it came from (`audit`).
+
+## Example
+
+```
+> *IDN?
+Fibreclean Labs,MPO-CS1,SIM-0001,0.1.0
+> jog 3
+ERR -203 Command protected; `jog <positions>` needs `login <PIN>`
+> login 4711
+OK logged in; idle sessions log out after 300 s
+> jog 3
+wheel: 3 of 3 positions confirmed in 192 steps (0.271 s)
+OK
+> STAT?
+{"state":"idle","mode":"dry","cassette":"standard","ribbon_remaining":1491,...}
+> SYST:ERR?
+-203,"Command protected; `jog <positions>` needs `login <PIN>`"
+> SYST:ERR?
+0,"No error"
+```
+
+## Commands
+"""
+
+
+def document() -> str:
+    parts = [INTRO]
+    for cmd in REGISTRY.values():
+        parts.append(f"\n### `{cmd.usage}`{'  (login)' if cmd.protected else ''}\n\n{cmd.help}\n")
+    return "".join(parts)
