@@ -56,16 +56,22 @@ class VirtualClock:
 class Timer:
     """A scheduled call; `cancel()` is safe to call any number of times, even after it ran."""
 
-    __slots__ = ("due", "fn", "cancelled", "_seq")
+    __slots__ = ("due", "fn", "cancelled", "fired", "_seq")
 
     def __init__(self, due: float, fn: Callable[[], None], seq: int) -> None:
         self.due = due
         self.fn = fn
         self.cancelled = False
+        self.fired = False
         self._seq = seq
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    @property
+    def pending(self) -> bool:
+        """Will still run (neither cancelled nor already run), whatever its due time."""
+        return not (self.cancelled or self.fired)
 
     def __lt__(self, other: "Timer") -> bool:
         return (self.due, self._seq) < (other.due, other._seq)
@@ -133,7 +139,9 @@ class EventLoop:
             while self._timers and self._timers[0].cancelled:
                 heapq.heappop(self._timers)
             if self._timers and self._timers[0].due <= limit:
-                return heapq.heappop(self._timers)
+                timer = heapq.heappop(self._timers)
+                timer.fired = True
+                return timer
         return None
 
     def next_due(self) -> float | None:

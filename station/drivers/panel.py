@@ -83,7 +83,7 @@ class LedPanel:
             self.leds[name].value = lit
 
         def toggle() -> None:
-            self._timers = [t for t in self._timers if not t.cancelled and t.due > self._loop.now()]
+            self._timers = [t for t in self._timers if t.pending]
             self._blink(look, not lit)
 
         self._timers.append(self._loop.call_later(look.half_period_s, toggle))
