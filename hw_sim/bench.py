@@ -56,6 +56,7 @@ class SimBench:
         self.loop = EventLoop(self.clock)
         self.factory = SimFactory()
         self.events: list[Event] = []
+        self._results: list[dict[str, Any]] = []
         store = open_store(self.config, self.state_dir, on_pi=False)
         self.world: World | None = None
 
@@ -77,18 +78,20 @@ class SimBench:
 
     # ------------------------------------------------------------------ observation
     def _record(self, kind: str, data: dict[str, Any]) -> None:
-        self.events.append(Event(self.loop.now(), kind, data))
+        if kind == "result":
+            self._results.append(data)
+        if kind != "sensor":  # edges are many; the world keeps the physical record
+            self.events.append(Event(self.loop.now(), kind, data))
 
     @property
     def state(self) -> str:
         return self.controller.state
 
     def results(self) -> list[dict[str, Any]]:
-        return [e.data for e in self.events if e.kind == "result"]
+        return self._results
 
     def last_result(self) -> dict[str, Any] | None:
-        results = self.results()
-        return results[-1] if results else None
+        return self._results[-1] if self._results else None
 
     # ------------------------------------------------------------------ time
     def run_for(self, seconds: float) -> None:

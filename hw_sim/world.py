@@ -74,7 +74,7 @@ class SimCassette:
 
     name: str
     male_mt: bool
-    capacity: int  # ribbon positions
+    capacity: int  # positions the wheel can advance: sections 0 (exposed when new) to capacity exist
     position: int = 0  # section under the window
     touched: dict[int, int] = field(default_factory=dict)  # section -> swipes on it
     offered: list[int] = field(default_factory=list)  # sections the firmware said swipe-now on
@@ -281,6 +281,8 @@ class World:
         cassette = self.fitted
         if cassette is None or self._jammed:
             return
+        if cassette.position >= cassette.capacity:
+            return  # the ribbon's end is fixed to the spool: the wheel cannot turn further
         self.steps_total += 1
         if not forward:
             self._violate(1, "wheel driven backwards: used ribbon would come back under the window")
@@ -355,7 +357,7 @@ class World:
         self._persist()
         if cassette.touched.get(section):
             self._violate(1, f"swipe-now on section {section}, which was already used")
-        if section >= cassette.capacity:
+        if section > cassette.capacity:
             self._violate(6, f"swipe-now past the end of the ribbon (section {section} of {cassette.capacity})")
         if self.connector is None:
             self._violate(2, "swipe-now with no connector in place")
@@ -433,7 +435,7 @@ class World:
         while t < chatter_s:
             t += 0.05
             flip = int(t / 0.05) % 2 == 1
-            self.loop.call_later(t, lambda v=(not left) if flip else left: self._drive("pin_left", v))
+            self._hand.append(self.loop.call_later(t, lambda v=(not left) if flip else left: self._drive("pin_left", v)))
 
     def remove(self) -> None:
         """Lift the connector out of the guide (ending any stroke still under way)."""

@@ -24,33 +24,15 @@ def _load_config(path: str | None) -> station_config.Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the station on real hardware."""
-    from .app import build_station, open_store
-    from .drivers.pinfactory import NoGPIO, hardware_pin_factory
-    from .loop import EventLoop, RealClock
+    from . import service
+    from .drivers.pinfactory import NoGPIO
 
     config = _load_config(args.config)
     try:
-        factory = hardware_pin_factory()
+        return service.run(config, args.state_dir)
     except NoGPIO as exc:
         print(f"station run: {exc}", file=sys.stderr)
         return 2
-    store = open_store(config, args.state_dir, on_pi=True)
-    loop = EventLoop(RealClock())
-    station = build_station(config, loop, factory, store)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-        loop.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    station.controller.start()
-    thread = loop.start_thread()
-    while thread.is_alive() and not stop.is_set():
-        thread.join(0.5)
-    station.shutdown()
-    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

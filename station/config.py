@@ -8,6 +8,7 @@ never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -87,7 +88,7 @@ class Wheel:
 class Cassette:
     """Consumable capacity (from the cassette's datasheet)."""
 
-    capacity_positions: int = _int(1500, 3, 1_000_000, "fresh ribbon positions on a new cassette")
+    capacity_positions: int = _int(1500, 3, 1_000_000, "wheel positions a new cassette can advance (datasheet)")
     low_warning_cleans: int = _int(20, 0, 100_000, "warn when fewer cleans than this remain")
 
 
@@ -165,6 +166,8 @@ class Config:
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some values of one section changed, validated like a file."""
         raw = to_dict(self)
+        if section not in raw:
+            raise ConfigError(f"unknown section [{section}]; allowed sections are {', '.join(raw)}")
         raw[section].update(values)
         return from_dict(raw)
 
@@ -316,7 +319,8 @@ def dumps(config: Config) -> str:
             if isinstance(v, bool):
                 text = "true" if v else "false"
             elif isinstance(v, str):
-                text = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                # JSON's string escapes are TOML's, but for DEL (and no surrogate pairs)
+                text = json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
             else:
                 text = repr(v)
             lines.append(f"{f.name} = {text}  # {f.metadata.get('doc', '')}")

@@ -87,6 +87,7 @@ class Attempt:
     swipe_opened_at: float | None = None
     swipe_deadline: float | None = None
     gate_edges: list[GateEdge] = field(default_factory=list)
+    gate_blocked: bool = False  # a gate read blocked when swipe-now was given
     verdict: SwipeVerdict | None = None
     abandon: Reason | None = None  # connector removed or cancel pressed while the wheel moved
     outcome: Outcome | None = None
@@ -220,6 +221,22 @@ class Controller(Maintenance):
         self._state_changed()
         self._enter_idle_checks()
 
+    def startup_fault(self, code: FaultCode, detail: str) -> None:
+        """A start-up check failed: stay in fault (console up) until it is fixed and cleared."""
+        self.loop.post(lambda: self._fault(code, detail))
+
+    def shutdown(self, reason: str) -> None:
+        """Orderly stop (on the loop thread): safe outputs, an attempt in flight recorded as
+        interrupted, the stop audited."""
+        self.bench.safe()
+        a = self.attempt
+        if a is not None and a.outcome is None:
+            self._conclude(Outcome.INTERRUPTED, Reason.INTERRUPTED, guarded=True, detail=reason)
+        try:
+            self.store.audit("station", "shutdown", self.wall(), detail=reason)
+        except Exception:
+            log.exception("could not record the shutdown")
+
     def _on_error(self, exc: BaseException) -> None:
         """Any unexpected exception in a handler: safe state, fault, keep serving."""
         code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL
@@ -245,7 +262,11 @@ class Controller(Maintenance):
     def fault_cause_gone(self) -> bool:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
             return self._read(Sensor.CASSETTE)
+        if self.fault_code is FaultCode.STARTUP:
+            return not self.startup_problems()
         if self.fault_code is FaultCode.STORAGE:
+            if not self.store.durable:
+                return False  # running on a stand-in store: only a restart can fix this
             try:  # the disk is back when a durable write goes through again
                 self.store.audit("maintenance", "storage_check", self.wall())
             except StoreError:
@@ -378,9 +399,7 @@ class Controller(Maintenance):
         a.swipe_opened_at = now
         s = self.config.swipe
         a.swipe_deadline = (a.drop_at + s.wet_window_s) if a.mode is Mode.WET and a.drop_at is not None else now + s.timeout_s
-        for sensor, gate in ((Sensor.GATE_A, "A"), (Sensor.GATE_B, "B")):
-            if self._read(sensor):  # already blocked when the swipe is due
-                a.gate_edges.append(GateEdge(gate, True, now))  # type: ignore[arg-type]
+        a.gate_blocked = self._read(Sensor.GATE_A) or self._read(Sensor.GATE_B)
         self._emit("swipe_now", id=a.id, deadline_s=round(a.swipe_deadline - now, 3))
         self._judge()
 
@@ -398,6 +417,7 @@ class Controller(Maintenance):
             max_pass_s=s.max_pass_s,
             glitch_s=s.glitch_s,
             settle_s=s.settle_s,
+            gate_blocked=a.gate_blocked,
             connector_gone=connector_gone,
         )
         if not verdict.done:
@@ -448,7 +468,7 @@ class Controller(Maintenance):
         self.fault_detail = ""
 
     # ------------------------------------------------------------------ results
-    def _conclude(self, outcome: Outcome, reason: Reason | None, guarded: bool = False) -> None:
+    def _conclude(self, outcome: Outcome, reason: Reason | None, guarded: bool = False, detail: str = "") -> None:
         a = self.attempt
         if a is None or a.outcome is not None:
             return
@@ -462,7 +482,8 @@ class Controller(Maintenance):
         if v is not None and v.pass_s is not None:
             pass_s = round(v.pass_s, 4)
         try:
-            self.store.finish_attempt(a.id, outcome, reason.value if reason else "", self.wall(),
+            text = (reason.value if reason else "") + (f": {detail}" if detail else "")
+            self.store.finish_attempt(a.id, outcome, text, self.wall(),
                                       gender=a.gender.value if a.gender else None,
                                       swipe_start_s=swipe_start_s, pass_s=pass_s)
         except Exception:
@@ -600,6 +621,19 @@ class Controller(Maintenance):
         self.store.refill(self.wall(), source=source)
         self.warnings.discard("fluid_low")
         self._emit("refill", capacity=self.store.fluid()[1])
+
+    def startup_problems(self) -> list[str]:
+        """Plausibility of the sensors with nothing happening (start-up check, and fault clear)."""
+        problems = []
+        read = self.bench.sensors.read
+        for sensor, name in ((Sensor.GATE_A, "swipe gate A"), (Sensor.GATE_B, "swipe gate B")):
+            if read(sensor):
+                problems.append(f"{name} reads blocked with no swipe: check the gate and its wiring")
+        if not read(Sensor.CONNECTOR) and (read(Sensor.PIN_LEFT) or read(Sensor.PIN_RIGHT)):
+            problems.append("a guide-pin sensor reads a pin with no connector: check the sensor")
+        if self.bench.sensors.fitted(Sensor.DROP) and read(Sensor.DROP):
+            problems.append("the drop sensor reads a drop with the pump off: clean or check it")
+        return problems
 
     def sensor_report(self) -> dict[str, bool]:
         """Every input, plus the outputs a technician wants to see (for the console)."""

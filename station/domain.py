@@ -76,3 +76,4 @@ class FaultCode(str, Enum):
     NO_DROP = "no_drop"
     INTERNAL = "internal"
     STORAGE = "storage"
+    STARTUP = "startup"  # a start-up check failed (sensor implausible)

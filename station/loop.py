@@ -92,6 +92,7 @@ class EventLoop:
         # Called on the loop thread once per iteration; the service watchdog hooks in here so a
         # hung loop stops the pings.
         self.heartbeat: Callable[[], None] | None = None
+        self.heartbeat_every = 1.0
 
     @property
     def virtual(self) -> bool:
@@ -198,8 +199,8 @@ class EventLoop:
                     continue
                 nxt = self._timers[0].due if self._timers else None
                 timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
-                if self.heartbeat is not None and (timeout is None or timeout > 1.0):
-                    timeout = 1.0  # wake up for the watchdog even when idle
+                if self.heartbeat is not None and (timeout is None or timeout > self.heartbeat_every):
+                    timeout = self.heartbeat_every  # wake up for the watchdog even when idle
                 self._wake.wait(timeout)
 
     def wait_posted(self, timeout: float) -> None:

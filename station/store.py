@@ -150,6 +150,7 @@ class Store:
     def __init__(self, path: str | Path, *, fluid_capacity: int = 2000, readonly: bool = False) -> None:
         self.path = str(path)
         self.fluid_capacity = fluid_capacity
+        self.durable = self.path != ":memory:"  # False: a stand-in while the real database is unusable
         try:
             if readonly:
                 uri = Path(self.path).resolve().as_uri() + "?mode=ro"

@@ -78,6 +78,7 @@ def judge_swipe(
     max_pass_s: float,
     glitch_s: float,
     settle_s: float,
+    gate_blocked: bool = False,
     connector_gone: bool = False,
 ) -> SwipeVerdict:
     """Judge the gate timeline since the swipe-now signal at `opened_at`.
@@ -85,7 +86,8 @@ def judge_swipe(
     A good swipe is exactly one pass: gate A then gate B, entry-to-entry time within
     [min_pass_s, max_pass_s], starting by `start_deadline`, followed by `settle_s` of quiet
     (so a return stroke is caught). Gate B never reached within twice `max_pass_s` is a
-    partial swipe. `connector_gone` ends the wait for more edges.
+    partial swipe. `gate_blocked`: a gate already read blocked at `opened_at`.
+    `connector_gone` ends the wait for more edges.
     """
     edges = list(edges)
     a = intervals(edges, "A", glitch_s)
@@ -94,9 +96,9 @@ def judge_swipe(
     for iv in a + b:
         if iv.end is None and now < iv.start + glitch_s and not connector_gone:
             return SwipeVerdict(False, check_at=iv.start + glitch_s)
-    passes = sorted(a + b, key=lambda iv: iv.start)
-    if passes and passes[0].start <= opened_at:
+    if gate_blocked:
         return SwipeVerdict(True, reason=Reason.GATE_BLOCKED)
+    passes = sorted(a + b, key=lambda iv: iv.start)
     if not passes:
         if now >= start_deadline or connector_gone:
             return SwipeVerdict(True, reason=Reason.REMOVED_MID_CYCLE if connector_gone and now < start_deadline else Reason.NO_SWIPE)

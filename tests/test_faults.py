@@ -1,0 +1,440 @@
+"""Injected faults (hw_sim.world.Fault): one test per fault.
+
+Each test checks
+* what the firmware decided: the controller's state and fault code, the announced result and
+  its durable record;
+* that the outputs are physically safe, as the simulator sees the pins: stepper driver
+  disabled, pump off, red light on while in fault; no swipe-now the physics would object to;
+* recovery: the technician removes the cause (world.clear / refit), acknowledges with a short
+  button press where the station needs one, and the next clean succeeds without a violation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hw_sim import Fault, SimBench
+from station.config import Config
+from station.domain import Reason
+from station.store import StoreError
+
+CFG = Config()
+N = CFG.wheel.positions_per_clean
+
+
+# ---------------------------------------------------------------------------------- helpers
+def records(bench: SimBench):
+    return sorted(bench.controller.store.attempts(), key=lambda r: r.id)
+
+
+def assert_safe_fault(bench: SimBench, code: str) -> None:
+    w = bench.world
+    assert bench.state == "fault"
+    assert bench.controller.fault_code is not None and bench.controller.fault_code.value == code
+    assert not w.stepper_enabled, "stepper driver must be disabled in fault"
+    assert not w.pump_on, "pump must be off in fault"
+    green, amber, red = w.leds()
+    assert red, "fault light on"
+    assert not w.prompting
+    assert bench.controller.status()["fault"] == code
+
+
+def assert_safe_idle(bench: SimBench) -> None:
+    w = bench.world
+    assert bench.state == "idle"
+    assert bench.controller.fault_code is None
+    assert not w.stepper_enabled and not w.pump_on
+    assert w.leds() == (True, False, False), "ready light only"
+
+
+def assert_one_record_per_attempt(bench: SimBench) -> None:
+    recs = records(bench)
+    assert len(recs) == len(bench.results())
+    assert all(r.outcome is not None for r in recs)
+
+
+def acknowledge(bench: SimBench) -> None:
+    """The technician presses the panel button briefly."""
+    bench.world.press_button(0.1)
+    bench.run_for(0.5)
+
+
+def recover_and_clean(bench: SimBench, *, wet: bool = False, connector: str = "female") -> None:
+    """A following clean succeeds on fresh ribbon, and nothing was ever violated."""
+    w = bench.world
+    swipes, prompts = len(w.swipes), w.prompts
+    result = bench.clean(connector, wet=wet)
+    assert result is not None and result["outcome"] == "cleaned", result
+    assert w.prompts == prompts + 1 and len(w.swipes) == swipes + 1
+    s = w.swipes[-1]
+    assert s.prompted and s.fresh
+    assert w.fitted.drops.get(s.section, 0) == (1 if wet else 0)
+    assert_safe_idle(bench)
+    assert_one_record_per_attempt(bench)
+    assert w.violations == []
+    assert w.touched_twice() == []
+
+
+def start_and_wait(bench: SimBench, state: str, *, wet: bool = False, connector: str = "female") -> None:
+    w = bench.world
+    w.set_mode(wet)
+    w.present(connector)
+    if state == "swipe_now":
+        assert bench.wait_until(lambda: w.prompting, 20)
+    else:
+        assert bench.wait_until(lambda: bench.state == state, 20), bench.state
+
+
+# ---------------------------------------------------------------------------------- wheel
+def test_jam(bench):
+    w = bench.world
+    w.inject(Fault.JAM)
+    result = bench.clean("female", remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert_safe_fault(bench, "jam")
+    assert w.positions_total == 0 and w.prompts == 0 and w.swipes == []
+    rec = records(bench)[-1]
+    assert rec.outcome == "failed" and rec.reason == Reason.JAM.value
+    assert rec.positions == N, "the reserved ribbon stays counted as used (never under-counted)"
+    # removing the connector does not clear a fault
+    w.remove()
+    bench.run_for(2)
+    assert_safe_fault(bench, "jam")
+    # repair, acknowledge, carry on
+    w.clear(Fault.JAM)
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_slip_within_the_jam_margin_still_cleans(bench):
+    w = bench.world
+    margin = CFG.wheel.max_steps_per_position - CFG.wheel.steps_per_position
+    w.inject(Fault.SLIP, steps=margin // 2)
+    swipes = len(w.swipes)
+    result = bench.clean("female")
+    assert result["outcome"] == "cleaned", result
+    advanced = [e for e in bench.events if e.kind == "advanced"][-1].data
+    assert advanced["positions"] == N
+    assert advanced["steps"] == N * CFG.wheel.steps_per_position + margin // 2, "the firmware stepped until the index confirmed"
+    assert w.positions_total == N
+    s = w.swipes[swipes]
+    assert s.prompted and s.fresh and s.section == N
+    assert_safe_idle(bench)
+    assert w.violations == []
+    recover_and_clean(bench)
+
+
+def test_slip_beyond_the_jam_margin_is_a_jam(bench):
+    w = bench.world
+    margin = CFG.wheel.max_steps_per_position - CFG.wheel.steps_per_position
+    w.inject(Fault.SLIP, steps=margin + 8)
+    result = bench.clean("female", remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert_safe_fault(bench, "jam")
+    assert w.prompts == 0 and w.swipes == []
+    w.remove()
+    w.clear(Fault.SLIP)
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_missing_index_pulse_stops_the_wheel_as_a_jam(bench):
+    """A position not seen by the index sensor is not counted: the firmware cannot confirm the
+    ribbon moved, so it must not offer a swipe."""
+    w = bench.world
+    w.inject(Fault.MISSING_INDEX, count=1)
+    result = bench.clean("female", remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert result["positions"] < N
+    assert_safe_fault(bench, "jam")
+    assert w.prompts == 0 and w.swipes == []
+    w.remove()
+    w.clear(Fault.MISSING_INDEX)
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_index_sensor_stuck_is_a_jam(bench):
+    w = bench.world
+    w.inject(Fault.STUCK_SENSOR, sensor="index", active=True)
+    result = bench.clean("female", remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert_safe_fault(bench, "jam")
+    assert w.prompts == 0
+    w.remove()
+    w.clear(Fault.STUCK_SENSOR)
+    acknowledge(bench)
+    recover_and_clean(bench)
+
+
+def test_empty_ribbon_is_never_offered(bench):
+    """The fitted cassette's ribbon runs out earlier than the books say (a short or mislabelled
+    cassette). The physically safe outcome: no swipe-now past the end of the ribbon — the
+    station refuses or faults, and does not claim a clean."""
+    w = bench.world
+    assert bench.clean("female")["outcome"] == "cleaned"
+    w.inject(Fault.EMPTY_RIBBON, left=0)
+    prompts = w.prompts
+    result = bench.clean("female", remove=False)
+    assert w.prompts == prompts, "swipe-now was given on ribbon that does not exist"
+    assert w.violations == []
+    assert result is None or result["outcome"] != "cleaned"
+    assert not w.stepper_enabled and not w.pump_on
+
+
+# ---------------------------------------------------------------------------------- fluid
+def test_pump_clog_is_a_no_drop_fault(bench):
+    w = bench.world
+    store = bench.controller.store
+    w.inject(Fault.PUMP_CLOG)
+    fluid_before = store.fluid()[0]
+    result = bench.clean("female", wet=True, remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.NO_DROP.value
+    assert_safe_fault(bench, "no_drop")
+    rec = records(bench)[-1]
+    assert rec.outcome == "failed" and rec.reason == Reason.NO_DROP.value and rec.positions == N
+    assert w.drops_total == 0, "nothing left the nozzle"
+    assert store.fluid()[0] == fluid_before + 1, "the books count the attempted drop (never under-count)"
+    assert w.prompts == 0, "no wet-to-dry swipe-now on a dry section"
+    w.remove()
+    w.clear(Fault.PUMP_CLOG)
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench, wet=True)
+    assert w.drops_total == 1
+
+
+def test_drop_sensor_stuck_is_a_no_drop_fault(bench):
+    w = bench.world
+    w.inject(Fault.STUCK_SENSOR, sensor="drop", active=True)
+    result = bench.clean("female", wet=True, remove=False)
+    assert result["outcome"] == "failed" and result["reason"] == Reason.NO_DROP.value
+    assert_safe_fault(bench, "no_drop")
+    assert w.prompts == 0 and w.drops_total == 1
+    w.remove()
+    w.clear(Fault.STUCK_SENSOR)
+    acknowledge(bench)
+    recover_and_clean(bench, wet=True)
+
+
+def test_empty_reservoir_refuses_wet_and_allows_dry(bench):
+    w = bench.world
+    w.inject(Fault.EMPTY_RESERVOIR)
+    steps, drops = w.steps_total, w.drops_total
+    result = bench.clean("female", wet=True)
+    assert result["outcome"] == "rejected" and result["reason"] == Reason.FLUID_LOW.value
+    assert records(bench)[-1].reason == Reason.FLUID_LOW.value
+    assert w.steps_total == steps and w.drops_total == drops and w.prompts == 0
+    assert_safe_idle(bench)  # not a fault: the operator can switch to DRY
+    recover_and_clean(bench, wet=False)
+    w.clear(Fault.EMPTY_RESERVOIR)  # refill
+    recover_and_clean(bench, wet=True)
+
+
+# ---------------------------------------------------------------------------------- sensors
+@pytest.mark.parametrize("gate", ["gate_a", "gate_b"])
+def test_gate_stuck_active_is_judged_gate_blocked(bench, gate):
+    w = bench.world
+    w.inject(Fault.STUCK_SENSOR, sensor=gate, active=True)
+    result = bench.clean("female")
+    assert result["outcome"] == "failed" and result["reason"] == Reason.GATE_BLOCKED.value
+    assert records(bench)[-1].reason == Reason.GATE_BLOCKED.value
+    section = w.fitted.position
+    assert_safe_idle(bench)
+    assert w.violations == []
+    w.clear(Fault.STUCK_SENSOR)
+    recover_and_clean(bench)
+    assert w.swipes[-1].section == section + N, "the section of the blocked attempt is not offered again"
+
+
+def test_connector_sensor_stuck_inactive_starts_nothing(bench):
+    w = bench.world
+    w.inject(Fault.STUCK_SENSOR, sensor="connector", active=False)
+    w.present("female")
+    bench.run_for(10)
+    assert_safe_idle(bench)
+    assert records(bench) == [] and w.steps_total == 0 and w.prompts == 0
+    w.remove()
+    w.clear(Fault.STUCK_SENSOR)
+    bench.run_for(0.5)
+    recover_and_clean(bench)
+
+
+def test_connector_sensor_stuck_active_after_a_clean_starts_nothing_more(bench):
+    w = bench.world
+    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    w.inject(Fault.STUCK_SENSOR, sensor="connector", active=True)
+    w.remove()
+    steps, prompts, n = w.steps_total, w.prompts, len(records(bench))
+    bench.run_for(30)
+    assert bench.state == "done", "the station waits for the connector to be taken away"
+    assert w.steps_total == steps and w.prompts == prompts and len(records(bench)) == n
+    assert not w.stepper_enabled and not w.pump_on
+    w.clear(Fault.STUCK_SENSOR)
+    assert bench.wait_until(lambda: bench.state == "idle", 5)
+    recover_and_clean(bench)
+
+
+def test_cassette_switch_stuck_open_is_no_cassette(bench):
+    w = bench.world
+    w.inject(Fault.STUCK_SENSOR, sensor="cassette", active=False)
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "no_cassette")
+    w.present("female")
+    bench.run_for(5)
+    assert w.steps_total == 0 and w.prompts == 0
+    w.remove()
+    w.clear(Fault.STUCK_SENSOR)
+    bench.run_for(0.5)
+    assert_safe_idle(bench)  # the cassette is seen again: a missing cassette is no malfunction
+    recover_and_clean(bench)
+
+
+def test_gate_bounce_is_filtered(bench):
+    w = bench.world
+    w.inject(Fault.GATE_BOUNCE)
+    for wet in (False, True):
+        result = bench.clean("female", wet=wet)
+        assert result["outcome"] == "cleaned", result
+        assert result["pass_s"] == pytest.approx(0.6, abs=0.01)
+    assert_safe_idle(bench)
+    assert w.violations == []
+    # bounce does not hide a real error either
+    result = bench.clean("female", direction="up")
+    assert result["outcome"] == "failed" and result["reason"] == Reason.REVERSED.value
+    w.clear(Fault.GATE_BOUNCE)
+    recover_and_clean(bench)
+
+
+# ---------------------------------------------------------------------------------- pulled out
+@pytest.mark.parametrize("when", ["advancing", "swipe_now"])
+def test_cassette_pulled_mid_cycle(bench, when):
+    w = bench.world
+    start_and_wait(bench, when)
+    if when == "advancing":
+        bench.run_for(0.05)
+        assert w.stepper_enabled
+    w.inject(Fault.CASSETTE_PULLED)
+    bench.run_for(0.01)
+    assert_safe_fault(bench, "cassette_pulled")
+    result = bench.last_result()
+    assert result["outcome"] == "failed" and result["reason"] == Reason.CASSETTE_PULLED.value
+    rec = records(bench)[-1]
+    assert rec.outcome == "failed" and rec.positions == N
+    steps = w.steps_total
+    bench.run_for(2)
+    assert w.steps_total == steps, "no step pulses after the fault"
+    # the button does not clear it while the cassette is still out
+    acknowledge(bench)
+    assert_safe_fault(bench, "cassette_pulled")
+    # refit the same cassette: still a fault until acknowledged
+    w.remove()
+    w.fit_cassette("standard")
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "cassette_pulled")
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+@pytest.mark.parametrize(
+    "when, wet, reasons",
+    [
+        ("advancing", False, {Reason.REMOVED_MID_CYCLE}),
+        ("dispensing", True, {Reason.REMOVED_MID_CYCLE}),
+        ("swipe_now", False, {Reason.REMOVED_MID_CYCLE}),
+        ("swiping", False, {Reason.PARTIAL, Reason.REMOVED_MID_CYCLE}),
+    ],
+)
+def test_connector_pulled_mid_cycle(bench, when, wet, reasons):
+    w = bench.world
+    if when == "swiping":
+        start_and_wait(bench, "swipe_now")
+        bench.run_for(0.3)
+        w.swipe(duration_s=1.0)
+        bench.run_for(0.5)  # past gate A, not yet at gate B
+        assert bench.state == "swiping"
+    else:
+        start_and_wait(bench, when, wet=wet)
+    w.inject(Fault.CONNECTOR_PULLED)
+    assert bench.wait_until(lambda: bench.last_result() is not None, 10)
+    result = bench.last_result()
+    assert result["outcome"] == "failed"
+    assert Reason(result["reason"]) in reasons
+    assert records(bench)[-1].positions == N
+    assert w.positions_total == N, "a started advance is finished, never left half-way"
+    assert not w.pump_on
+    assert bench.wait_until(lambda: bench.state == "idle", 10)
+    assert_safe_idle(bench)
+    assert w.violations == []
+    recover_and_clean(bench)
+
+
+# ---------------------------------------------------------------------------------- software
+def test_unexpected_exception_in_a_handler_is_an_internal_fault(bench, monkeypatch):
+    """A bug (not a storage error) while the connector is being identified: the books of the
+    fitted cassette cannot be read once."""
+    store = bench.controller.store
+    real = store.cassette
+    calls = {"n": 0}
+
+    def cassette_once_broken(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "cassette", cassette_once_broken)
+    w = bench.world
+    w.present("female")
+    bench.run_for(1.0)
+    assert calls["n"] >= 1
+    assert_safe_fault(bench, "internal")
+    assert "injected bug" in bench.controller.fault_detail
+    assert w.steps_total == 0 and w.prompts == 0
+    rec = records(bench)[-1]
+    assert rec.outcome == "rejected" and rec.positions == 0, "nothing consumed, and the attempt is closed"
+    assert_one_record_per_attempt(bench)
+    # the loop keeps serving
+    ran = []
+    bench.loop.post(lambda: ran.append(bench.controller.status()["state"]))
+    bench.run_for(0.1)
+    assert ran == ["fault"]
+    w.remove()
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_storage_error_in_a_handler_is_a_storage_fault(bench, monkeypatch):
+    store = bench.controller.store
+    real = store.reserve_positions
+    calls = {"n": 0}
+
+    def reserve_once_broken(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise StoreError("database is locked (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "reserve_positions", reserve_once_broken)
+    w = bench.world
+    w.present("female")
+    bench.run_for(1.0)
+    assert calls["n"] == 1
+    assert_safe_fault(bench, "storage")
+    assert w.steps_total == 0, "the wheel never moves without its reservation on disk"
+    assert w.prompts == 0
+    assert_one_record_per_attempt(bench)
+    # the loop keeps running and answering
+    w.remove()
+    bench.run_for(2)
+    ran = []
+    bench.loop.post(lambda: ran.append(bench.controller.status()))
+    bench.run_for(0.1)
+    assert ran and ran[0]["state"] == "fault" and ran[0]["fault"] == "storage"
+    assert_safe_fault(bench, "storage")
+    assert w.violations == []
