@@ -158,6 +158,14 @@ def cmd_pin(args: argparse.Namespace) -> int:
     from .console.commands import PIN_KEY
 
     config = _load_config(args.config)
+    if args.action == "status":
+        store = open_store(config, args.state_dir, on_pi=Path("/var/lib/mpo-station").exists())
+        try:
+            is_set = store.setting(PIN_KEY) is not None
+        finally:
+            store.close()
+        print("a maintenance PIN is set" if is_set else "no maintenance PIN is set")
+        return 0 if is_set else 1
     if sys.stdin.isatty():
         pin = getpass.getpass("new maintenance PIN: ")
         if getpass.getpass("again: ") != pin:
@@ -231,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pin", help="set the maintenance PIN for the console")
     common(p)
-    p.add_argument("action", choices=("set",))
+    p.add_argument("action", choices=("set", "status"), help="set: choose a new PIN; status: exit 0 if one is set")
     p.set_defaults(func=cmd_pin)
 
     p = sub.add_parser("console-doc", help="write docs/console.md from the console's own help texts")
