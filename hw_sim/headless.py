@@ -14,6 +14,7 @@ from typing import Iterator, TextIO
 from station.app import default_state_dir
 from station.config import Config
 from station.console.server import Console, Dispatcher, SerialPortServer
+from station.sdnotify import Notifier
 
 from . import benchport
 from .bench import SimBench
@@ -60,15 +61,29 @@ def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str
 
 
 def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.stdout) -> int:
+    """Until SIGTERM/SIGINT; then the same orderly stop as `station run`: safe outputs, the
+    clean in flight recorded as interrupted, books and ports closed, exit 0."""
     stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     directory = sim_state_dir(state_dir)
+    notifier = Notifier()
     with SimBench(config, directory, wall_start=time.time(),
                   world_options={"state_file": directory / "sim-world.json"}) as bench:
+        bench.loop.heartbeat = notifier.heartbeat
         with serial_ports(bench, bench_port=True) as paths:
             for name, path in paths.items():
                 print(f"{name}: {path}", file=out, flush=True)
+            notifier.ready(bench.state)
             bench.run_paced(stop)
+            notifier.stopping()
+        bench.controller.shutdown(f"station stopped ({received[0] if received else 'signal'})")
+    notifier.close()
     print("stopped", file=out, flush=True)
     return 0

@@ -229,6 +229,8 @@ class World:
             "move_positions": self._move_positions,
             "violations": [asdict(v) for v in self.violations],
             "swipes": self.swipes_before + len(self.swipes),
+            "outputs": {"stepper_enabled": self.stepper_enabled, "pump_on": self.pump_on,
+                        "leds": list(self.leds())},
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -265,6 +267,8 @@ class World:
             self._panel_changed()
         if role in ("enable", "pump", "led_fault", "step"):
             self._check_safe()
+        if role in ("enable", "pump", "led_ready", "led_busy", "led_fault"):
+            self._persist()  # the last outputs survive the process, for power-cut checks
 
     def _check_safe(self) -> None:
         green, amber, red = self.leds()
@@ -385,6 +389,8 @@ class World:
                 capacity if capacity is not None else self.config.cassette.capacity_positions,
             )
             self.cassettes[name] = cassette
+        if self.fitted is not None and self.fitted is not cassette:
+            self.remove_cassette()  # a swap always takes the old one out first
         if self.fitted is not cassette:
             self.fitted = cassette
             self._step_in_position = 0

@@ -212,9 +212,8 @@ class Controller(Maintenance):
 
     # ------------------------------------------------------------------ start and errors
     def _start(self) -> None:
-        closed = self.store.close_open_attempts(self.wall())
+        closed = self.store.close_open_attempts(self.wall())  # audited by the store
         if closed:
-            self.store.audit("recovery", "interrupted_attempts", self.wall(), detail={"ids": closed})
             self._emit("recovered", interrupted=closed)
         if self._read(Sensor.CASSETTE):
             self.current_cassette()  # the first cassette of a type is recorded when first seen

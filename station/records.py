@@ -69,7 +69,7 @@ def summary(store: Store, positions_per_clean: int) -> str:
         state = "retired" if c["retired_at"] else "current"
         left = max(0, c["capacity"] - c["used"])
         lines.append(f"cassette #{c['id']} {c['type']} ({state}): {left} of {c['capacity']} positions left "
-                     f"({left // positions_per_clean} cleans), fitted {c['fits']} times")
+                     f"({left // positions_per_clean} cleans), fitted {c['fits']} time{'s' if c['fits'] != 1 else ''}")
     used, capacity = store.fluid()
     lines.append(f"fluid: {max(0, capacity - used)} of {capacity} drops left since the last refill")
     return "\n".join(lines)

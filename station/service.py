@@ -1,9 +1,10 @@
 """`station run`: the station as a service on the Pi.
 
 Start-up checks either pass or put the station in fault with the console up; READY=1 goes
-to systemd after them, WATCHDOG=1 comes from the controller loop itself, STATUS= follows the
-state. SIGTERM / SIGINT: safe outputs, the clean in flight recorded as interrupted, store and
-devices closed, exit 0.
+to systemd after them, WATCHDOG=1 comes from the controller loop itself (a hung controller
+stops the pings and systemd restarts the service), STATUS= follows the state. SIGTERM /
+SIGINT: safe outputs, the clean in flight recorded as interrupted, store and devices closed,
+exit 0.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import signal
 import threading
 from pathlib import Path
 
-from .app import build_station, open_store
+from gpiozero.pins import Factory
+
+from .app import Station, build_station, open_store
 from .config import Config
 from .console.server import Console
 from .domain import FaultCode
-from .drivers.pinfactory import hardware_pin_factory
 from .loop import EventLoop, RealClock
 from .sdnotify import Notifier
 from .store import Store, StoreError
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def serial_problem(url: str) -> str | None:
+    """Why the console's serial device cannot be used, or None."""
     if "://" in url or not url:
         return None
     if not Path(url).exists():
@@ -37,61 +40,87 @@ def serial_problem(url: str) -> str | None:
     return None
 
 
+class Service:
+    """A running station with its console and its systemd conversation."""
+
+    def __init__(self, config: Config, state_dir: str | None, pin_factory: Factory,
+                 notifier: Notifier | None = None) -> None:
+        self.notifier = notifier or Notifier()
+        self.problems: list[tuple[FaultCode, str]] = []
+        try:
+            store = open_store(config, state_dir, on_pi=True)
+        except StoreError as exc:
+            # Keep the console up to say so; cleaning stays refused until a restart with a usable disk.
+            self.problems.append((FaultCode.STORAGE, str(exc)))
+            store = Store(":memory:", fluid_capacity=config.dispenser.reservoir_drops)
+        self.loop = EventLoop(RealClock())
+        self.station: Station = build_station(config, self.loop, pin_factory, store)
+        self.controller = self.station.controller
+        c = config.console
+        self.console = Console(self.controller, serial_url=c.port, baud=c.baud, tcp_port=c.tcp_port,
+                               idle_logout_s=c.idle_logout_s, max_per_s=c.max_commands_per_s)
+        if (text := serial_problem(c.port)) is not None:
+            log.warning(text)  # not a fault: the bench cleans without its console
+        self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]
+        self.loop.heartbeat = self._heartbeat
+        if self.notifier.watchdog_interval:
+            self.loop.heartbeat_every = min(1.0, self.notifier.watchdog_interval)
+        self._thread: threading.Thread | None = None
+
+    def _heartbeat(self) -> None:
+        """On the controller loop, once per turn: a stuck controller stops the watchdog pings."""
+        self.notifier.heartbeat()
+        code = self.controller.fault_code
+        self.notifier.status(self.controller.state + (f" ({code.value}: {self.controller.fault_detail})" if code else ""))
+
+    def start(self) -> None:
+        self.controller.start()
+        for code, text in self.problems:
+            log.error("start-up check failed: %s", text)
+            self.controller.startup_fault(code, text)
+        self._thread = self.loop.start_thread()
+        self.console.start()
+        self.loop.call_sync(lambda: None, timeout=10.0)  # start-up has been processed
+        state = self.controller.state
+        self.notifier.ready(state if not self.problems else f"fault: {self.problems[0][1]}")
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, reason: str) -> None:
+        """Orderly and idempotent: the controller records and secures, then everything closes."""
+        self.notifier.stopping()
+        self.console.stop()
+        try:
+            self.loop.call_sync(lambda: self.controller.shutdown(reason), timeout=5.0)
+        except (TimeoutError, RuntimeError):
+            log.error("controller did not stop in time; forcing safe outputs")
+        self.station.shutdown()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.notifier.close()
+
+
 def run(config: Config, state_dir: str | None) -> int:
     """Runs until SIGTERM/SIGINT; raises NoGPIO when there is no pin factory (nothing to drive)."""
-    factory = hardware_pin_factory()
-    notifier = Notifier()
-    problems: list[tuple[FaultCode, str]] = []
-    try:
-        store = open_store(config, state_dir, on_pi=True)
-    except StoreError as exc:
-        # Keep the console up to say so; cleaning stays refused until a restart with a usable disk.
-        problems.append((FaultCode.STORAGE, str(exc)))
-        store = Store(":memory:", fluid_capacity=config.dispenser.reservoir_drops)
-    loop = EventLoop(RealClock())
-    station = build_station(config, loop, factory, store)
-    controller = station.controller
-    console = Console(controller, serial_url=config.console.port, baud=config.console.baud,
-                      tcp_port=config.console.tcp_port, idle_logout_s=config.console.idle_logout_s,
-                      max_per_s=config.console.max_commands_per_s)
-    if (text := serial_problem(config.console.port)) is not None:
-        log.warning(text)  # not a fault: the bench can clean without its console
-    for text in controller.startup_problems():
-        problems.append((FaultCode.STARTUP, text))
+    from .drivers.pinfactory import hardware_pin_factory
 
-    def heartbeat() -> None:
-        notifier.heartbeat()
-        notifier.status(f"{controller.state}" + (f" ({controller.fault_code.value})" if controller.fault_code else ""))
-
-    loop.heartbeat = heartbeat
-    if notifier.watchdog_interval:
-        loop.heartbeat_every = min(1.0, notifier.watchdog_interval)
+    service = Service(config, state_dir, hardware_pin_factory())
     stop = threading.Event()
+    names: list[str] = []
 
     def on_signal(signum: int, _frame: object) -> None:
+        names.append(signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    controller.start()
-    for code, text in problems:
-        log.error("start-up check failed: %s", text)
-        controller.startup_fault(code, text)
-    thread = loop.start_thread()
-    console.start()
-    loop.call_sync(lambda: None, timeout=10.0)  # start-up processed
-    notifier.ready(controller.state if not problems else f"fault: {problems[0][1]}")
+    service.start()
     while not stop.wait(0.5):
-        if not thread.is_alive():
+        if not service.alive:
             log.error("controller loop ended unexpectedly")
-            break
-    notifier.stopping()
-    console.stop()
-    try:
-        loop.call_sync(lambda: controller.shutdown("station stopped (signal)"), timeout=5.0)
-    except (TimeoutError, RuntimeError):
-        log.error("controller did not stop in time; forcing safe outputs")
-    station.shutdown()
-    thread.join(2.0)
-    notifier.close()
+            service.stop("controller loop ended")
+            return 1
+    service.stop(f"station stopped ({names[0] if names else 'signal'})")
     return 0

@@ -153,8 +153,7 @@ class Store:
         self.durable = self.path != ":memory:"  # False: a stand-in while the real database is unusable
         try:
             if readonly:
-                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                self._db = self._open_readonly()
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
@@ -168,6 +167,21 @@ class Store:
             raise StoreError(_explain(self.path, exc)) from exc
 
     # -- plumbing --------------------------------------------------------------------------
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read without writing anything. A WAL database normally needs its -shm file created
+        beside it; in a directory we may not write (QA reading the Pi's state as another
+        user, write-protected media) and with no -wal file (no station writing), SQLite's
+        immutable mode reads the file as it is."""
+        uri = Path(self.path).resolve().as_uri()
+        try:
+            db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            if Path(self.path + "-wal").exists() or not Path(self.path).exists():
+                raise
+        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
     def _check_ours(self, readonly: bool) -> None:
         app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
         tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]

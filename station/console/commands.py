@@ -241,7 +241,7 @@ def counters(ctx: Context, args: list[str]) -> Reply:
     lines = ["attempts: " + ", ".join(f"{k} {v}" for k, v in c["attempts"].items())]
     for cas in c["cassettes"]:
         lines.append(f"cassette #{cas['id']} {cas['type']}{' (current)' if cas['current'] else ''}: "
-                     f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} times")
+                     f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} time{'s' if cas['fits'] != 1 else ''}")
     lines.append(f"fluid: {c['fluid_used']} of {c['fluid_capacity']} drops used since the last refill")
     return Reply(lines)
 

@@ -1,0 +1,375 @@
+"""Consumables through the simulated bench: cassette swaps, new-cassette declaration,
+exhaustion, fluid and refills, and recovery after a power cut (DESIGN.md section 3, rules 1,
+6 and 8).
+
+Every test checks both books: the firmware's (the store, the controller's events) and the
+simulator's physical truth (wheel positions, ribbon sections touched, drops, violations).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hw_sim import SimBench
+from hw_sim.bench import SIM_EPOCH
+from station.config import Config
+from station.controller import NEW_CASSETTE_WINDOW_S
+from station.domain import CassetteType, FaultCode, Reason
+
+STD = CassetteType.STANDARD
+MALE = CassetteType.MALE_MT
+
+
+def events(bench: SimBench, kind: str) -> list[dict]:
+    return [e.data for e in bench.events if e.kind == kind]
+
+
+def cassette_rows(bench: SimBench) -> dict[int, dict]:
+    return {r["id"]: dict(r) for r in bench.controller.store.cassettes()}
+
+
+def audit_rows(bench: SimBench, kind: str) -> list[dict]:
+    return [dict(r) for r in bench.controller.store.audit_log(1000) if r["kind"] == kind]
+
+
+def assert_physics_clean(bench: SimBench) -> None:
+    world = bench.world
+    assert world.violations == []
+    assert world.touched_twice() == []
+    prompted = [s for s in world.swipes if s.prompted]
+    assert all(s.fresh for s in prompted)
+
+
+def long_press(bench: SimBench) -> None:
+    bench.world.press_button(hold_s=2.5)
+    bench.run_for(3.0)
+
+
+@pytest.fixture
+def make_bench(tmp_path):
+    made: list[SimBench] = []
+
+    def make(config: Config | None = None, **kw) -> SimBench:
+        b = SimBench(config, tmp_path / "state", **kw)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+# ---------------------------------------------------------------------------- cassette swaps
+
+
+def test_swapped_out_and_reinserted_cassette_keeps_its_count(make_bench):
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+
+    for _ in range(3):
+        assert bench.clean("female")["outcome"] == "cleaned"
+    std = store.cassette(STD)
+    assert std.used == 9
+    assert world.cassettes["standard"].position == 9  # physics agrees
+
+    world.remove_cassette()
+    bench.run_for(0.5)
+    assert bench.state == "fault" and bench.controller.fault_code is FaultCode.NO_CASSETTE
+    assert not world.stepper_enabled and not world.pump_on
+
+    world.fit_cassette("male", male_mt=True)
+    bench.run_for(0.5)
+    assert bench.state == "idle"  # a fitted cassette clears "no cassette" by itself
+    for _ in range(2):
+        assert bench.clean("male")["outcome"] == "cleaned"
+    rejected = bench.clean("female")
+    assert rejected["outcome"] == "rejected" and rejected["reason"] == Reason.WRONG_CASSETTE_FEMALE.value
+    assert store.cassette(MALE).used == 6
+    assert store.cassette(STD) == std  # untouched while out of the cradle
+
+    world.remove_cassette()
+    bench.run_for(0.5)
+    assert bench.state == "fault"
+    world.fit_cassette("standard")  # the SAME physical cassette goes back in
+    bench.run_for(0.5)
+    assert bench.state == "idle"
+    assert store.cassette(STD) == std  # same id, count continues: not reset to a fresh cassette
+
+    assert bench.clean("female")["outcome"] == "cleaned"
+    last = store.attempts(limit=1)[0]
+    assert (last.cassette_id, last.first_position, last.positions) == (std.id, 9, 3)
+    assert store.cassette(STD).used == 12
+    swipe = world.swipes[-1]
+    assert (swipe.cassette, swipe.section, swipe.fresh, swipe.prompted) == ("standard", 12, True, True)
+
+    rows = cassette_rows(bench)
+    assert len(rows) == 2  # no cassette was invented by the swaps
+    std_row, male_row = rows[std.id], rows[store.cassette(MALE).id]
+    assert std_row["fits"] >= 2 and std_row["retired_at"] is None and std_row["used"] == 12
+    assert male_row["fits"] == 1 and male_row["retired_at"] is None and male_row["used"] == 6
+    assert [e["code"] for e in events(bench, "fault")] == ["no_cassette", "no_cassette"]
+    assert_physics_clean(bench)
+
+
+def test_cassette_count_survives_a_restart(tmp_path):
+    options = {"state_file": tmp_path / "world.json"}
+    with SimBench(state_dir=tmp_path / "state", world_options=options) as bench:
+        for _ in range(2):
+            assert bench.clean("female")["outcome"] == "cleaned"
+        first_id = bench.controller.store.cassette(STD).id
+    with SimBench(state_dir=tmp_path / "state", world_options=options, wall_start=SIM_EPOCH + 3600) as bench:
+        store = bench.controller.store
+        assert store.cassette(STD).id == first_id and store.cassette(STD).used == 6
+        assert events(bench, "recovered") == []  # a clean shutdown leaves nothing to recover
+        assert bench.clean("female")["outcome"] == "cleaned"
+        assert store.attempts(limit=1)[0].first_position == 6
+        assert bench.world.swipes[-1].section == 9 and bench.world.swipes[-1].fresh
+        assert_physics_clean(bench)
+
+
+# ---------------------------------------------------------------------------- declaring a new cassette
+
+
+def test_long_press_just_after_fitting_declares_a_new_cassette(make_bench):
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    assert bench.clean("female")["outcome"] == "cleaned"
+    old = store.cassette(STD)
+    assert old.used == 3
+
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("box-2")  # a new physical standard cassette
+    bench.run_for(5.0)
+    assert bench.state == "idle"
+    long_press(bench)
+
+    new = store.cassette(STD)
+    assert new.id != old.id and new.used == 0 and new.capacity == bench.config.cassette.capacity_positions
+    assert events(bench, "cassette") == [{"id": new.id, "type": "standard", "capacity": new.capacity}]
+    rows = cassette_rows(bench)
+    assert rows[old.id]["retired_at"] is not None and rows[old.id]["used"] == 3  # history kept
+    declared = [r for r in audit_rows(bench, "cassette") if r["action"] == "new"]
+    assert declared[0]["source"] == "panel" and json.loads(declared[0]["detail"])["id"] == new.id
+
+    assert bench.clean("female")["outcome"] == "cleaned"
+    last = store.attempts(limit=1)[0]
+    assert (last.cassette_id, last.first_position) == (new.id, 0)
+    assert world.swipes[-1].cassette == "box-2" and world.swipes[-1].fresh
+    assert bench.state == "idle"
+    assert_physics_clean(bench)
+
+
+def test_long_press_long_after_fitting_does_not_reset_the_count(make_bench):
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    for _ in range(2):
+        assert bench.clean("female")["outcome"] == "cleaned"
+    before = store.cassette(STD)
+    audit_before = audit_rows(bench, "cassette")
+
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("standard")
+    bench.run_for(NEW_CASSETTE_WINDOW_S + 5.0)
+    long_press(bench)
+
+    assert store.cassette(STD) == before  # same id, same count
+    assert events(bench, "cassette") == []
+    warnings = [w["text"] for w in events(bench, "warning")]
+    assert len(warnings) == 1 and "new cassette" in warnings[0] and f"{NEW_CASSETTE_WINDOW_S:.0f} s" in warnings[0]
+    assert audit_rows(bench, "cassette") == audit_before
+    assert len(cassette_rows(bench)) == 1
+    assert bench.state == "idle"
+
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert store.attempts(limit=1)[0].first_position == 6
+    assert_physics_clean(bench)
+
+
+def test_a_short_press_never_declares_a_new_cassette(make_bench):
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    assert bench.clean("female")["outcome"] == "cleaned"
+    before = store.cassette(STD)
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("standard")
+    bench.run_for(1.0)
+    world.press_button(hold_s=0.2)
+    bench.run_for(3.0)
+    assert store.cassette(STD) == before
+    assert events(bench, "cassette") == []
+
+
+# ---------------------------------------------------------------------------- exhaustion
+
+
+@pytest.mark.parametrize("capacity", [9, 10])
+def test_used_up_cassette_refuses_before_anything_moves_until_a_new_one_is_declared(make_bench, capacity):
+    """`capacity_positions` is how far the wheel can advance a new cassette (section 0 is
+    exposed when new; sections 0..capacity exist). Every clean advances 3 positions *before*
+    the swipe, so a 9- or a 10-position cassette gives 3 cleans, and the simulator judges
+    independently that no swipe is offered past the end of the ribbon."""
+    config = Config().replace("cassette", capacity_positions=capacity, low_warning_cleans=2)
+    bench = make_bench(config)
+    world, store = bench.world, bench.controller.store
+    n = config.wheel.positions_per_clean
+    possible = capacity // n
+
+    outcomes, promised = [], None
+    for i in range(possible + 1):
+        result = bench.clean("female")
+        outcomes.append((result["outcome"], result["reason"]))
+        if i == 0:
+            promised = bench.controller.status()["cleans_remaining"]
+    assert outcomes == [("cleaned", "")] * possible + [("rejected", Reason.CASSETTE_EMPTY.value)], (
+        f"capacity {capacity}: {possible} cleans fit; simulator violations: {world.violations}")
+    assert promised == possible - 1  # after one clean: the count shown to people is not overstated either
+    assert world.violations == []
+
+    warnings = [e for e in bench.events if e.kind == "warning"]
+    assert len(warnings) == 1 and "cassette low" in warnings[0].data["text"]
+    last_clean = [e for e in bench.events if e.kind == "result"][possible - 1]
+    assert warnings[0].t < last_clean.t  # warned before the last clean finished, not after
+    assert store.cassette(STD).used == n * possible
+    refused = bench.results()[-1]
+    assert refused["positions"] == 0
+
+    # Asking again changes nothing: refused before anything is consumed.
+    positions, steps, ribbon = world.positions_total, world.steps_total, store.cassette(STD).used
+    refused = bench.clean("female")
+    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.CASSETTE_EMPTY.value
+    assert refused["positions"] == 0
+    assert (world.positions_total, world.steps_total) == (positions, steps)  # the wheel never moved
+    assert store.cassette(STD).used == ribbon  # no ribbon reserved
+    rec = store.attempts(limit=1)[0]
+    assert (rec.outcome, rec.positions, rec.first_position) == ("rejected", 0, None)
+    assert bench.state == "idle"
+
+    # A fresh physical cassette of the same type: the station cannot tell, so it is declared.
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("fresh")
+    bench.run_for(1.0)
+    long_press(bench)
+    fresh = store.cassette(STD)
+    assert fresh.used == 0 and fresh.capacity == capacity
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert store.cassette(STD).used == 3
+    assert world.swipes[-1].cassette == "fresh"
+    # Physical truth: no swipe was ever offered past the end of any cassette's ribbon.
+    assert world.violations == []
+    assert_physics_clean(bench)
+
+
+# ---------------------------------------------------------------------------- fluid
+
+
+def test_firmware_fluid_count_refuses_wet_allows_dry_and_refill_resets(make_bench):
+    bench = make_bench(Config().replace("dispenser", reservoir_drops=3))
+    world, store = bench.world, bench.controller.store
+    assert store.fluid() == (0, 3)
+
+    for i in range(3):
+        result = bench.clean("female", wet=True)
+        assert result["outcome"] == "cleaned" and result["drops"] == 1
+        assert store.fluid() == (i + 1, 3)
+    assert world.drops_total == 3
+
+    positions = world.positions_total
+    refused = bench.clean("female", wet=True)
+    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.FLUID_LOW.value
+    assert refused["drops"] == 0 and refused["positions"] == 0
+    assert world.drops_total == 3 and world.positions_total == positions  # nothing consumed
+    assert store.fluid() == (3, 3)
+
+    dry = bench.clean("female", wet=False)
+    assert dry["outcome"] == "cleaned" and dry["drops"] == 0
+    assert world.drops_total == 3 and store.fluid() == (3, 3)
+
+    bench.controller.refill("test")
+    bench.run_for(0.1)
+    assert store.fluid() == (0, 3)
+    assert events(bench, "refill") == [{"capacity": 3}]
+    refills = [r for r in audit_rows(bench, "fluid") if r["action"] == "refill"]
+    assert len(refills) == 1 and refills[0]["source"] == "test"
+
+    wet = bench.clean("female", wet=True)
+    assert wet["outcome"] == "cleaned" and wet["drops"] == 1
+    assert world.drops_total == 4 and store.fluid() == (1, 3)
+    assert world.reservoir == 500 - 4
+
+    recs = store.attempts(newest_first=False)
+    assert [(r.mode, r.outcome, r.drops) for r in recs] == [
+        ("wet", "cleaned", 1), ("wet", "cleaned", 1), ("wet", "cleaned", 1),
+        ("wet", "rejected", 0), ("dry", "cleaned", 0), ("wet", "cleaned", 1)]
+    assert_physics_clean(bench)
+
+
+def test_physical_fluid_low_switch_refuses_wet_and_still_allows_dry(make_bench):
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    world.inject("empty_reservoir")
+    bench.run_for(0.1)
+    refused = bench.clean("female", wet=True)
+    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.FLUID_LOW.value
+    assert world.drops_total == 0 and store.fluid()[0] == 0
+    assert bench.clean("female")["outcome"] == "cleaned"
+    world.clear("empty_reservoir")
+    bench.run_for(0.1)
+    assert bench.clean("female", wet=True)["outcome"] == "cleaned"
+    assert world.drops_total == 1
+    assert_physics_clean(bench)
+
+
+# ---------------------------------------------------------------------------- power cut
+
+
+@pytest.mark.parametrize("cut_in", ["advancing", "mid-move", "swipe_ready"])
+def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cut_in):
+    state, options = tmp_path / "state", {"state_file": tmp_path / "world.json"}
+    first = SimBench(state_dir=state, world_options=options)
+    try:
+        assert first.clean("female")["outcome"] == "cleaned"
+        steps = first.world.steps_total
+        first.world.present("female")
+        if cut_in == "mid-move":  # one and a half positions into the three-position advance
+            spp = first.config.wheel.steps_per_position
+            assert first.wait_until(lambda: first.world.steps_total >= steps + spp * 3 // 2, 10)
+            assert first.state == "advancing"
+        else:
+            assert first.wait_until(lambda: first.state == cut_in, 10)
+        [open_attempt] = [e["id"] for e in events(first, "attempt")][1:]
+        # Power cut: the first station is never shut down; a new one starts on the same files.
+        second = SimBench(state_dir=state, world_options=options, wall_start=SIM_EPOCH + 3600)
+        try:
+            assert events(second, "recovered") == [{"interrupted": [open_attempt]}]
+            store = second.controller.store
+            rec = {r.id: r for r in store.attempts()}[open_attempt]
+            assert rec.outcome == "interrupted" and rec.reason
+            assert rec.ended_at is not None and rec.ended_at >= rec.started_at
+            assert rec.positions == 3  # reserved before the wheel moved: counted, never reused
+            assert "open" not in store.summary()
+            recovery = [json.loads(r["detail"]) for r in audit_rows(second, "recovery")]
+            assert any(open_attempt in (d.get("attempts") or d.get("ids") or []) for d in recovery), recovery
+            # the books never count less ribbon than physically went under the window
+            assert store.cassette(STD).used >= second.world.cassettes["standard"].position
+
+            second.world.remove()
+            second.run_for(2.0)
+            assert second.state == "idle"
+            result = second.clean("female")
+            assert result["outcome"] == "cleaned"
+            assert store.attempts(limit=1)[0].first_position == 6
+            swipe = second.world.swipes[-1]
+            assert swipe.fresh and swipe.prompted
+            assert_physics_clean(second)
+            assert store.summary() == {"cleaned": 2, "interrupted": 1}
+        finally:
+            second.close()
+    finally:
+        first.station.store.close()

@@ -1,0 +1,319 @@
+"""Exporting clean records for QA (DESIGN.md section 6; rule 8: every attempt has one record).
+
+Records made by the unchanged firmware on the simulated bench are exported as CSV and JSON and
+read back with the standard library; the `station records` command runs as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from hw_sim import SimBench
+from hw_sim.bench import SIM_EPOCH
+from station import records
+from station.app import DB_NAME
+from station.domain import Reason
+from station.store import AttemptRecord, Store
+
+REPO = Path(__file__).resolve().parent.parent
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+NOV24 = datetime(2026, 11, 24, tzinfo=timezone.utc).timestamp()
+SECOND_SESSION = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc).timestamp()
+
+# (connector, clean() keywords, expected outcome, expected reason)
+FIRST_SESSION = [
+    ("female", {}, "cleaned", ""),
+    ("female", {"wet": True}, "cleaned", ""),
+    ("female", {"direction": "up"}, "failed", Reason.REVERSED.value),
+    ("female", {"variant": "back_and_forth"}, "failed", Reason.BACK_AND_FORTH.value),  # has a comma
+    ("male", {}, "rejected", Reason.WRONG_CASSETTE_MALE.value),
+    ("bent", {}, "rejected", Reason.DAMAGED_PINS.value),
+    ("female", {"duration_s": 0.05}, "failed", Reason.TOO_FAST.value),
+]
+LATER_SESSION = [
+    ("female", {}, "cleaned", ""),
+    ("female", {"variant": "partial"}, "failed", Reason.PARTIAL.value),
+]
+
+
+def run_session(state_dir: Path, plan, wall_start: float) -> list[dict]:
+    with SimBench(state_dir=state_dir, wall_start=wall_start) as bench:
+        results = []
+        for connector, kw, outcome, reason in plan:
+            result = bench.clean(connector, **kw)
+            assert (result["outcome"], result["reason"]) == (outcome, reason)
+            results.append(result)
+        assert bench.world.violations == []
+    return results
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory) -> Path:
+    """Two working sessions on one station: New Year's Day and 24 November 2026, 13:00 UTC."""
+    directory = tmp_path_factory.mktemp("records") / "state"
+    run_session(directory, FIRST_SESSION, SIM_EPOCH)
+    run_session(directory, LATER_SESSION, SECOND_SESSION)
+    return directory
+
+
+@pytest.fixture
+def store(state_dir):
+    s = Store(state_dir / DB_NAME, readonly=True)
+    yield s
+    s.close()
+
+
+def test_the_sessions_left_one_record_per_attempt(store):
+    recs = store.attempts(newest_first=False)
+    plan = FIRST_SESSION + LATER_SESSION
+    assert [(r.outcome, r.reason) for r in recs] == [(o, why) for _, _, o, why in plan]
+    assert [r.id for r in recs] == list(range(1, len(plan) + 1))
+    assert all(r.ended_at is not None and r.ended_at >= r.started_at for r in recs)
+
+
+# ---------------------------------------------------------------------------- CSV / JSON
+
+
+def test_csv_round_trip(store):
+    recs = store.attempts(newest_first=False)
+    out = io.StringIO(newline="")
+    assert records.write_csv(recs, out) == len(recs)
+    text = out.getvalue()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert list(rows[0]) == [f.name for f in dataclasses.fields(AttemptRecord)]
+    assert records.read_csv(text) == rows
+    assert len(rows) == len(recs)
+    for row, rec in zip(rows, recs):
+        assert int(row["id"]) == rec.id
+        assert row["outcome"] == rec.outcome
+        assert row["reason"] == rec.reason
+        assert row["mode"] == rec.mode
+        assert row["gender"] == (rec.gender or "")
+        assert row["cassette_type"] == (rec.cassette_type or "")
+        assert row["first_position"] == ("" if rec.first_position is None else str(rec.first_position))
+        assert int(row["positions"]) == rec.positions and int(row["drops"]) == rec.drops
+        assert row["pass_s"] == ("" if rec.pass_s is None else str(rec.pass_s))
+        assert row["started_at"] == records.iso(rec.started_at)
+        assert row["ended_at"] == records.iso(rec.ended_at)
+    comma = [r for r in rows if "," in r["reason"]]
+    assert [r["reason"] for r in comma] == [Reason.BACK_AND_FORTH.value]
+    assert '"' + Reason.BACK_AND_FORTH.value + '"' in text  # quoted, not split into columns
+    assert text.endswith("\r\n")
+
+
+def test_csv_quotes_awkward_text(tmp_path):
+    awkward = 'said "no", then\nleft; = sum(A1)'
+    rec = AttemptRecord(1, SIM_EPOCH, None, "dry", None, None, None, None, 0, 0, None, None, "rejected", awkward)
+    path = tmp_path / "x.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        records.write_csv([rec], f)
+    with open(path, encoding="utf-8", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["reason"] == awkward
+    assert row["ended_at"] == "" and row["gender"] == "" and row["first_position"] == ""
+
+
+def test_json_round_trip(store):
+    recs = store.attempts(newest_first=False)
+    out = io.StringIO()
+    assert records.write_json(recs, out) == len(recs)
+    rows = json.loads(out.getvalue())
+    assert len(rows) == len(recs)
+    for row, rec in zip(rows, recs):
+        expected = dataclasses.asdict(rec)
+        expected["started_at"] = records.iso(rec.started_at)
+        expected["ended_at"] = records.iso(rec.ended_at)
+        assert row == expected  # nulls stay null, numbers stay numbers
+    assert [r["reason"] for r in rows if r["outcome"] == "failed"] == [
+        Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.TOO_FAST.value, Reason.PARTIAL.value]
+
+
+def test_timestamps_are_iso_8601_utc_with_z(store):
+    recs = store.attempts(newest_first=False)
+    for rec in recs:
+        for t in (rec.started_at, rec.ended_at):
+            text = records.iso(t)
+            assert ISO_Z.match(text), text
+            back = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            assert back.utcoffset().total_seconds() == 0
+            assert 0 <= t - back.timestamp() < 0.001  # millisecond resolution
+    assert records.iso(recs[0].started_at) == "2026-01-01T00:00:00.000Z"
+    assert records.iso(recs[-1].started_at).startswith("2026-11-24T13:00:")
+    assert records.iso(None) == ""
+
+
+def test_parse_time_accepts_dates_and_date_times_as_utc():
+    assert records.parse_time("2026-11-24") == NOV24
+    assert records.parse_time("2026-11-24T13:05") == NOV24 + 13 * 3600 + 5 * 60
+    assert records.parse_time("2026-11-24T13:05:30") == NOV24 + 13 * 3600 + 5 * 60 + 30
+    assert records.parse_time("2026-11-24T13:05Z") == NOV24 + 13 * 3600 + 5 * 60
+    assert records.parse_time("2026-11-24T13:05+01:00") == NOV24 + 12 * 3600 + 5 * 60
+    assert records.parse_time(records.iso(SECOND_SESSION + 1.25)) == SECOND_SESSION + 1.25
+
+
+@pytest.mark.parametrize("garbage", ["yesterday", "24/11/2026", "2026-13-01", "2026-11-24 1pm", ""])
+def test_parse_time_rejects_garbage_helpfully(garbage):
+    with pytest.raises(ValueError) as info:
+        records.parse_time(garbage)
+    text = str(info.value)
+    assert repr(garbage) in text
+    assert "2026-11-24" in text  # shows what is accepted
+
+
+def test_summary_counts_outcomes_cassettes_and_fluid(store):
+    text = records.summary(store, 3)
+    assert "clean attempts: cleaned 3, failed 4, rejected 2, interrupted 0" in text
+    # 7 attempts consumed ribbon (3 cleaned + 4 failed) x 3 positions, of 1500
+    assert "cassette #1 standard (current): 1479 of 1500 positions left" in text
+    assert "fitted 1 time" in text
+    assert "fluid: 1999 of 2000 drops left" in text
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def station(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY",)}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "station", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_prints_the_summary(state_dir):
+    done = station("records", "--state-dir", str(state_dir))
+    assert done.returncode == 0, done.stderr
+    assert "clean attempts: cleaned 3, failed 4, rejected 2, interrupted 0" in done.stdout
+    assert "cassette #1 standard (current)" in done.stdout
+    assert "fluid:" in done.stdout
+
+
+def test_cli_csv_to_stdout_is_only_the_export(state_dir, store):
+    done = station("records", "--state-dir", str(state_dir), "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout, newline="")))
+    recs = store.attempts(newest_first=False)
+    assert [(int(r["id"]), r["outcome"], r["reason"]) for r in rows] == [(r.id, r.outcome, r.reason) for r in recs]
+    assert "clean attempts:" not in done.stdout
+
+
+def test_cli_filters_by_result(state_dir):
+    done = station("records", "--state-dir", str(state_dir), "--format", "json", "--result", "failed")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["reason"] for r in rows] == [
+        Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.TOO_FAST.value, Reason.PARTIAL.value]
+    assert {r["outcome"] for r in rows} == {"failed"}
+
+
+def test_cli_filters_by_time_and_writes_a_file(state_dir, tmp_path):
+    out = tmp_path / "later.csv"
+    done = station("records", "--state-dir", str(state_dir), "--format", "csv", "--since", "2026-11-24", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["outcome"], r["reason"]) for r in rows] == [(o, why) for _, _, o, why in LATER_SESSION]
+    assert all(r["started_at"].startswith("2026-11-24T13:") for r in rows)
+    assert f"wrote {len(rows)} records to {out}" in done.stderr
+    assert "clean attempts:" in done.stdout  # with a file, the summary still goes to the screen
+
+    done = station("records", "--state-dir", str(state_dir), "--format", "json", "--until", "2026-11-24T13:00")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [(r["outcome"], r["reason"]) for r in rows] == [(o, why) for _, _, o, why in FIRST_SESSION]
+
+    done = station("records", "--state-dir", str(state_dir), "--format", "json",
+                   "--since", "2026-01-01T00:00:05", "--until", "2026-11-24", "--result", "rejected")
+    assert done.returncode == 0, done.stderr
+    assert [r["reason"] for r in json.loads(done.stdout)] == [Reason.WRONG_CASSETTE_MALE.value, Reason.DAMAGED_PINS.value]
+
+
+def test_cli_rejects_a_bad_time_clearly(state_dir):
+    done = station("records", "--state-dir", str(state_dir), "--since", "last tuesday")
+    assert done.returncode == 2
+    assert "'last tuesday'" in done.stderr and "2026-11-24" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("make_dir", [True, False], ids=["empty-dir", "missing-dir"])
+def test_cli_without_a_database_exits_2_and_says_so(tmp_path, make_dir):
+    directory = tmp_path / "nothing"
+    if make_dir:
+        directory.mkdir()
+    done = station("records", "--state-dir", str(directory), "--format", "csv")
+    assert done.returncode == 2
+    assert f"no database at {directory / DB_NAME}" in done.stderr
+    assert "--state-dir" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert not (directory / DB_NAME).exists()  # looking did not create an empty database
+    assert directory.exists() == make_dir
+
+
+def test_cli_on_a_foreign_file_exits_2_with_the_storage_error(tmp_path):
+    import sqlite3
+
+    directory = tmp_path / "other"
+    directory.mkdir()
+    db = sqlite3.connect(directory / DB_NAME)
+    db.execute("CREATE TABLE notes (x)")
+    db.commit()
+    db.close()
+    done = station("records", "--state-dir", str(directory))
+    assert done.returncode == 2
+    assert "not a station database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@contextmanager
+def unwritable_dir(directory: Path):
+    """Make the directory unwritable for this process (chmod; chattr +i when root). Yields
+    False when that is impossible here."""
+    ok = False
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o555)
+        ok = True
+    elif shutil.which("chattr"):
+        ok = subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+    if ok:
+        try:
+            (directory / "probe").write_text("x")
+        except OSError:
+            pass
+        else:
+            (directory / "probe").unlink()
+            ok = False
+    try:
+        yield ok
+    finally:
+        if os.geteuid() == 0 and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", str(directory)], capture_output=True)
+        os.chmod(directory, 0o755)
+
+
+def test_cli_reads_records_from_a_read_only_state_directory(state_dir, tmp_path):
+    """A QA user exporting from the service's state directory (not theirs to write), or from a
+    backup on write-protected media, needs no write access to read."""
+    wal = state_dir / (DB_NAME + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # everything is in the main file
+    directory = tmp_path / "readonly-state"
+    directory.mkdir()
+    shutil.copy(state_dir / DB_NAME, directory / DB_NAME)  # alone, as after a clean stop or a backup
+    with unwritable_dir(directory) as ok:
+        if not ok:
+            pytest.skip("running as root without a usable chattr: cannot make the directory read-only")
+        done = station("records", "--state-dir", str(directory))
+    assert done.returncode == 0, done.stderr
+    assert "clean attempts: cleaned 3, failed 4, rejected 2, interrupted 0" in done.stdout
