@@ -66,6 +66,8 @@ PATTERN_OF_OUTCOME = {
     Outcome.INTERRUPTED: Pattern.FAILED,
 }
 RESULT_HOLD_S = 1.0  # shortest time a result is shown, even if the connector is already gone
+FAULT_SEVERITY = [FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED, FaultCode.NO_DROP, FaultCode.JAM,
+                  FaultCode.STARTUP, FaultCode.INTERNAL, FaultCode.STORAGE]  # least to most serious
 NEW_CASSETTE_WINDOW_S = 120.0  # a long press declares a new cassette only this soon after fitting
 
 
@@ -246,9 +248,18 @@ class Controller(Maintenance):
             self.bench.safe()
 
     def _fault(self, code: FaultCode, detail: str = "") -> None:
-        if self.state == "fault":  # already safe; a second cause must not clear the first
+        if self.state == "fault":  # already safe: keep the most serious cause, so clearing checks it
             self.bench.safe()
-            log.warning("further fault while in fault: %s %s", code.value, detail)
+            current = self.fault_code or FaultCode.INTERNAL
+            if FAULT_SEVERITY.index(code) > FAULT_SEVERITY.index(current):
+                self.fault_code, self.fault_detail = code, detail
+                self._emit("fault", code=code.value, detail=detail)
+                try:
+                    self.store.audit("fault", code.value, self.wall(), detail=detail)
+                except Exception:
+                    log.exception("could not record the fault")
+            else:
+                log.warning("further fault while in fault: %s %s", code.value, detail)
             return
         self.fault_code = code
         self.fault_detail = detail

@@ -61,7 +61,6 @@ class Service:
                                idle_logout_s=c.idle_logout_s, max_per_s=c.max_commands_per_s)
         if (text := serial_problem(c.port)) is not None:
             log.warning(text)  # not a fault: the bench cleans without its console
-        self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]
         self.loop.heartbeat = self._heartbeat
         if self.notifier.watchdog_interval:
             self.loop.heartbeat_every = min(1.0, self.notifier.watchdog_interval)
@@ -74,6 +73,7 @@ class Service:
         self.notifier.status(self.controller.state + (f" ({code.value}: {self.controller.fault_detail})" if code else ""))
 
     def start(self) -> None:
+        self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]
         self.controller.start()
         for code, text in self.problems:
             log.error("start-up check failed: %s", text)
