@@ -189,6 +189,15 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """A checklist for the technician on the Pi."""
+    from . import doctor
+
+    checks = doctor.run_checks(args.config, args.state_dir)
+    print(doctor.report(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_console_doc(args: argparse.Namespace) -> int:
     from .console import docs
 
@@ -241,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("action", choices=("set", "status"), help="set: choose a new PIN; status: exit 0 if one is set")
     p.set_defaults(func=cmd_pin)
+
+    p = sub.add_parser("doctor", help="check this machine can run the station, with a fix for each failure")
+    common(p)
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("console-doc", help="write docs/console.md from the console's own help texts")
     p.add_argument("--output", default="docs/console.md")
