@@ -265,6 +265,11 @@ def _check_cross(config: Config) -> None:
             f"swipe.glitch_s = {s.glitch_s}: must be under a quarter of swipe.min_pass_s ({s.min_pass_s}) "
             "so bounce filtering cannot swallow a real pass"
         )
+    if s.settle_s <= s.glitch_s:
+        raise ConfigError(
+            f"swipe.settle_s = {s.settle_s}: must be longer than swipe.glitch_s ({s.glitch_s}); "
+            "a swipe cannot be judged before its last edge is known not to be bounce"
+        )
     if config.cassette.capacity_positions < w.positions_per_clean:
         raise ConfigError(
             f"cassette.capacity_positions = {config.cassette.capacity_positions}: "

@@ -92,10 +92,12 @@ def judge_swipe(
     edges = list(edges)
     a = intervals(edges, "A", glitch_s)
     b = intervals(edges, "B", glitch_s)
-    # an open interval may still turn out to be a glitch: wait until it has lasted glitch_s
-    for iv in a + b:
-        if iv.end is None and now < iv.start + glitch_s and not connector_gone:
-            return SwipeVerdict(False, check_at=iv.start + glitch_s)
+    # Nothing is decided within glitch_s of the last edge: a pulse that looks like a spike may
+    # yet be bridged by bounce into a real contact, and a new contact may yet be a spike.
+    if edges and not connector_gone:
+        settled_at = max(e.t for e in edges) + glitch_s
+        if now < settled_at:
+            return SwipeVerdict(False, check_at=settled_at)
     if gate_blocked:
         return SwipeVerdict(True, reason=Reason.GATE_BLOCKED)
     passes = sorted(a + b, key=lambda iv: iv.start)

@@ -57,7 +57,7 @@ class LineBuffer:
                 yield from self._finish()
             elif self._overrun:
                 continue
-            elif len(self._buf) >= MAX_LINE:
+            elif len(self._buf) >= MAX_LINE + (byte == 0x0D):  # the limit is for the text, not CR LF
                 self._overrun = True
                 self._buf.clear()
             else:

@@ -75,8 +75,8 @@ class Dispatcher:
         if cmd is None:
             return self._error(query, P.UNDEFINED_HEADER, f"Undefined header; unknown command {words[0]!r} (try help)")
         session = self.session
-        if session is not None and session.touch():
-            write("session idled out: logged out")
+        if session is not None and session.touch() and not query:
+            write("session idled out: logged out")  # a query's answer stays one line
         if cmd.protected and session is not None and not session.logged_in:
             return self._error(cmd.query, P.ACCESS_DENIED, f"Command protected; `{cmd.usage}` needs `login <PIN>`")
         ctx = self.make_context(write, session, self.errors)
