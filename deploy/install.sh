@@ -55,8 +55,15 @@ fi
 say "installing the firmware into $PREFIX"
 mkdir -p "$ROOT$PREFIX" "$ROOT$CONF_DIR" "$ROOT$STATE_DIR"
 [ -x "$ROOT$PREFIX/venv/bin/python" ] || "$PYTHON" -m venv "$ROOT$PREFIX/venv"
-"$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade "$SRC$PI_EXTRA"
+"$ROOT$PREFIX/venv/bin/python" -m pip install --quiet --upgrade "$SRC$PI_EXTRA"
+if [ -n "$ROOT" ]; then
+  # Built under a staging root: point the scripts at where the venv will live once that root
+  # is the running system.
+  grep -rlI --null "$ROOT$PREFIX/venv" "$ROOT$PREFIX/venv/bin" | xargs -0 -r sed -i "s|$ROOT$PREFIX/venv|$PREFIX/venv|g"
+fi
 rm -rf "$ROOT$PREFIX/docs" && cp -r "$SRC/docs" "$ROOT$PREFIX/docs"
+# The installed command, runnable now (also from a staging root, whose scripts point at $PREFIX).
+STATION="$ROOT$PREFIX/venv/bin/python -m station"
 
 # 3. configuration: placed only if there is none (never overwrite a station's settings)
 if [ -e "$ROOT$CONF_DIR/station.toml" ]; then
@@ -65,18 +72,18 @@ else
   say "placing $CONF_DIR/station.toml (edit pins and timings there)"
   install -m 0644 "$SRC/deploy/station.toml" "$ROOT$CONF_DIR/station.toml"
 fi
-"$ROOT$PREFIX/venv/bin/station" config check "$ROOT$CONF_DIR/station.toml"
+$STATION config check "$ROOT$CONF_DIR/station.toml"
 chown -R "$(grep "^$USER_NAME:" "$ROOT/etc/passwd" | cut -d: -f3)" "$ROOT$STATE_DIR"
 chmod 0750 "$ROOT$STATE_DIR"
 
 # 4. the first maintenance PIN (only if none is set yet)
-if "$ROOT$PREFIX/venv/bin/station" pin status --state-dir "$ROOT$STATE_DIR" >/dev/null 2>&1; then
+if $STATION pin status --state-dir "$ROOT$STATE_DIR" >/dev/null 2>&1; then
   say "a maintenance PIN is already set (change it on the console: pin set)"
 elif [ -n "${MPO_PIN:-}" ]; then
-  printf '%s\n' "$MPO_PIN" | "$ROOT$PREFIX/venv/bin/station" pin set --state-dir "$ROOT$STATE_DIR"
+  printf '%s\n' "$MPO_PIN" | $STATION pin set --state-dir "$ROOT$STATE_DIR"
 elif [ -t 0 ]; then
   say "choose the maintenance PIN for the console (4-32 characters)"
-  "$ROOT$PREFIX/venv/bin/station" pin set --state-dir "$ROOT$STATE_DIR"
+  $STATION pin set --state-dir "$ROOT$STATE_DIR"
 else
   say "no maintenance PIN set: run 'sudo -u $USER_NAME $PREFIX/venv/bin/station pin set --state-dir $STATE_DIR'"
 fi

@@ -133,11 +133,12 @@ class Controller(Maintenance):
         self._prime_seen = False
         self.machine = Machine(
             model=self,
-            states=STATES,
+            # `_entered` runs before each state's own entry action: the lights and listeners
+            # react at once, before any durable write the entry action makes.
+            states=[{"name": s, "on_enter": ["_entered"]} for s in STATES],
             transitions=TRANSITIONS,
             initial="idle",
             auto_transitions=False,
-            after_state_change="_state_changed",
         )
         loop._on_error = self._on_error
         bench.sensors.on_edge(self.post_edge)
@@ -219,7 +220,7 @@ class Controller(Maintenance):
             self._emit("recovered", interrupted=closed)
         if self._read(Sensor.CASSETTE):
             self.current_cassette()  # the first cassette of a type is recorded when first seen
-        self._state_changed()
+        self._entered()
         self._enter_idle_checks()
 
     def startup_fault(self, code: FaultCode, detail: str) -> None:
@@ -284,9 +285,9 @@ class Controller(Maintenance):
         return True
 
     # ------------------------------------------------------------------ state entry/exit
-    def _state_changed(self) -> None:
+    def _entered(self) -> None:
         pattern = PATTERN_OF_STATE.get(self.state)
-        if pattern is not None:
+        if pattern is not None and self.state != "fault":  # fault: outputs safe first (on_enter_fault)
             self.bench.panel.show(pattern)
         self._emit("state", state=self.state)
 
@@ -454,6 +455,7 @@ class Controller(Maintenance):
     def on_enter_fault(self) -> None:
         self._cancel_timer()
         self.bench.safe()
+        self.bench.panel.show(Pattern.FAULT)
         if self._service is not None:  # a maintenance action cut short by the fault
             job, self._service = self._service, None
             job.done(ServiceResult(False, job.lines, f"fault {self.fault_code.value if self.fault_code else ''}"))
@@ -569,14 +571,14 @@ class Controller(Maintenance):
             self.store.cassette_removed(self.wall())
             return
         self._fitted_at = self.loop.now()
+        self.warnings.discard("cassette_low")
+        if self.state == "fault" and self.fault_code is FaultCode.NO_CASSETTE:
+            self.clear_fault()  # not a malfunction: the cassette was simply missing
         known = self.store.cassette(self.cassette_type())
         if known is None:
             self.current_cassette()  # first of its type: declared new, with its fit recorded
         else:
             self.store.cassette_fitted(known.id, self.wall())
-        self.warnings.discard("cassette_low")
-        if self.state == "fault" and self.fault_code is FaultCode.NO_CASSETTE:
-            self.clear_fault()  # not a malfunction: the cassette was simply missing
 
     def _edge_button(self, edge: SensorEdge) -> None:
         if edge.active:
