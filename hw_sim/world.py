@@ -158,6 +158,8 @@ class World:
             self._load()
         factory.on_output = self._output_changed
         self._pin_role = {getattr(self.pins, k): k for k in ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")}
+        self._role_pin = {role: bcm for bcm, role in self._pin_role.items()}
+        self._pin_cache: dict[str, object] = {}
         for bcm in self._pin_role:  # outputs the firmware already set before the world was wired
             pin = factory.pin(bcm)
             if pin.function == "output":
@@ -176,7 +178,10 @@ class World:
         self._sync_cassette_inputs()
 
     def _pin(self, name: str):
-        return self.factory.pin(getattr(self.pins, INPUTS[name]))
+        pin = self._pin_cache.get(name)
+        if pin is None:  # gpiozero's lookup searches the board's pin table: do it once
+            pin = self._pin_cache[name] = self.factory.pin(getattr(self.pins, INPUTS[name]))
+        return pin
 
     def _drive(self, name: str, active: bool, force: bool = False) -> None:
         """Inputs are active-low: active pulls the line to ground."""
@@ -193,7 +198,7 @@ class World:
 
     def output(self, role: str) -> bool:
         """A firmware output's logical level; for the active-low ENABLE: 'driver enabled'."""
-        level = self._out.get(getattr(self.pins, role))
+        level = self._out.get(self._role_pin[role])
         if role == "enable":
             return level is False  # never written: the board's pull-up keeps the driver off
         return bool(level)
