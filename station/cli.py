@@ -198,6 +198,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def cmd_wiring(args: argparse.Namespace) -> int:
+    """Write docs/wiring.md from the pin data the firmware uses."""
+    from . import wiring
+
+    config = _load_config(args.config)
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(wiring.document(config), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_console_doc(args: argparse.Namespace) -> int:
     from .console import docs
 
@@ -254,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check this machine can run the station, with a fix for each failure")
     common(p)
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("wiring", help="write docs/wiring.md (table and header drawing) from the pin configuration")
+    p.add_argument("--config", metavar="FILE", help="configuration file (TOML); defaults: the reference bench")
+    p.add_argument("--output", default="docs/wiring.md")
+    p.set_defaults(func=cmd_wiring)
 
     p = sub.add_parser("console-doc", help="write docs/console.md from the console's own help texts")
     p.add_argument("--output", default="docs/console.md")
