@@ -80,6 +80,8 @@ class SimBench:
     def _record(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "result":
             self._results.append(data)
+        elif kind == "mode" and self.world is not None:
+            self.world.console_mode = data["mode"]  # a person's choice, like the switch
         if kind != "sensor":  # edges are many; the world keeps the physical record
             self.events.append(Event(self.loop.now(), kind, data))
 

@@ -130,6 +130,7 @@ class World:
         self.reservoir = reservoir_drops
         self.connector: ConnectorKind | None = None
         self.mode_wet = False
+        self.console_mode: str | None = None  # "dry"/"wet" when set on the console
         self.violations: list[Violation] = []
         self.swipes: list[SwipeRecord] = []
         self.swipes_before = 0  # swipes in earlier lives of this world (state file)
@@ -319,7 +320,7 @@ class World:
 
     def _pump(self) -> None:
         cleaning = self.connector is not None  # priming happens with the guide empty
-        if cleaning and not self.mode_wet:
+        if cleaning and not self.chosen_wet:
             self._violate(4, "pump driven in dry mode")
         if self._pump_clogged or self.reservoir <= 0:
             return
@@ -375,9 +376,9 @@ class World:
         elif (self.connector is ConnectorKind.MALE) != cassette.male_mt:
             self._violate(2, f"swipe-now for a {self.connector.value} connector on the wrong cassette")
         drops = cassette.drops.get(section, 0)
-        if self.mode_wet and drops != 1:
+        if self.chosen_wet and drops != 1:
             self._violate(4, f"wet-to-dry swipe-now with {drops} drops on the section")
-        if not self.mode_wet and drops:
+        if not self.chosen_wet and drops:
             self._violate(4, "dry swipe-now on a wet section")
 
     def when_prompted(self, fn: Callable[[], None]) -> None:
@@ -414,6 +415,12 @@ class World:
         # type switch first: the tab is read as the cassette seats
         self._drive("cassette_male", bool(self.fitted and self.fitted.male_mt))
         self._drive("cassette", self.fitted is not None)
+
+    @property
+    def chosen_wet(self) -> bool:
+        """The mode people chose: the panel switch, unless a maintenance engineer set one on
+        the console (an audited command, told to the world by the bench as it happens)."""
+        return self.console_mode == "wet" if self.console_mode else self.mode_wet
 
     def set_mode(self, wet: bool) -> None:
         self.mode_wet = wet

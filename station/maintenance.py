@@ -216,4 +216,5 @@ class Maintenance:
     def set_mode(self: "Controller", mode: Mode | None, source: str) -> ServiceResult:
         self.mode_override = mode
         self.store.audit("maintenance", "mode", self.wall(), detail={"mode": mode.value if mode else "switch"}, source=source)
+        self._emit("mode", mode=mode.value if mode else None, source=source)
         return ServiceResult(True, [f"mode {self.mode_switch().value} ({'console' if mode else 'panel switch'})"])

@@ -3,20 +3,16 @@
 Pin numbers and their meanings come from `station.config.Pins` (defaults and field metadata),
 so the sheet cannot disagree with the code; this module adds only what the configuration does
 not know: the part on each pin, its direction and what the board must add around it.
-
-    python -m station.wiring                                   # docs/wiring.md, reference bench
-    python -m station.wiring --config station.toml -o my.md    # the sheet of one station
+`station wiring` writes it (`--config FILE` for the sheet of one station).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from .config import RESERVED_PINS, Config, ConfigError, Pins, load
+from .config import RESERVED_PINS, Config, Pins
 
 WIRING_PATH = Path("docs") / "wiring.md"
 
@@ -248,7 +244,8 @@ def _parts_list(config: Config) -> list[str]:
     uart_tx, uart_rx = physical_pin(14), physical_pin(15)
     grounds = ", ".join(str(p) for p, name in HEADER.items() if name == "GND")
     rows = [
-        ("1", "Raspberry Pi 5, Pi 4 or Zero 2 W", "Raspberry Pi OS Bookworm 64-bit Lite; the Zero 2 W needs a header soldered on"),
+        ("1", "Raspberry Pi 5, Pi 4 or Zero 2 W",
+         "Raspberry Pi OS Bookworm 64-bit Lite; the Zero 2 W needs a header soldered on"),
         ("1", "power supply for the Pi", "official 27 W USB-C (Pi 5), 15 W USB-C (Pi 4), 2.5 A micro-USB (Zero 2 W)"),
         ("1", "stepper driver carrier, STEP/DIR: A4988, DRV8825 or TMC2209",
          "100 µF electrolytic across VMOT/GND at the carrier; logic supply (VDD/VIO) from the Pi's 3.3 V"),
@@ -295,10 +292,10 @@ def document(config: Config | None = None) -> str:
     text = [
         "# Wiring of the cleaning station",
         "",
-        "Generated from the firmware's own pin configuration (`station/config.py`) by `station wiring`",
-        "(`python -m station.wiring`); a test fails when this file does not match the code. To wire a",
-        "station whose pins were changed, generate its own sheet:",
-        "`python -m station.wiring --config /etc/mpo-station/station.toml --output wiring.md`.",
+        "Generated from the firmware's own pin configuration (`station/config.py`) by `station wiring`;",
+        "a test fails when this file does not match the code. To wire a station whose pins were",
+        "changed, generate its own sheet:",
+        "`station wiring --config /etc/mpo-station/station.toml --output wiring.md`.",
         "",
         "Pins are BCM GPIO numbers; the header pin is the physical pin number on the Raspberry Pi's",
         "40-pin header, which is the same on the Pi 5, Pi 4 and Zero 2 W.",
@@ -363,21 +360,3 @@ def write(path: str | Path = WIRING_PATH, config: Config | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document(config), encoding="utf-8")
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m station.wiring", description="write the wiring sheet")
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default: the reference bench)")
-    parser.add_argument("--output", "-o", default=str(WIRING_PATH), help=f"file to write (default {WIRING_PATH})")
-    args = parser.parse_args(argv)
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"station wiring: configuration error: {exc}", file=sys.stderr)
-        return 2
-    write(args.output, config)
-    print(f"wrote {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

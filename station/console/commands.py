@@ -264,14 +264,20 @@ def audit(ctx: Context, args: list[str]) -> Reply:
                  or ["no audit records yet"])
 
 
-@register("mode", "mode [dry|wet|switch]", "Show the cleaning mode, or set it from the console "
-          "(`switch` hands it back to the panel's mode switch). Takes effect from the next clean.")
+@register("mode", "mode", "Show the cleaning mode and where it comes from (panel switch or console).")
 def mode(ctx: Context, args: list[str]) -> Reply:
-    if not args:
-        return Reply([f"mode {ctx.call(lambda: ctx.controller.mode_switch().value)}"])
-    choice = args[0].lower()
-    if choice not in ("dry", "wet", "switch") or len(args) > 1:
-        raise CommandError(P.DATA_OUT_OF_RANGE, "Data out of range; mode takes dry, wet or switch")
+    no_args(args, "mode  (to set it: mode set dry|wet|switch)")
+    value, override = ctx.call(lambda: (ctx.controller.mode_switch().value, ctx.controller.mode_override))
+    return Reply([f"mode {value} ({'set on the console' if override else 'panel switch'})"])
+
+
+@register("mode set", "mode set dry|wet|switch", "Set the cleaning mode from the console, overriding the "
+          "panel's switch (`switch` hands it back to the panel). Takes effect from the next clean.",
+          protected=True)
+def mode_set(ctx: Context, args: list[str]) -> Reply:
+    choice = args[0].lower() if len(args) == 1 else ""
+    if choice not in ("dry", "wet", "switch"):
+        raise CommandError(P.DATA_OUT_OF_RANGE, "Data out of range; mode set takes dry, wet or switch")
     value = None if choice == "switch" else Mode(choice)
     return service_reply(ctx.call(lambda: ctx.controller.set_mode(value, ctx.source)))
 

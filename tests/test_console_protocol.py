@@ -1,0 +1,605 @@
+"""The console's line protocol, access control and dispatcher, without any serial port.
+
+* LineBuffer: bytes in, `Line` / `BadLine` out; LF and CR LF; 256 bytes at most; bad UTF-8
+  and control characters refused; memory bounded whatever arrives.
+* ErrorQueue: IEEE 488.2 behaviour (FIFO, `0,"No error"`, overflow marked -350).
+* PIN hashing, lock-out and idle logout on a fake clock.
+* Dispatcher with the real registry and a simulated bench behind it (virtual time; with
+  `loop.thread` None the handlers' `call_sync` runs inline on the test thread): framing,
+  unknown commands, protection, lock-out, idle logout, flood limit, audit with the port.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from station import MAKER, MODEL, __version__
+from station.console import protocol as P
+from station.console.access import Lockout, Session, check_pin_format, hash_pin, verify_pin
+from station.console.commands import PIN_KEY, REGISTRY
+from station.console.server import Dispatcher, console_context
+
+PIN = "4711"
+PORT = "ttyTEST"
+SOURCE = f"console:{PORT}"
+PIN_HASH = hash_pin(PIN)  # scrypt is slow on purpose: hash once for the module
+
+
+# ====================================================================== LineBuffer
+def lines_of(*chunks: bytes) -> list[P.Line | P.BadLine]:
+    buf = P.LineBuffer()
+    out: list[P.Line | P.BadLine] = []
+    for chunk in chunks:
+        out += list(buf.feed(chunk))
+    return out
+
+
+def test_lf_ends_a_line():
+    assert lines_of(b"*IDN?\n") == [P.Line("*IDN?")]
+
+
+def test_cr_lf_ends_a_line_too():
+    assert lines_of(b"*IDN?\r\nSTAT?\r\n") == [P.Line("*IDN?"), P.Line("STAT?")]
+
+
+def test_nothing_comes_out_before_the_line_end():
+    assert lines_of(b"*IDN?") == []
+
+
+def test_a_line_split_across_feeds_is_put_back_together():
+    assert lines_of(b"jo", b"g ", b"3", b"\r", b"\n") == [P.Line("jog 3")]
+
+
+def test_a_multibyte_character_split_across_feeds_is_put_back_together():
+    text = "mode wét"
+    raw = text.encode() + b"\n"
+    cut = raw.index(b"\xc3") + 1  # between the two bytes of the é
+    assert lines_of(raw[:cut], raw[cut:]) == [P.Line(text)]
+
+
+def test_several_lines_in_one_feed_each_come_out():
+    assert lines_of(b"a\nb\n\nc\n") == [P.Line("a"), P.Line("b"), P.Line(""), P.Line("c")]
+
+
+def test_a_line_of_exactly_256_bytes_is_accepted():
+    body = b"x" * P.MAX_LINE
+    assert lines_of(body + b"\n") == [P.Line(body.decode())]
+
+
+def test_a_line_of_256_bytes_ending_in_cr_lf_is_accepted_like_lf():
+    # "Lines end in LF (CR LF accepted), at most 256 bytes": the terminator is not the line.
+    body = b"x" * P.MAX_LINE
+    assert lines_of(body + b"\r\n") == [P.Line(body.decode())]
+
+
+@pytest.mark.parametrize("tail", [b"\rx\n", b"\r\r\n", b"x\r\n"])
+def test_the_cr_of_cr_lf_does_not_stretch_the_limit_for_the_text(tail):
+    out = lines_of(b"x" * P.MAX_LINE + tail + b"*IDN?\r\n")
+    assert isinstance(out[0], P.BadLine) and out[0].code == -363
+    assert out[1:] == [P.Line("*IDN?")]
+
+
+def test_a_line_of_257_bytes_is_one_overrun_error_and_the_next_line_is_fine():
+    out = lines_of(b"y" * (P.MAX_LINE + 1) + b"\n*IDN?\n")
+    assert len(out) == 2
+    assert isinstance(out[0], P.BadLine) and out[0].code == P.INPUT_OVERRUN == -363
+    assert out[1] == P.Line("*IDN?")
+
+
+def test_a_very_long_line_fed_in_pieces_is_reported_once():
+    buf = P.LineBuffer()
+    out = []
+    for _ in range(100):
+        out += list(buf.feed(b"z" * 1000))
+    out += list(buf.feed(b"\nSTAT?\n"))
+    assert [type(i) for i in out] == [P.BadLine, P.Line]
+    assert out[0].code == -363 and out[1] == P.Line("STAT?")
+
+
+def test_invalid_utf8_is_a_syntax_error_and_the_next_line_is_fine():
+    out = lines_of(b"jog \xff\xfe 3\n*IDN?\n")
+    assert isinstance(out[0], P.BadLine) and out[0].code == P.SYNTAX_ERROR == -102
+    assert "UTF-8" in out[0].message
+    assert out[1] == P.Line("*IDN?")
+
+
+def test_a_truncated_multibyte_character_is_invalid_utf8():
+    out = lines_of(b"mode w\xc3\n")
+    assert isinstance(out[0], P.BadLine) and out[0].code == -102
+
+
+@pytest.mark.parametrize("control", [b"\x00", b"\x01", b"\x1b", b"\x7f", b"\r"])
+def test_control_characters_are_a_syntax_error(control):
+    out = lines_of(b"*IDN" + control + b"?\n")
+    assert len(out) == 1
+    assert isinstance(out[0], P.BadLine) and out[0].code == -102
+    assert "control" in out[0].message
+
+
+def test_a_tab_is_not_a_control_character_here():
+    assert lines_of(b"jog\t3\n") == [P.Line("jog\t3")]
+
+
+@given(st.lists(st.binary(max_size=700), max_size=20))
+def test_any_byte_stream_never_raises_and_gives_one_bounded_item_per_line_end(chunks):
+    buf = P.LineBuffer()
+    items = []
+    for chunk in chunks:
+        items += list(buf.feed(chunk))
+        # bounded whatever arrives: at most one line's text and the CR of a CR LF
+        assert len(buf._buf) <= P.MAX_LINE + 1, "memory must stay bounded whatever arrives"
+    assert len(items) == sum(c.count(b"\n") for c in chunks), "each LF ends exactly one line"
+    for item in items:
+        assert isinstance(item, (P.Line, P.BadLine))
+        if isinstance(item, P.Line):
+            assert len(item.text.encode("utf-8")) <= P.MAX_LINE
+            assert len(item.text) <= P.MAX_LINE
+            assert not any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in item.text)
+        else:
+            assert item.code in (P.SYNTAX_ERROR, P.INPUT_OVERRUN)
+
+
+# ====================================================================== ErrorQueue
+def test_error_queue_is_first_in_first_out():
+    q = P.ErrorQueue()
+    q.push(-113, "first")
+    q.push(-203, "second")
+    assert q.pop() == (-113, "first")
+    assert q.pop() == (-203, "second")
+
+
+def test_empty_error_queue_answers_no_error():
+    q = P.ErrorQueue()
+    assert q.pop() == (0, "No error")
+    assert P.scpi_error(*q.pop()) == '0,"No error"'
+
+
+def test_error_queue_overflow_replaces_the_newest_entry_with_minus_350():
+    q = P.ErrorQueue()
+    for i in range(P.ERROR_QUEUE_SIZE + 5):
+        q.push(-100 - i, f"error {i}")
+    assert len(q) == P.ERROR_QUEUE_SIZE
+    popped = [q.pop() for _ in range(P.ERROR_QUEUE_SIZE)]
+    assert popped[:-1] == [(-100 - i, f"error {i}") for i in range(P.ERROR_QUEUE_SIZE - 1)]
+    assert popped[-1][0] == P.QUEUE_OVERFLOW == -350
+    assert q.pop() == (0, "No error")
+
+
+def test_error_queue_clear_empties_it():
+    q = P.ErrorQueue()
+    q.push(-100, "x")
+    q.clear()
+    assert len(q) == 0 and q.pop() == (0, "No error")
+
+
+# ====================================================================== PIN, lock-out, session
+class FakeClock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_the_same_pin_hashes_differently_with_each_salt():
+    a, b = hash_pin(PIN), hash_pin(PIN)
+    assert a != b
+    assert verify_pin(PIN, a) and verify_pin(PIN, b)
+
+
+def test_a_fixed_salt_gives_a_fixed_hash():
+    salt = bytes(range(16))
+    assert hash_pin(PIN, salt) == hash_pin(PIN, salt)
+    assert hash_pin(PIN, salt) != hash_pin("4712", salt)
+
+
+def test_verify_accepts_the_right_pin_only():
+    assert verify_pin(PIN, PIN_HASH)
+    for wrong in ("4712", "47111", "0000", "", " 4711", "4711 "):
+        assert not verify_pin(wrong, PIN_HASH)
+
+
+@pytest.mark.parametrize("stored", ["", "4711", "plain$4711", "md5$1$2$3$00$00", "scrypt$x$8$1$00$00",
+                                    "scrypt$16384$8$1$zz$00"])
+def test_a_malformed_stored_hash_never_verifies_and_never_raises(stored):
+    assert not verify_pin(PIN, stored)
+
+
+def test_the_stored_string_is_a_salted_scrypt_hash_without_the_pin():
+    pin = "Kw!zqRt"  # not hex, so it cannot hide inside the hex fields by chance
+    stored = hash_pin(pin)
+    scheme, n, r, p, salt, digest = stored.split("$")
+    assert scheme == "scrypt" and int(n) >= 2**14
+    assert len(bytes.fromhex(salt)) == 16 and len(bytes.fromhex(digest)) == 32
+    assert pin not in stored and pin.lower() not in stored.lower()
+    assert PIN not in stored.split("$")  # no field is the PIN itself
+
+
+@pytest.mark.parametrize("bad", ["123", "x" * 33, "12 34", "12\n34"])
+def test_pin_format_is_checked(bad):
+    with pytest.raises(ValueError):
+        check_pin_format(bad)
+
+
+def test_lockout_waits_grow_after_the_third_failure_and_stop_at_300_s():
+    clock = FakeClock()
+    lock = Lockout(clock=clock)
+    lock.failed()
+    lock.failed()
+    assert lock.remaining() == 0
+    waits = []
+    for _ in range(12):
+        lock.failed()
+        waits.append(lock.remaining())
+    assert waits[:5] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert waits[-1] == 300.0 and max(waits) == 300.0
+    lock.succeeded()
+    assert lock.remaining() == 0 and lock.failures == 0
+
+
+def test_session_logs_out_after_idling_longer_than_the_limit():
+    clock = FakeClock()
+    s = Session(PORT, idle_logout_s=300, clock=clock)
+    s.touch()
+    s.logged_in = True
+    clock.advance(300)
+    assert not s.touch() and s.logged_in
+    clock.advance(300.5)
+    assert s.touch() and not s.logged_in
+
+
+# ====================================================================== Dispatcher on a bench
+class Console:
+    """One console port's dispatcher on the bench, with a fake clock for the session and the
+    flood limit. `send()` lets 0.05 s pass first (one command's worth of the flood budget)."""
+
+    def __init__(self, bench, max_per_s: float = 20.0, idle_logout_s: float = 300.0) -> None:
+        self.bench = bench
+        self.clock = FakeClock()
+        self.session = Session(PORT, idle_logout_s, clock=self.clock)
+        self.dispatcher = Dispatcher(REGISTRY, console_context(bench.controller), self.session,
+                                     max_per_s=max_per_s, clock=self.clock)
+        self.streamed: list[str] = []
+
+    def handle(self, text: str) -> list[str]:
+        """Everything the port would carry for this line: streamed lines, then the reply."""
+        self.streamed = []
+        reply = self.dispatcher.handle(P.Line(text), self.streamed.append)
+        return [*self.streamed, *reply]
+
+    def send(self, text: str) -> list[str]:
+        self.clock.advance(0.05)
+        return self.handle(text)
+
+    def login(self) -> None:
+        assert self.send(f"login {PIN}")[-1].startswith("OK")
+
+
+def is_final(line: str) -> bool:
+    return line == "OK" or line.startswith("OK ") or line.startswith("ERR ")
+
+
+def assert_framed(text: str, out: list[str]) -> None:
+    if text.split()[0].endswith("?"):
+        assert len(out) == 1, f"query {text!r} must answer exactly one line, got {out!r}"
+    else:
+        assert out and is_final(out[-1]), f"{text!r} must end with OK or ERR, got {out!r}"
+        assert not any(is_final(line) for line in out[:-1]), f"{text!r}: one final line only, got {out!r}"
+
+
+def err_code(line: str) -> int:
+    assert line.startswith("ERR "), line
+    return int(line.split()[1])
+
+
+def audit_rows(bench) -> list[dict]:
+    return [dict(r) for r in bench.controller.store.audit_log(1000)]
+
+
+@pytest.fixture
+def station(bench):
+    bench.controller.store.set_setting(PIN_KEY, PIN_HASH, bench.controller.wall(), source="test")
+    assert bench.loop.thread is None  # handlers' call_sync runs inline on the test thread
+    return bench
+
+
+@pytest.fixture
+def console(station):
+    return Console(station)
+
+
+QUERIES = sorted(name for name in REGISTRY if name.endswith("?"))
+OPEN_COMMANDS = ["help", "help jog", "help fault clear", "status", "sensors", "counters", "log", "log 5",
+                 "audit", "audit 3", "mode", "cassette", "fluid", "config show", "config show swipe",
+                 "*CLS", "logout", "FAULT?"]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_each_query_answers_exactly_one_line(console, query):
+    out = console.send(query.upper())
+    assert len(out) == 1 and not out[0].startswith("ERR"), out
+
+
+def test_idn_names_maker_model_serial_and_version(console):
+    assert console.send("*IDN?") == [f"{MAKER},{MODEL},{console.bench.config.station.serial_number},{__version__}"]
+
+
+def test_commands_are_case_insensitive(console):
+    assert console.send("*idn?") == console.send("*IdN?")
+    assert json.loads(console.send("stat?")[0])["state"] == "idle"
+    assert console.send("HELP JOG")[-1] == "OK"
+
+
+def test_stat_is_one_line_of_json_with_the_status(console):
+    s = json.loads(console.send("STAT?")[0])
+    for key in ("state", "mode", "cassette", "ribbon_remaining", "fluid_drops_left", "fault"):
+        assert key in s
+    assert s["state"] == "idle" and s["cassette"] == "standard" and s["fault"] is None
+
+
+@pytest.mark.parametrize("command", OPEN_COMMANDS)
+def test_each_other_command_ends_with_exactly_one_ok_or_err_line(console, command):
+    out = console.send(command)
+    assert_framed(command, out)
+    if not command.endswith("?"):
+        assert out[-1].startswith("OK"), out
+
+
+@pytest.mark.parametrize("command", ["log 0", "log x", "audit 1000", "mode sideways", "sensors 99",
+                                     "config show nosuchsection", "help nosuchcommand", "login",
+                                     "jog", "config set"])
+def test_refused_commands_end_with_one_err_line(console, command):
+    out = console.send(command)
+    assert_framed(command, out)
+    assert out[-1].startswith("ERR")
+
+
+def test_an_unknown_command_is_minus_113_and_goes_onto_the_error_queue(console):
+    out = console.send("frobnicate 3")
+    assert len(out) == 1 and err_code(out[0]) == -113
+    assert "frobnicate" in out[0]
+    assert console.send("SYST:ERR?")[0].startswith('-113,"')
+    assert console.send("SYST:ERR?") == ['0,"No error"']
+
+
+def test_an_unknown_query_answers_one_err_line(console):
+    out = console.send("NOPE?")
+    assert len(out) == 1 and err_code(out[0]) == -113
+
+
+def test_a_bad_line_answers_err_and_queues_it(console):
+    out = console.dispatcher.handle(P.BadLine(P.INPUT_OVERRUN, "Input buffer overrun"), lambda line: None)
+    assert len(out) == 1 and err_code(out[0]) == -363
+    assert console.send("SYST:ERR?") == ['-363,"Input buffer overrun"']
+
+
+def test_an_empty_line_answers_nothing(console):
+    assert console.send("") == []
+    assert console.send("SYST:ERR?") == ['0,"No error"']
+
+
+def test_cls_empties_the_error_queue(console):
+    console.send("nope")
+    console.send("nope")
+    assert console.send("*CLS") == ["OK"]
+    assert console.send("SYST:ERR?") == ['0,"No error"']
+
+
+PROTECTED = {
+    "jog": "jog 3",
+    "prime": "prime 2",
+    "selftest": "selftest",
+    "*rst": "*RST",
+    "fault clear": "fault clear",
+    "cassette new": "cassette new",
+    "fluid refill": "fluid refill",
+    "config set": "config set swipe.max_pass_s 2.5",
+    "pin set": "pin set 9999",
+    "mode set": "mode set wet",  # changes how the station cleans against its panel switch
+}
+
+
+def test_the_protected_commands_are_the_ones_that_move_configure_reset_or_clear():
+    assert {name for name, cmd in REGISTRY.items() if cmd.protected} == set(PROTECTED)
+
+
+@pytest.mark.parametrize("name", sorted(PROTECTED))
+def test_a_protected_command_without_login_is_minus_203_and_does_nothing(console, name):
+    bench = console.bench
+    world = bench.world
+    before = (world.positions_total, world.drops_total, world.steps_total, bench.controller.config,
+              bench.controller.store.setting(PIN_KEY), bench.controller.store.setting("config.overrides"),
+              len(audit_rows(bench)), bench.state)
+    out = console.send(PROTECTED[name])
+    assert len(out) == 1 and err_code(out[0]) == -203, out
+    assert "login" in out[0]
+    bench.run_for(2.0)  # anything it had started would have moved by now
+    after = (world.positions_total, world.drops_total, world.steps_total, bench.controller.config,
+             bench.controller.store.setting(PIN_KEY), bench.controller.store.setting("config.overrides"),
+             len(audit_rows(bench)), bench.state)
+    assert after == before
+    assert console.send("SYST:ERR?")[0].startswith('-203,"')
+
+
+def test_three_wrong_pins_lock_the_port_out_with_growing_delays(console):
+    for _ in range(3):
+        out = console.send("login 0000")
+        assert err_code(out[-1]) == -203 and "wrong PIN" in out[-1]
+    assert console.session.lockout.remaining() == pytest.approx(2.0, abs=0.1)
+    # the right PIN is refused while locked out, without even being checked
+    out = console.send(f"login {PIN}")
+    assert err_code(out[-1]) == -203 and "locked out" in out[-1]
+    assert not console.session.logged_in
+    console.clock.advance(2.0)
+    assert err_code(console.send("login 1111")[-1]) == -203  # fourth failure: 4 s
+    assert console.session.lockout.remaining() == pytest.approx(4.0, abs=0.1)
+    console.clock.advance(3.0)
+    assert "locked out" in console.send(f"login {PIN}")[-1]
+    console.clock.advance(1.0)
+    assert err_code(console.send("login 2222")[-1]) == -203  # fifth failure: 8 s
+    assert console.session.lockout.remaining() == pytest.approx(8.0, abs=0.1)
+    console.clock.advance(8.0)
+    assert console.send(f"login {PIN}")[-1].startswith("OK")
+    assert console.session.logged_in and console.session.lockout.remaining() == 0
+    failures = [r for r in audit_rows(console.bench) if r["action"] == "login_failed"]
+    assert len(failures) == 5 and all(r["source"] == SOURCE for r in failures)
+
+
+def test_no_pin_set_means_no_login(bench):
+    c = Console(bench)
+    out = c.send(f"login {PIN}")
+    assert err_code(out[-1]) == -203 and "pin set" in out[-1]
+    assert not c.session.logged_in
+
+
+def test_an_idle_session_is_logged_out(console):
+    console.login()
+    console.clock.advance(299)
+    out = console.send("fault clear")  # allowed (refused only because there is no fault)
+    assert err_code(out[-1]) == -221
+    console.clock.advance(300.5)
+    out = console.send("fault clear")
+    assert err_code(out[-1]) == -203
+    assert any("idled out" in line for line in out[:-1])
+    assert not console.session.logged_in
+
+
+def test_a_query_after_an_idle_logout_still_answers_exactly_one_line(console):
+    # A PyVISA script that comes back after a break asks STAT?; an extra notice line would
+    # shift every later query answer by one.
+    console.login()
+    console.clock.advance(301)
+    out = console.send("STAT?")
+    assert len(out) == 1, f"query must answer exactly one line, got {out!r}"
+    assert json.loads(out[0])["state"] == "idle"
+    assert not console.session.logged_in
+
+
+def test_more_commands_than_the_limit_in_one_instant_are_minus_310(console):
+    console.clock.advance(5.0)  # a full budget
+    answers = [console.handle("*IDN?") for _ in range(25)]
+    assert all(len(a) == 1 for a in answers)
+    ok = [a for a in answers if not a[0].startswith("ERR")]
+    refused = [a for a in answers if a[0].startswith("ERR")]
+    assert len(ok) == 20
+    assert all(err_code(a[0]) == -310 for a in refused) and len(refused) == 5
+    assert console.handle("help")[-1].startswith("ERR -310")  # non-queries too, still one final line
+    console.clock.advance(1.0)
+    assert console.handle("SYST:ERR?")[0].startswith('-310,"')
+
+
+def test_a_steady_client_within_the_limit_is_never_refused(console):
+    for _ in range(200):
+        console.clock.advance(1 / 19)
+        assert not console.handle("*IDN?")[0].startswith("ERR")
+
+
+def run_on_loop(bench, console: Console, text: str, limit_s: float = 60.0) -> list[str]:
+    """Handle `text` on a console thread while this thread is the loop (virtual time), as a
+    real console port would: the handler waits for hardware actions that need time."""
+    box: list[list[str]] = []
+    worker = threading.Thread(target=lambda: box.append(console.send(text)), daemon=True)
+    bench.loop.thread = threading.current_thread()
+    try:
+        worker.start()
+        waited = 0.0
+        while worker.is_alive() and waited < limit_s:
+            bench.run_for(0.01)
+            waited += 0.01
+            worker.join(0.001)
+        worker.join(10.0)
+    finally:
+        bench.loop.thread = None
+    assert box, f"{text!r} did not finish"
+    return box[0]
+
+
+def test_every_protected_action_is_audited_with_the_console_port(console):
+    bench = console.bench
+    console.login()
+    actions = [
+        ("jog 3", "jog"),
+        ("prime 2", "prime"),
+        ("selftest", "selftest"),
+        ("*RST", "reset"),
+        ("fluid refill", "refill"),
+        ("cassette new", "new"),
+        ("config set swipe.max_pass_s 2.5", "config.overrides"),
+        ("pin set 8642", PIN_KEY),
+    ]
+    positions = bench.world.positions_total
+    for text, action in actions:
+        before = len(audit_rows(bench))
+        out = run_on_loop(bench, console, text)
+        assert_framed(text, out)
+        assert out[-1].startswith("OK"), (text, out)
+        new = audit_rows(bench)[: len(audit_rows(bench)) - before]
+        assert any(r["action"] == action and r["source"] == SOURCE for r in new), (text, new)
+    assert bench.world.positions_total == positions + 3 + 1  # jog 3, self-test 1
+    assert bench.world.violations == []
+    logins = [r for r in audit_rows(bench) if r["action"] == "login"]
+    assert logins and logins[0]["source"] == SOURCE
+    # the PIN change is audited, but the hash is not written into the audit
+    pin_rows = [r for r in audit_rows(bench) if r["action"] == PIN_KEY and r["source"] == SOURCE]
+    assert pin_rows and all("scrypt" not in r["detail"] for r in pin_rows)
+    assert verify_pin("8642", bench.controller.store.setting(PIN_KEY))
+
+
+def test_jog_runs_only_after_login_and_moves_the_wheel(console):
+    bench = console.bench
+    before = bench.world.positions_total
+    assert err_code(run_on_loop(bench, console, "jog 2")[-1]) == -203
+    assert bench.world.positions_total == before
+    console.login()
+    out = run_on_loop(bench, console, "jog 2")
+    assert out[-1] == "OK" and "2 of 2 positions confirmed" in out[0]
+    assert bench.world.positions_total == before + 2
+
+
+def test_logout_ends_the_session(console):
+    console.login()
+    assert console.send("logout") == ["OK logged out"]
+    assert err_code(console.send("fluid refill")[-1]) == -203
+
+
+# ====================================================================== help and the manual
+def test_the_manual_is_generated_from_the_registry():
+    from pathlib import Path
+
+    from station.console.docs import document
+
+    manual = Path(__file__).resolve().parent.parent / "docs" / "console.md"
+    assert manual.read_text(encoding="utf-8") == document(), "docs/console.md is stale: run `station console-doc`"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_help_for_each_command_prints_its_registry_text(console, name):
+    cmd = REGISTRY[name]
+    out = console.send(f"help {name}")
+    assert out == [f"{cmd.usage}{' (needs login)' if cmd.protected else ''}", f"  {cmd.help}", "OK"]
+
+
+def test_mode_set_from_the_console_needs_login_and_cleans_as_chosen_against_the_switch(console, station):
+    world = station.world
+    out = console.send("mode set wet")
+    assert err_code(out[-1]) == -203 and station.controller.mode_override is None
+    console.login()
+    assert console.send("mode set wet")[-1] == "OK"
+    assert console.send("mode") == ["mode wet (set on the console)", "OK"]
+    drops = world.drops_total
+    result = station.clean("female", wet=False)  # the panel switch stays on DRY
+    assert result["outcome"] == "cleaned" and result["mode"] == "wet" and result["drops"] == 1
+    assert world.drops_total == drops + 1
+    assert world.violations == []  # the world judges against the mode people chose
+    assert console.send("mode set switch")[-1] == "OK"
+    result = station.clean("female", wet=False)
+    assert result["mode"] == "dry" and result["drops"] == 0 and world.violations == []
+    assert [r["action"] for r in audit_rows(station) if r["action"] == "mode"] == ["mode", "mode"]

@@ -1,0 +1,494 @@
+"""The maintenance console over real pseudo-terminals, as a technician or a lab script uses it.
+
+The station runs paced to the wall clock on its own thread (`SimBench.run_paced`); its
+console and the simulator's bench port sit on null-modem pty pairs (`serial_ports`), and
+this test opens the user ends with pyserial, exactly as miniterm would. The bench port plays
+the operator (present, swipe, remove) and injects faults; the console is the engineer.
+
+Nothing here asserts how fast anything is: every wait has a generous limit and the tests
+check outcomes only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import serial
+
+from hw_sim import SimBench
+from hw_sim.headless import serial_ports
+from hw_sim.nullmodem import NullModem
+from station import MAKER, MODEL, __version__
+from station.config import OVERRIDES_SETTING
+from station.console.access import Session, hash_pin
+from station.console.commands import PIN_KEY, REGISTRY
+from station.console.server import Dispatcher, SerialPortServer, console_context
+
+PIN = "4711"
+PIN_HASH = hash_pin(PIN)
+READ_S = 10.0  # per line; generous for a noisy machine
+LIMIT_S = 20.0  # for the station to reach a state
+
+
+# ---------------------------------------------------------------------------------- helpers
+def is_final(line: str) -> bool:
+    return line == "OK" or line.startswith("OK ") or line.startswith("ERR ")
+
+
+class Port:
+    """A pyserial client on one pty: `ask` a query (one line), `command` anything else
+    (lines up to the final OK / ERR)."""
+
+    def __init__(self, path: str, timeout: float = READ_S) -> None:
+        self.path = path
+        self.serial = serial.Serial(path, 115200, timeout=timeout)
+
+    def write_line(self, text: str | bytes) -> None:
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
+        self.serial.write(data + b"\n")
+
+    def read_line(self) -> str:
+        raw = self.serial.readline()
+        assert raw.endswith(b"\n"), f"no complete line on {self.path} within {self.serial.timeout} s (got {raw!r})"
+        return raw[:-1].decode("utf-8")
+
+    def ask(self, query: str) -> str:
+        self.write_line(query)
+        return self.read_line()
+
+    def command(self, text: str | bytes) -> list[str]:
+        self.write_line(text)
+        lines = [self.read_line()]
+        while not is_final(lines[-1]):
+            lines.append(self.read_line())
+        return lines
+
+    def drain(self, quiet_s: float = 1.0, limit_s: float = 60.0) -> bytes:
+        """Read and discard until nothing arrives for `quiet_s`."""
+        got = bytearray()
+        old = self.serial.timeout
+        self.serial.timeout = quiet_s
+        end = time.monotonic() + limit_s
+        try:
+            while time.monotonic() < end:
+                chunk = self.serial.read(4096)
+                if not chunk:
+                    return bytes(got)
+                got += chunk
+        finally:
+            self.serial.timeout = old
+        raise AssertionError(f"{self.path} never went quiet")
+
+    def close(self) -> None:
+        self.serial.close()
+
+
+class Station:
+    """The running bench with its console and bench ports opened."""
+
+    def __init__(self, bench: SimBench, paths: dict[str, str], opened: list[Port]) -> None:
+        self.bench = bench
+        self.paths = paths
+        self._opened = opened
+        self.console = self.open("console")
+        self.benchport = self.open("bench")
+
+    def open(self, name: str) -> Port:
+        port = Port(self.paths[name])
+        self._opened.append(port)
+        return port
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Read the bench on its own loop thread (it is running paced on another thread)."""
+        return self.bench.loop.call_sync(fn, 10.0)
+
+    def positions(self) -> int:
+        return self.call(lambda: self.bench.world.positions_total)
+
+    def drops(self) -> int:
+        return self.call(lambda: self.bench.world.drops_total)
+
+    def violations(self) -> list[Any]:
+        return self.call(lambda: list(self.bench.world.violations))
+
+    def audit(self) -> list[dict[str, Any]]:
+        return self.call(lambda: [dict(r) for r in self.bench.controller.store.audit_log(1000)])
+
+    def attempts(self) -> list[Any]:
+        return self.call(lambda: sorted(self.bench.controller.store.attempts(), key=lambda r: r.id))
+
+    def act(self, text: str) -> str:
+        """An operator or bench action on the bench port."""
+        out = self.benchport.command(text)
+        assert len(out) == 1 and out[0].startswith("OK"), f"bench {text!r}: {out}"
+        return out[0]
+
+    def state(self) -> str:
+        while True:
+            answer = self.benchport.ask("STATE?")
+            if not answer.startswith("ERR -310"):
+                return answer
+            time.sleep(0.2)
+
+    def wait_state(self, *states: str, limit_s: float = LIMIT_S) -> str:
+        end = time.monotonic() + limit_s
+        state = self.state()
+        while state not in states:
+            assert time.monotonic() < end, f"station is {state}, waited {limit_s} s for {states}"
+            time.sleep(0.1)
+            state = self.state()
+        return state
+
+    def login(self) -> None:
+        assert self.console.command(f"login {PIN}") == [f"OK logged in; idle sessions log out after "
+                                                        f"{self.bench.config.console.idle_logout_s:.0f} s"]
+
+    def clean_on_bench(self, connector: str = "female") -> str:
+        """A disciplined operator on the bench port; returns `log 1` from the console."""
+        n = len(self.attempts())
+        self.act(f"present {connector}")
+        self.wait_state("swipe_ready")
+        time.sleep(0.3)
+        self.act("swipe")
+        self.wait_state("done")
+        self.act("remove")
+        self.wait_state("idle")
+        assert len(self.attempts()) == n + 1
+        out = self.console.command("log 1")
+        assert len(out) == 2 and out[1] == "OK"
+        return out[0]
+
+
+def wait_for(predicate: Callable[[], bool], limit_s: float = LIMIT_S, what: str = "") -> None:
+    end = time.monotonic() + limit_s
+    while not predicate():
+        assert time.monotonic() < end, f"waited {limit_s} s for {what or predicate}"
+        time.sleep(0.05)
+
+
+def start_paced(bench: SimBench) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    runner = threading.Thread(target=bench.run_paced, args=(stop,), name="paced-bench", daemon=True)
+    runner.start()
+    # Until run_paced has claimed the loop, call_sync would run inline on the caller's thread.
+    wait_for(lambda: bench.loop.thread is runner, 10.0, "the paced loop to start")
+    return stop, runner
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A station running paced on its own thread, its console and bench port on ptys."""
+    bench = SimBench(state_dir=tmp_path)
+    bench.controller.store.set_setting(PIN_KEY, PIN_HASH, bench.controller.wall(), source="test")
+    stop, runner = start_paced(bench)
+    opened: list[Port] = []
+    try:
+        with serial_ports(bench, bench_port=True) as paths:
+            try:
+                yield Station(bench, paths, opened)
+            finally:
+                for port in opened:
+                    port.close()
+    finally:
+        stop.set()
+        runner.join(10.0)
+        bench.close()
+    assert not runner.is_alive(), "the paced bench did not stop"
+
+
+def station_source(live: Station) -> str:
+    """The audit source of the console port: `console:<station-side device>`."""
+    logins = [r for r in live.audit() if r["action"] == "login"]
+    assert logins, "log in first"
+    return logins[0]["source"]
+
+
+# ---------------------------------------------------------------------------------- queries
+def test_idn_identifies_the_station(live):
+    assert live.console.ask("*IDN?") == f"{MAKER},{MODEL},SIM-0001,{__version__}"
+
+
+def test_stat_is_exactly_one_line_of_json_with_the_status(live):
+    answer = live.console.ask("STAT?")
+    status = json.loads(answer)
+    for key in ("state", "mode", "cassette", "ribbon_remaining", "fluid_drops_left", "fault"):
+        assert key in status
+    assert status["state"] == "idle" and status["mode"] == "dry" and status["cassette"] == "standard"
+    assert status["ribbon_remaining"] == 1500 and status["fault"] is None
+    assert live.console.ask("*OPC?") == "1", "STAT? must not have sent a second line"
+
+
+def test_syst_err_reports_an_error_then_no_error(live):
+    out = live.console.command("frobnicate")
+    assert len(out) == 1 and out[0].startswith("ERR -113 ")
+    assert re.fullmatch(r'-113,".*frobnicate.*"', live.console.ask("SYST:ERR?"))
+    assert live.console.ask("SYST:ERR?") == '0,"No error"'
+
+
+def test_help_lists_every_command_with_its_registry_text(live):
+    out = live.console.command("help")
+    assert out[0].startswith("Commands") and out[-1] == "OK"
+    body = out[1:-1]
+    assert len(body) == len(REGISTRY)
+    for line, cmd in zip(body, REGISTRY.values()):
+        assert line.strip().startswith(cmd.usage)
+        summary = line[len(f"  {cmd.usage:<28} "):].removesuffix(" *")
+        assert cmd.help.startswith(summary), (line, cmd.help)
+        assert line.endswith(" *") == cmd.protected
+
+
+def test_help_jog_prints_the_registry_text(live):
+    jog = REGISTRY["jog"]
+    assert live.console.command("help jog") == [f"{jog.usage} (needs login)", f"  {jog.help}", "OK"]
+
+
+# ---------------------------------------------------------------------------------- maintenance
+def test_jog_needs_a_login_then_moves_the_wheel_and_is_audited_with_the_port(live):
+    before = live.positions()
+    out = live.console.command("jog 3")
+    assert len(out) == 1 and out[0].startswith("ERR -203 ")
+    assert live.positions() == before
+    live.login()
+    out = live.console.command("jog 3")
+    assert out[-1] == "OK"
+    assert "3 of 3 positions confirmed" in out[0]
+    assert live.positions() == before + 3
+    source = station_source(live)
+    assert re.fullmatch(r"console:/dev/\S+", source) and source != f"console:{live.paths['console']}"
+    jogs = [r for r in live.audit() if r["action"] == "jog"]
+    assert len(jogs) == 1 and jogs[0]["source"] == source and json.loads(jogs[0]["detail"]) == {"positions": 3}
+    assert json.loads(live.console.ask("STAT?"))["ribbon_remaining"] == 1500 - 3
+    assert live.violations() == []
+
+
+def test_prime_pumps_the_drops(live):
+    live.login()
+    before = live.drops()
+    out = live.console.command("prime 2")
+    assert out == ["pump: 2 drops", "OK"]
+    assert live.drops() == before + 2
+    assert json.loads(live.console.ask("STAT?"))["fluid_drops_left"] == 2000 - 2
+    assert [r["action"] for r in live.audit()].count("prime") == 1
+
+
+def test_selftest_reports_pass_for_each_part(live):
+    live.login()
+    out = live.console.command("selftest")
+    assert out[-1] == "OK"
+    text = "\n".join(out)
+    for part in ("sensors: PASS", "wheel: PASS", "pump: PASS", "lights and buzzer"):
+        assert part in text, out
+    assert "FAIL" not in text
+    assert live.violations() == []
+
+
+def test_a_clean_driven_on_the_bench_port_shows_in_the_log(live):
+    line = live.clean_on_bench("female")
+    assert " cleaned " in f" {line} " and "female" in line and "pos 3" in line
+    assert live.positions() == 3
+    assert json.loads(live.benchport.ask("PHYS?"))["prompted_swipes"] == 1
+    assert live.benchport.ask("VIOL?") == "[]"
+
+
+# ---------------------------------------------------------------------------------- faults
+def test_a_jam_puts_the_station_in_fault_and_fault_clear_brings_it_back(live):
+    live.act("inject jam")
+    live.act("present female")
+    live.wait_state("fault")
+    assert live.console.ask("FAULT?").startswith("jam: ")
+    assert json.loads(live.console.ask("STAT?"))["fault"] == "jam"
+    assert live.console.command("fault clear")[-1].startswith("ERR -203 ")
+    live.login()
+    live.act("clear jam")
+    live.act("remove")
+    out = live.console.command("fault clear")
+    assert out[-1] == "OK" and "jam cleared" in out[0]
+    live.wait_state("idle")
+    assert live.console.ask("FAULT?") == "none"
+    assert "cleaned" in live.clean_on_bench("female")
+    assert live.violations() == []
+
+
+def test_cassette_pulled_mid_clean_cannot_be_cleared_until_a_cassette_is_back(live):
+    live.login()
+    live.act("present female")
+    live.wait_state("swipe_ready")
+    live.act("remove_cassette")
+    live.wait_state("fault")
+    assert live.console.ask("FAULT?").startswith("cassette_pulled: ")
+    out = live.console.command("fault clear")
+    assert len(out) == 1 and out[0].startswith("ERR -221 ") and "cassette_pulled" in out[0]
+    assert live.state() == "fault"
+    live.act("fit_cassette")
+    time.sleep(0.3)
+    assert live.state() == "fault", "a pulled cassette needs a technician's acknowledgement"
+    out = live.console.command("fault clear")
+    assert out[-1] == "OK" and "cassette_pulled cleared" in out[0]
+    live.act("remove")
+    live.wait_state("idle")
+    failed = live.attempts()[-1]
+    assert failed.outcome == "failed" and "cassette" in failed.reason
+    clears = [r for r in live.audit() if r["action"] == "fault_clear"]
+    assert len(clears) == 1 and clears[0]["source"] == station_source(live)
+    assert live.violations() == []
+
+
+def test_rst_during_swipe_ready_records_the_attempt_interrupted_and_goes_back_to_ready(live):
+    live.login()
+    live.act("present female")
+    live.wait_state("swipe_ready")
+    out = live.console.command("*RST")
+    assert out == ["reset to ready", "OK"]
+    rec = live.attempts()[-1]
+    assert rec.outcome == "interrupted"
+    assert live.state() in ("idle", "done")  # with the connector still in the guide: take it away
+    live.act("remove")
+    live.wait_state("idle")
+    assert len(live.attempts()) == 1, "the reset must not start another attempt"
+    assert [r["action"] for r in live.audit()].count("reset") == 1
+    assert "cleaned" in live.clean_on_bench("female")
+    assert live.violations() == []
+
+
+# ---------------------------------------------------------------------------------- configuration
+def test_config_set_is_in_effect_at_once_and_saved(live):
+    live.login()
+    out = live.console.command("config set swipe.max_pass_s 2.5")
+    assert out[-1] == "OK" and "in effect now" in out[0]
+    shown = live.console.command("config show swipe")
+    assert shown[0] == "[swipe]" and shown[-1] == "OK"
+    assert any(line.startswith("max_pass_s = 2.5 ") for line in shown), shown
+    assert live.call(lambda: live.bench.controller.config.swipe.max_pass_s) == 2.5
+    saved = json.loads(live.call(lambda: live.bench.controller.store.setting(OVERRIDES_SETTING)))
+    assert saved == {"swipe": {"max_pass_s": 2.5}}
+    # and a swipe slower than the new limit now fails
+    live.act("present female")
+    live.wait_state("swipe_ready")
+    live.act("swipe duration_s=2.8")
+    live.wait_state("done")
+    live.act("remove")
+    live.wait_state("idle")
+    assert live.attempts()[-1].reason == "swipe too slow"
+
+
+def test_config_set_with_a_misspelt_key_is_minus_222_naming_the_key(live):
+    live.login()
+    out = live.console.command("config set swipe.max_pas_s 2.5")
+    assert len(out) == 1 and out[0].startswith("ERR -222 ")
+    assert "swipe.max_pas_s" in out[0]
+    assert live.call(lambda: live.bench.controller.store.setting(OVERRIDES_SETTING)) is None
+    out = live.console.command("config set swipe.max_pass_s 999")
+    assert out[0].startswith("ERR -222 ") and "swipe.max_pass_s" in out[0]
+
+
+# ---------------------------------------------------------------------------------- robustness
+def test_garbage_lines_get_errors_and_the_port_keeps_answering(live):
+    c = live.console
+    out = c.command(b"A" * 300)
+    assert len(out) == 1 and out[0].startswith("ERR -363 ")
+    assert c.ask("*IDN?").startswith(MAKER)
+    out = c.command(b"jog \xff\xfe\xfd 3")
+    assert len(out) == 1 and out[0].startswith("ERR -102 ")
+    assert c.ask("*IDN?").startswith(MAKER)
+    out = c.command(b"*IDN\x01\x1b[2J?")
+    assert len(out) == 1 and out[0].startswith("ERR -102 ")
+    assert c.ask("*IDN?").startswith(MAKER)
+    assert [c.ask("SYST:ERR?")[:4] for _ in range(4)] == ["-363", "-102", "-102", '0,"N']
+
+
+def test_a_64_kb_binary_flood_neither_stops_the_console_nor_disturbs_a_clean(live):
+    live.act("present female")
+    flood = random.Random(20260101).randbytes(64 * 1024)
+    replies: list[bytes] = []
+    reader = threading.Thread(target=lambda: replies.append(live.console.drain(1.0, 120.0)), daemon=True)
+    reader.start()  # a client that reads its error replies, as a terminal would
+    for i in range(0, len(flood), 1024):
+        live.console.serial.write(flood[i:i + 1024])
+    live.console.serial.flush()
+    live.wait_state("swipe_ready")
+    time.sleep(0.3)
+    live.act("swipe")
+    live.wait_state("done")
+    live.act("remove")
+    live.wait_state("idle")
+    live.console.serial.write(b"\n")  # end whatever half line the flood left
+    reader.join(120.0)
+    assert not reader.is_alive()
+    assert replies and b"ERR -102 " in replies[0] and b"ERR -363 " in replies[0], "the flood was answered with errors"
+    live.console.drain(1.5)  # the flood limit's budget refills too
+    assert live.console.ask("*IDN?") == f"{MAKER},{MODEL},SIM-0001,{__version__}"
+    assert live.console.ask("*OPC?") == "1"
+    assert live.attempts()[-1].outcome == "cleaned"
+    assert "cleaned" in live.clean_on_bench("female")
+    assert live.positions() == 6
+    assert live.violations() == []
+
+
+def test_a_client_that_leaves_before_reading_its_reply_does_not_hurt_the_next_one(live):
+    hasty = live.open("console")
+    hasty.write_line("help")
+    hasty.write_line("counters")
+    hasty.write_line("sensors 1")  # keeps writing for a second to nobody
+    hasty.close()
+    time.sleep(2.0)
+    nxt = live.open("console")
+    nxt.serial.reset_input_buffer()  # what the first client left unread
+    nxt.drain(0.5)
+    assert nxt.ask("*IDN?") == f"{MAKER},{MODEL},SIM-0001,{__version__}"
+    assert json.loads(nxt.ask("STAT?"))["state"] == "idle"
+
+
+def test_the_console_survives_its_device_vanishing_and_reconnects_when_it_is_back(live, tmp_path):
+    """A USB-serial adapter unplugged and plugged back: the device path disappears, then
+    appears again (here a symlink we control, pointing at a null-modem's station end)."""
+    bench = live.bench
+    device = tmp_path / "ttyUSB-console"
+    first = NullModem()
+    second: NullModem | None = None
+    os.symlink(first.station_end, device)
+    session = Session(str(device), 300.0)
+    server = SerialPortServer(str(device), 115200,
+                              lambda: Dispatcher(REGISTRY, console_context(bench.controller), session))
+    server.start()
+    try:
+        assert server.connected.wait(10.0)
+        user = Port(first.user_end)
+        try:
+            assert user.ask("*IDN?").startswith(MAKER)
+            assert user.command(f"login {PIN}")[-1].startswith("OK")
+        finally:
+            user.close()
+        # unplugged: the device goes away
+        device.unlink()
+        first.close()
+        wait_for(lambda: not server.connected.is_set(), LIMIT_S, "the server to notice the lost port")
+        time.sleep(1.5)  # it retries a few times while the device is gone
+        assert server._thread is not None and server._thread.is_alive()
+        assert not server.connected.is_set()
+        assert not session.logged_in, "unplugging logs out"
+        # plugged back in
+        second = NullModem()
+        os.symlink(second.station_end, device)
+        assert server.connected.wait(10.0), "the server did not reopen the device"
+        user = Port(second.user_end)
+        try:
+            assert user.ask("*IDN?") == f"{MAKER},{MODEL},SIM-0001,{__version__}"
+            assert json.loads(user.ask("STAT?"))["state"] == "idle"
+            out = user.command("jog 1")
+            assert out[-1].startswith("ERR -203 "), "whoever plugs in next logs in again"
+        finally:
+            user.close()
+    finally:
+        server.stop()
+        first.close()
+        if second is not None:
+            second.close()
+    assert not server._thread.is_alive()
