@@ -63,7 +63,7 @@ if [ -n "$ROOT" ]; then
 fi
 rm -rf "$ROOT$PREFIX/docs" && cp -r "$SRC/docs" "$ROOT$PREFIX/docs"
 # The installed command, runnable now (also from a staging root, whose scripts point at $PREFIX).
-STATION="$ROOT$PREFIX/venv/bin/python -m station"
+STATION=("$ROOT$PREFIX/venv/bin/python" -m station)
 
 # 3. configuration: placed only if there is none (never overwrite a station's settings)
 if [ -e "$ROOT$CONF_DIR/station.toml" ]; then
@@ -72,18 +72,18 @@ else
   say "placing $CONF_DIR/station.toml (edit pins and timings there)"
   install -m 0644 "$SRC/deploy/station.toml" "$ROOT$CONF_DIR/station.toml"
 fi
-$STATION config check "$ROOT$CONF_DIR/station.toml"
+"${STATION[@]}" config check "$ROOT$CONF_DIR/station.toml"
 chown -R "$(grep "^$USER_NAME:" "$ROOT/etc/passwd" | cut -d: -f3)" "$ROOT$STATE_DIR"
 chmod 0750 "$ROOT$STATE_DIR"
 
 # 4. the first maintenance PIN (only if none is set yet)
-if $STATION pin status --state-dir "$ROOT$STATE_DIR" >/dev/null 2>&1; then
+if "${STATION[@]}" pin status --state-dir "$ROOT$STATE_DIR" >/dev/null 2>&1; then
   say "a maintenance PIN is already set (change it on the console: pin set)"
 elif [ -n "${MPO_PIN:-}" ]; then
-  printf '%s\n' "$MPO_PIN" | $STATION pin set --state-dir "$ROOT$STATE_DIR"
+  printf '%s\n' "$MPO_PIN" | "${STATION[@]}" pin set --state-dir "$ROOT$STATE_DIR"
 elif [ -t 0 ]; then
   say "choose the maintenance PIN for the console (4-32 characters)"
-  $STATION pin set --state-dir "$ROOT$STATE_DIR"
+  "${STATION[@]}" pin set --state-dir "$ROOT$STATE_DIR"
 else
   say "no maintenance PIN set: run 'sudo -u $USER_NAME $PREFIX/venv/bin/station pin set --state-dir $STATE_DIR'"
 fi

@@ -202,11 +202,8 @@ def cmd_wiring(args: argparse.Namespace) -> int:
     """Write docs/wiring.md from the pin data the firmware uses."""
     from . import wiring
 
-    config = _load_config(args.config)
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(wiring.document(config), encoding="utf-8")
-    print(f"wrote {path}")
+    wiring.write(args.output, _load_config(args.config))
+    print(f"wrote {args.output}")
     return 0
 
 
