@@ -340,6 +340,8 @@ class Controller(Maintenance):
             return Reason.DAMAGED_PINS
         if CASSETTE_FOR[gender] is not self.cassette_type():
             return Reason.WRONG_CASSETTE_MALE if gender is Gender.MALE else Reason.WRONG_CASSETTE_FEMALE
+        if self._read(Sensor.GATE_A) or self._read(Sensor.GATE_B):
+            return Reason.GATE_BLOCKED_EARLY  # the swipe could never be judged: use no ribbon on it
         if mode is Mode.WET and self.fluid_low():
             return Reason.FLUID_LOW
         if self.current_cassette().remaining < self.config.wheel.positions_per_clean:
@@ -369,9 +371,11 @@ class Controller(Maintenance):
             return  # a move we aborted on the way into fault or reset
         a.positions_confirmed = result.positions
         self._emit("advanced", positions=result.positions, steps=result.steps, seconds=round(result.duration_s, 4))
-        if result.status is MotionStatus.JAM:
-            self._conclude(Outcome.FAILED, Reason.JAM)
-            self._fault(FaultCode.JAM, f"confirmed {result.positions} of {a.positions_reserved} positions after {result.steps} steps")
+        if result.status in (MotionStatus.JAM, MotionStatus.EARLY_INDEX):
+            jam = result.status is MotionStatus.JAM
+            self._conclude(Outcome.FAILED, Reason.JAM if jam else Reason.INDEX_FAULT)
+            self._fault(FaultCode.JAM, f"{'jam' if jam else 'index pulse far too soon'}: confirmed "
+                                       f"{result.positions} of {a.positions_reserved} positions after {result.steps} steps")
         elif result.status is not MotionStatus.DONE or result.positions != a.positions_reserved:
             self._conclude(Outcome.FAILED, Reason.FAULT)
             self._fault(FaultCode.INTERNAL, f"wheel move ended {result.status.value} at {result.positions} positions")

@@ -61,6 +61,8 @@ class Reason(str, Enum):
     CANCELLED = "cancelled on the panel"
     # machine faults during a clean
     JAM = "wheel jam: no index pulse within the allowed steps"
+    INDEX_FAULT = "index sensor fault: a position was signalled far too soon"
+    GATE_BLOCKED_EARLY = "a swipe gate reads blocked: clear or clean the gates, then present again"
     NO_DROP = "no drop seen: check the pump and nozzle"
     CASSETTE_PULLED = "cassette removed during the clean"
     FAULT = "station fault"

@@ -50,6 +50,7 @@ class AdvanceJob:
         self.positions = positions
         self.expected_steps = positions * steps_per_position
         self.max_steps = max_steps_per_position
+        self.min_steps = steps_per_position // 2  # an index pulse sooner than this is not a position
         self.ramp = ramp
         self.steps = 0
         self.confirmed = 0
@@ -73,6 +74,12 @@ class AdvanceJob:
     def index_seen(self) -> None:
         with self._lock:
             if self.status is None:
+                if self.confirmed and self._since_index < self.min_steps:
+                    # Far too soon after the last slot: a sensor sticking or flickering. (The first
+                    # pulse of a move may come early: a jam or power cut can leave the wheel
+                    # part-way through a position, and the next slot is then a real one.)
+                    self.status = MotionStatus.EARLY_INDEX
+                    return
                 self.confirmed += 1
                 self._since_index = 0
                 if self.confirmed >= self.positions:

@@ -33,7 +33,8 @@ class SensorEdge:
 
 class MotionStatus(str, Enum):
     DONE = "done"
-    JAM = "jam"
+    JAM = "jam"  # no index pulse within the allowed steps
+    EARLY_INDEX = "early_index"  # an index pulse far too soon: index sensor fault
     ABORTED = "aborted"
 
 

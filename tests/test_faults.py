@@ -236,13 +236,33 @@ def test_empty_reservoir_refuses_wet_and_allows_dry(bench):
 
 # ---------------------------------------------------------------------------------- sensors
 @pytest.mark.parametrize("gate", ["gate_a", "gate_b"])
-def test_gate_stuck_active_is_judged_gate_blocked(bench, gate):
+def test_gate_stuck_active_before_a_clean_is_refused_before_any_ribbon_is_used(bench, gate):
     w = bench.world
+    section = w.fitted.position
     w.inject(Fault.STUCK_SENSOR, sensor=gate, active=True)
     result = bench.clean("female")
+    assert result["outcome"] == "rejected" and result["reason"] == Reason.GATE_BLOCKED_EARLY.value
+    assert records(bench)[-1].reason == Reason.GATE_BLOCKED_EARLY.value
+    assert w.fitted.position == section, "nothing consumed for a swipe that could never be judged"
+    assert_safe_idle(bench)
+    assert w.violations == []
+    w.clear(Fault.STUCK_SENSOR)
+    recover_and_clean(bench)
+    assert w.swipes[-1].section == section + N
+
+
+@pytest.mark.parametrize("gate", ["gate_a", "gate_b"])
+def test_gate_that_sticks_once_the_ribbon_is_advanced_is_judged_gate_blocked(bench, gate):
+    w = bench.world
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+    w.inject(Fault.STUCK_SENSOR, sensor=gate, active=True)
+    assert bench.wait_until(lambda: bench.last_result() is not None, 30)
+    result = bench.last_result()
     assert result["outcome"] == "failed" and result["reason"] == Reason.GATE_BLOCKED.value
-    assert records(bench)[-1].reason == Reason.GATE_BLOCKED.value
     section = w.fitted.position
+    w.remove()
+    bench.run_for(1.5)
     assert_safe_idle(bench)
     assert w.violations == []
     w.clear(Fault.STUCK_SENSOR)
