@@ -77,7 +77,7 @@ def registry(bench: SimBench) -> dict[str, Command]:
     reg["phys?"] = Command("phys?", query(lambda: json.dumps(call(lambda: physical_record(bench)), separators=(",", ":"))),
                            "PHYS?", "the physical record as one line of JSON")
     reg["viol?"] = Command("viol?", query(lambda: json.dumps(call(lambda: [f"rule {v.rule}: {v.text}" for v in bench.world.violations]))),
-                           "VIOL?", "violations of DESIGN.md section 3 seen so far, as a JSON list")
+                           "VIOL?", "violations of docs/design.md section 3 seen so far, as a JSON list")
     reg["state?"] = Command("state?", query(lambda: call(lambda: bench.state)), "STATE?", "the station's state (as the simulator sees the controller)")
     reg["syst:err?"] = Command("syst:err?", lambda ctx, args: P.scpi_error(*ctx.pop()), "SYST:ERR?", "oldest error")
 

@@ -23,7 +23,7 @@ from .nullmodem import NullModem
 
 def sim_state_dir(state_dir: str | Path | None) -> Path:
     """Real-time simulations keep their books and their bench between runs, like a station."""
-    directory = Path(state_dir) if state_dir else default_state_dir(on_pi=False) / "sim"
+    directory = Path(state_dir) if state_dir else default_state_dir(on_pi=False)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 

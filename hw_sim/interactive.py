@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import sys
 import threading
@@ -30,7 +31,8 @@ def run(config: Config | None, state_dir: str | Path | None, lines: TextIO = sys
             serial_ports(bench, bench_port=False) as paths:
         bench.controller.subscribe(printer(bench.loop, out))
         print(BANNER, file=out)
-        print(f"maintenance console: python -m serial.tools.miniterm {paths['console']} 115200", file=out, flush=True)
+        print(f"maintenance console: {sys.executable} -m serial.tools.miniterm --echo {paths['console']} 115200",
+              file=out, flush=True)
 
         def handle(line: str) -> None:
             line = line.strip()
@@ -42,7 +44,7 @@ def run(config: Config | None, state_dir: str | Path | None, lines: TextIO = sys
             elif word == "help":
                 print(usage() + "\n  status\n      show the station's status\n  quit", file=out, flush=True)
             elif word == "status":
-                print(bench.controller.status(), file=out, flush=True)
+                print(json.dumps(bench.controller.status()), file=out, flush=True)
             else:
                 try:
                     name, args = parse_line(line)

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from station import config as station_config
 
-from .actions import ACTIONS, ActionError, perform
+from .actions import ACTIONS, ActionError, bind, perform
 from .bench import SimBench
 from .report import printer
 
@@ -69,6 +69,11 @@ def load(path: str | Path) -> dict[str, Any]:
             raise ScenarioError(f"{p}: step {i}: one action per step, found {', '.join(actions)}")
         if not actions and "expect" not in step:
             raise ScenarioError(f"{p}: step {i}: empty step")
+        for name in actions:
+            try:
+                bind(name, _args(step[name], name))
+            except (ActionError, ValueError) as exc:
+                raise ScenarioError(f"{p}: step {i}: {name}: {exc}") from None
         bad = sorted(set(step.get("expect", {})) - EXPECT_KEYS)
         if bad:
             raise ScenarioError(f"{p}: step {i}: unknown expectation {bad[0]!r}; allowed {', '.join(sorted(EXPECT_KEYS))}")

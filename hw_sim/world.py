@@ -2,7 +2,7 @@
 
 It only sees what physics would: the firmware's output pins (STEP, DIR, ENABLE, pump, LEDs)
 and the consequences of the operator's actions. From that physical truth it records every
-violation of DESIGN.md section 3, independently of the firmware's own bookkeeping.
+violation of docs/design.md section 3, independently of the firmware's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class SimCassette:
 
 @dataclass(frozen=True)
 class Violation:
-    rule: int  # DESIGN.md section 3 rule number
+    rule: int  # docs/design.md section 3 rule number
     t: float
     text: str
 
@@ -114,7 +114,7 @@ class World:
         loop: EventLoop,
         *,
         steps_per_position: int | None = None,
-        reservoir_drops: int = 500,
+        reservoir_drops: int | None = None,
         drop_sensor_delay_s: float = 0.02,
         state_file: str | Path | None = None,
     ) -> None:
@@ -127,7 +127,8 @@ class World:
         self.drop_sensor_delay_s = drop_sensor_delay_s
         self.cassettes: dict[str, SimCassette] = {}
         self.fitted: SimCassette | None = None
-        self.reservoir = reservoir_drops
+        self.reservoir = reservoir_drops if reservoir_drops is not None else config.dispenser.reservoir_drops
+        self.reservoir_capacity = self.reservoir
         self.connector: ConnectorKind | None = None
         self.mode_wet = False
         self.console_mode: str | None = None  # "dry"/"wet" when set on the console
@@ -426,13 +427,15 @@ class World:
         self.mode_wet = wet
         self._drive("mode_wet", wet)
 
-    def refill(self, drops: int = 500) -> None:
-        self.reservoir = drops
+    def refill(self, drops: int | None = None) -> None:
+        """Fill the reservoir (to its capacity unless told how many drops)."""
+        self.reservoir = self.reservoir_capacity if drops is None else drops
         self._sync_fluid_switch()
         self._persist()
 
     def _sync_fluid_switch(self) -> None:
-        self._drive("fluid_low", self.reservoir <= FLUID_LOW_LEVEL)
+        # the float sits at a fixed level; in a tiny test reservoir it closes only when empty
+        self._drive("fluid_low", self.reservoir <= min(FLUID_LOW_LEVEL, self.reservoir_capacity // 10))
 
     def press_button(self, hold_s: float = 0.1) -> None:
         self._drive("button", True)

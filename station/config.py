@@ -1,6 +1,6 @@
 """Station configuration: one TOML file, validated once at start-up.
 
-Every value has a default (the reference bench of DESIGN.md section 2), a type and a range.
+Every value has a default (the reference bench of docs/design.md section 2), a type and a range.
 Errors name the key, the value and what is allowed; unknown keys are errors so that a typo
 never passes silently.
 """
@@ -45,7 +45,7 @@ def _pin(default: int, doc: str) -> Any:
 
 @dataclass(frozen=True)
 class Pins:
-    """BCM pin numbers (DESIGN.md section 2). Inputs are wired active-low with pull-ups."""
+    """BCM pin numbers (docs/design.md section 2). Inputs are wired active-low with pull-ups."""
 
     step: int = _pin(20, "stepper driver STEP")
     dir: int = _pin(21, "stepper driver DIR")
@@ -132,7 +132,7 @@ class Panel:
 
 @dataclass(frozen=True)
 class Console:
-    """The maintenance console (DESIGN.md section 5)."""
+    """The maintenance console (docs/design.md section 5)."""
 
     port: str = _text("/dev/serial0", "serial device or pyserial URL of the console")
     baud: int = _int(115200, 1200, 4_000_000, "console baud rate (8N1)")

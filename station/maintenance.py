@@ -125,7 +125,7 @@ class Maintenance:
         if job is None:
             return
         if job.finished >= job.count:
-            job.lines.append(f"pump: {job.finished} drops")
+            job.lines.append(f"pump: {job.finished} drop{'s' if job.finished != 1 else ''}")
             if job.steps:
                 job.steps.pop(0)()
             else:

@@ -5,7 +5,7 @@ Every test checks two independent records of the same attempt:
 * the firmware's: the result it announced (outcome + reason) and the durable row in the store;
 * the simulator's physical truth: which ribbon section was touched, whether the operator had
   been told to swipe, the drops on each section, how far the wheel really turned, and the
-  violations of DESIGN.md section 3 the world recorded on its own.
+  violations of docs/design.md section 3 the world recorded on its own.
 
 Everything runs in virtual time; nothing here depends on the speed of the machine.
 """

@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 
 from station.config import RESERVED_PINS, Config, ConfigError, Pins, dumps, from_dict, load, to_dict
 
-# DESIGN.md section 2, "The reference bench": the default wiring, BCM numbers.
+# docs/design.md section 2, "The reference bench": the default wiring, BCM numbers.
 REFERENCE_WIRING = {
     "step": 20,
     "dir": 21,

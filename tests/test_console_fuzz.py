@@ -1,4 +1,4 @@
-"""Hostile console input during a clean, in virtual time (DESIGN.md section 5: garbage,
+"""Hostile console input during a clean, in virtual time (docs/design.md section 5: garbage,
 over-long lines, invalid UTF-8 and floods get an error and never crash, block or slow the
 controller; section 3: the rules hold whatever arrives).
 

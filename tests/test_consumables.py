@@ -1,5 +1,5 @@
 """Consumables through the simulated bench: cassette swaps, new-cassette declaration,
-exhaustion, fluid and refills, and recovery after a power cut (DESIGN.md section 3, rules 1,
+exhaustion, fluid and refills, and recovery after a power cut (docs/design.md section 3, rules 1,
 6 and 8).
 
 Every test checks both books: the firmware's (the store, the controller's events) and the
@@ -291,6 +291,7 @@ def test_firmware_fluid_count_refuses_wet_allows_dry_and_refill_resets(make_benc
     assert dry["outcome"] == "cleaned" and dry["drops"] == 0
     assert world.drops_total == 3 and store.fluid() == (3, 3)
 
+    world.refill()  # the technician fills the reservoir, then records it
     bench.controller.refill("test")
     bench.run_for(0.1)
     assert store.fluid() == (0, 3)
@@ -301,7 +302,7 @@ def test_firmware_fluid_count_refuses_wet_allows_dry_and_refill_resets(make_benc
     wet = bench.clean("female", wet=True)
     assert wet["outcome"] == "cleaned" and wet["drops"] == 1
     assert world.drops_total == 4 and store.fluid() == (1, 3)
-    assert world.reservoir == 500 - 4
+    assert world.reservoir == 3 - 1  # refilled to its 3 drops, one used since
 
     recs = store.attempts(newest_first=False)
     assert [(r.mode, r.outcome, r.drops) for r in recs] == [

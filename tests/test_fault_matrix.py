@@ -2,7 +2,7 @@
 
 One test per cell, so a failure names its fault and phase and says what differed. Each cell
 must meet its expected outcome (defined in `bench.fault_matrix.expected`), keep the outputs safe
-at every step, leave no violation of DESIGN.md section 3 in the simulator, agree with its
+at every step, leave no violation of docs/design.md section 3 in the simulator, agree with its
 durable records, and recover (cause removed, button pressed if in fault, one more clean
 'cleaned'). Plus: docs/reliability.md shows the table the current code generates.
 

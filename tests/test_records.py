@@ -1,4 +1,4 @@
-"""Exporting clean records for QA (DESIGN.md section 6; rule 8: every attempt has one record).
+"""Exporting clean records for QA (docs/design.md section 6; rule 8: every attempt has one record).
 
 Records made by the unchanged firmware on the simulated bench are exported as CSV and JSON and
 read back with the standard library; the `station records` command runs as a real subprocess.

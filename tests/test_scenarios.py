@@ -126,13 +126,17 @@ expect = { violations = 1 }
     assert ok, text
 
 
-def test_a_bad_action_argument_stops_the_run_with_an_error(tmp_path):
-    ok, text = run_scenario(write(tmp_path, """
+def test_a_bad_action_argument_is_refused_before_anything_runs(tmp_path):
+    path = write(tmp_path, """
+[[steps]]
+clean = { connector = "female" }
 [[steps]]
 swipe = { direction = "sideways" }
-"""), tmp_path / "a")
-    assert not ok
-    assert "ERROR" in text and "direction" in text and "down" in text and "up" in text
+""")
+    with pytest.raises(ScenarioError) as err:
+        run_scenario(path, tmp_path / "a")
+    text = str(err.value)
+    assert "step 2" in text and "direction" in text and "down" in text and "up" in text
 
 
 @pytest.mark.parametrize(

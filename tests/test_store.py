@@ -1,6 +1,6 @@
 """The station's durable books (station.store.Store), used directly on real SQLite files.
 
-DESIGN.md section 3 rules 1, 6 and 8 and section 6: ribbon reserved durably and never past
+docs/design.md section 3 rules 1, 6 and 8 and section 6: ribbon reserved durably and never past
 the end of a cassette, counters derived from the ledgers, exactly one outcome per attempt,
 an audit row for every maintenance action, and a database that refuses clearly (StoreError
 with a hint) when it is newer, foreign, corrupt, read-only or full.

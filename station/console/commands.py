@@ -294,7 +294,9 @@ def login(ctx: Context, args: list[str]) -> Reply:
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: login <PIN>")
     stored = ctx.call(lambda: ctx.controller.store.setting(PIN_KEY))
     if stored is None:
-        raise CommandError(P.ACCESS_DENIED, "Command protected; no maintenance PIN is set: run `station pin set` on the station")
+        where = ctx.controller.store.path.rsplit("/", 1)[0]
+        raise CommandError(P.ACCESS_DENIED, f"Command protected; no maintenance PIN is set: run `station pin set "
+                                            f"--state-dir {where}` on the station")
     if not verify_pin(args[0], stored):
         s.lockout.failed()
         ctx.call(lambda: ctx.controller.store.audit("access", "login_failed", ctx.controller.wall(), source=ctx.source))
@@ -354,7 +356,9 @@ def fault_q(ctx: Context, args: list[str]) -> str:
     return "none" if code is None else f"{code.value}: {detail}"
 
 
-@register("fault clear", "fault clear", "Clear the fault, only when its cause is gone.", protected=True)
+@register("fault clear", "fault clear", "Clear the fault, only when its cause is gone: a sensed cause (cassette, "
+          "gates, storage) must read right again; a jam cannot be sensed at rest, so clearing it means "
+          "the wheel was freed and the next advance checks it again.", protected=True)
 def fault_clear(ctx: Context, args: list[str]) -> Reply:
     return service_reply(ctx.call(lambda: ctx.controller.request_fault_clear(ctx.source)))
 
@@ -426,6 +430,7 @@ def config_set(ctx: Context, args: list[str]) -> Reply:
         raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; no section [{section}]") from None
     later = section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS
     result = ctx.call(lambda: ctx.controller.change_config(section, key, value, new, apply_now=not later, source=ctx.source))
+    result.lines.append("saved in the station database; it takes precedence over the configuration file")
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
     return Reply(result.lines)

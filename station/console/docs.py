@@ -22,7 +22,9 @@ Generated from `station/console/commands.py` by `station console-doc`; `help` an
 
 ## Framing
 
-Lines end in LF (CR LF accepted), at most 256 bytes of UTF-8; commands are case-insensitive.
+Lines end in LF, CR LF or CR (so picocom and screen work as they are), at most 256 bytes of
+UTF-8; commands are case-insensitive. The console does not echo what you type (scripts do not
+want it): use `miniterm --echo` or `picocom --echo` to see your typing.
 
 - A **query** (ends in `?`) answers exactly one line: its value, or `ERR <code> <message>`.
 - Any **other command** answers zero or more lines, then exactly one final line: `OK`
@@ -42,8 +44,17 @@ Read-only commands are open. Commands marked **login** move hardware, change the
 configuration, reset counters or clear faults: `login <PIN>` first. The PIN is stored only
 as a salted scrypt hash; set it on the station with `station pin set` (installation). After
 three wrong PINs each further attempt on that port waits 2, 4, 8 ... up to 300 seconds. A
-session idle for `[console] idle_logout_s` (300 s) is logged out; unplugging the port logs
-out too. Every protected action is audited with the port it came from (`audit`).
+session idle for `[console] idle_logout_s` (300 s) is logged out, and so is one whose serial
+device disappears (a USB adapter unplugged); a plain 3-wire UART cannot tell that a cable was
+pulled, so log out when you leave. Every protected action is audited with the port it came from (`audit`).
+
+## Configuration changes
+
+`config set` validates a value, saves it in the station's database and applies it at once
+where that is safe (swipe, guide pins, thresholds) or from the next start (pins, wheel,
+console). Saved changes take precedence over the configuration file until changed again;
+`config show` on the console shows the values in effect, and the audit (`audit`) shows who
+changed what.
 
 ## Example
 

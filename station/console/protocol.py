@@ -1,6 +1,7 @@
-"""Console line protocol (DESIGN.md section 5): framing and the SCPI-style error queue.
+"""Console line protocol (docs/design.md section 5): framing and the SCPI-style error queue.
 
-Lines end in LF (CR LF accepted), at most 256 bytes, UTF-8, case-insensitive commands.
+Lines end in LF, CR LF or a lone CR (what picocom and screen send), at most 256 bytes, UTF-8,
+case-insensitive commands.
 A query (ends in `?`) answers exactly one line; any other command answers zero or more
 lines and then exactly one final `OK ...` or `ERR <code> <message>` line.
 """
@@ -50,14 +51,18 @@ class LineBuffer:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._overrun = False
+        self._after_cr = False
 
     def feed(self, data: bytes) -> Iterator[Line | BadLine]:
         for byte in data:
-            if byte == 0x0A:
+            after_cr, self._after_cr = self._after_cr, byte == 0x0D
+            if byte == 0x0A and after_cr:
+                continue  # the LF of a CR LF: the CR already ended the line
+            if byte in (0x0A, 0x0D):
                 yield from self._finish()
             elif self._overrun:
                 continue
-            elif len(self._buf) >= MAX_LINE + (byte == 0x0D):  # the limit is for the text, not CR LF
+            elif len(self._buf) >= MAX_LINE:
                 self._overrun = True
                 self._buf.clear()
             else:
@@ -70,8 +75,6 @@ class LineBuffer:
             return
         raw = bytes(self._buf)
         self._buf.clear()
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

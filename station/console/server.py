@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """Lines in, reply lines out, with the framing of DESIGN.md section 5.
+    """Lines in, reply lines out, with the framing of docs/design.md section 5.
 
     `make_context(write)` builds what handlers see; `session` is None for registries that
     need no login (the simulator's bench port)."""
