@@ -11,12 +11,12 @@ For each cell (fault x phase) a fresh `SimBench` (virtual time, temporary state 
 3. records the settled state, the fault code, the outcome and reason of the attempt in
    progress (from the announced result, cross-checked against its durable record), whether the
    outputs were safe at every step (see `Monitor`), and the simulator's violations of
-   DESIGN.md section 3;
+   docs/design.md section 3;
 4. recovery: removes the cause (`World.clear`, the cassette refitted, a new cassette for an
    empty ribbon), presses the panel button if the station is in fault, and runs one more clean,
    which must be 'cleaned' on fresh ribbon with no violation.
 
-Each cell has an expected outcome (`expected()`), derived from DESIGN.md section 3 and the
+Each cell has an expected outcome (`expected()`), derived from docs/design.md section 3 and the
 controller's documented reasons, and one of three kinds: *effect* (the fault changes what the
 station does), *tolerated* (the fault acts but the clean still succeeds) and *no effect* (the
 fault arrives after the point where it can matter; it is still run, and must still leave safe
@@ -146,7 +146,7 @@ BEFORE_DROP = BEFORE_ADVANCE + ("dispensing",)
 
 
 def expected(fault: str, phase: str) -> Expected:
-    """What the design says must happen (DESIGN.md section 3, reasons in station/domain.py)."""
+    """What the design says must happen (docs/design.md section 3, reasons in station/domain.py)."""
     f = Fault(fault)
     no_effect = "injected after the point where it can matter"
     if f is Fault.JAM:
@@ -645,7 +645,7 @@ def markdown(cells: list[Cell]) -> str:
         "  its reason (`station.domain.Reason` name), or `no attempt`.",
         "- `✓`: the outcome is the expected one, the outputs were safe at every step (stepper",
         "  disabled and pump off except while advancing / dispensing; red light on in fault), the",
-        "  simulator recorded no violation of DESIGN.md section 3, and the announced results match",
+        "  simulator recorded no violation of docs/design.md section 3, and the announced results match",
         "  the durable records. `✗`: one of these did not hold (see the failures below).",
         "- `recovered`: after the cause was removed (`World.clear`, the cassette refitted, a new",
         "  cassette declared for an empty ribbon) and the button pressed if in fault, one more clean",
