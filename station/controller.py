@@ -425,7 +425,6 @@ class Controller(Maintenance):
         s = self.config.swipe
         verdict = judge_swipe(
             a.gate_edges,
-            opened_at=a.swipe_opened_at,  # type: ignore[arg-type]
             start_deadline=a.swipe_deadline,  # type: ignore[arg-type]
             now=self.loop.now(),
             min_pass_s=s.min_pass_s,

@@ -71,22 +71,21 @@ def intervals(edges: Iterable[GateEdge], gate: GateName, glitch_s: float) -> lis
 def judge_swipe(
     edges: Iterable[GateEdge],
     *,
-    opened_at: float,
     start_deadline: float,
     now: float,
     min_pass_s: float,
     max_pass_s: float,
     glitch_s: float,
     settle_s: float,
-    gate_blocked: bool = False,
-    connector_gone: bool = False,
+    gate_blocked: bool,
+    connector_gone: bool,
 ) -> SwipeVerdict:
-    """Judge the gate timeline since the swipe-now signal at `opened_at`.
+    """Judge the gate timeline since the swipe-now signal.
 
     A good swipe is exactly one pass: gate A then gate B, entry-to-entry time within
     [min_pass_s, max_pass_s], starting by `start_deadline`, followed by `settle_s` of quiet
     (so a return stroke is caught). Gate B never reached within twice `max_pass_s` is a
-    partial swipe. `gate_blocked`: a gate already read blocked at `opened_at`.
+    partial swipe. `gate_blocked`: a gate already read blocked at swipe-now.
     `connector_gone` ends the wait for more edges.
     """
     edges = list(edges)

@@ -171,3 +171,16 @@ def test_a_pending_reading_asks_again_before_the_deadline_and_is_then_done(data)
     assert again.gender in (gender_of(last.left, last.right), None)
     if reading.check_at < s.deadline:
         assert again.gender is gender_of(last.left, last.right)
+
+
+def test_a_reading_that_settles_exactly_at_the_timeout_counts_as_settled():
+    samples = [PinSample(0.0, False, False), PinSample(0.5, True, True)]
+    reading = read_guide_pins(samples, present_at=0.0, now=1.0, settle_s=0.5, timeout_s=1.0)
+    assert reading == PinReading(True, Gender.MALE)
+    late = [PinSample(0.0, False, False), PinSample(0.625, True, True)]
+    assert read_guide_pins(late, present_at=0.0, now=1.0, settle_s=0.5, timeout_s=1.0) == PinReading(True, None)
+
+
+def test_no_sample_is_a_programming_error_that_says_what_is_missing():
+    with pytest.raises(ValueError, match="reading taken when the connector arrived"):
+        read_guide_pins([], present_at=0.0, now=1.0, settle_s=0.5, timeout_s=1.0)

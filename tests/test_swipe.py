@@ -48,7 +48,6 @@ class Window:
     def judge(self, edges: list[GateEdge], now: float, *, connector_gone: bool = False) -> SwipeVerdict:
         return judge_swipe(
             edges,
-            opened_at=self.opened_at,
             start_deadline=self.start_deadline,
             now=now,
             min_pass_s=self.min_pass_s,
@@ -530,3 +529,49 @@ def test_a_connector_lifted_away_after_a_good_pull_is_accepted_without_waiting_f
     verdict = w.judge(pull.edges, now=pull.last_edge, connector_gone=True)
     assert verdict.done and verdict.ok
     assert verdict.started_at == pull.first_at
+
+
+# ------------------------------------------------------------- details the records keep (from mutation testing)
+EXACT = Window(0.0, 4.0, 0.25, 1.0, 0.0625, 0.5)  # binary fractions: boundaries compare exactly
+
+
+def edges_of(*spec: tuple[str, bool, float]) -> list[GateEdge]:
+    return [GateEdge(g, a, t) for g, a, t in spec]  # type: ignore[arg-type]
+
+
+def test_failed_swipes_still_report_when_they_started_and_how_long_the_pass_took():
+    # The attempt record keeps swipe_start_s and pass_s for failures too: QA needs them.
+    fast = EXACT.judge(edges_of(("A", True, 1.0), ("A", False, 1.0625), ("B", True, 1.125), ("B", False, 1.25)), 2.0)
+    assert (fast.reason, fast.started_at, fast.pass_s) == (Reason.TOO_FAST, 1.0, 0.125)
+    slow = EXACT.judge(edges_of(("A", True, 1.0), ("A", False, 1.5), ("B", True, 2.5), ("B", False, 3.0)), 4.0)
+    assert (slow.reason, slow.started_at, slow.pass_s) == (Reason.TOO_SLOW, 1.0, 1.5)
+    stuck = EXACT.judge(edges_of(("A", True, 1.0), ("A", False, 1.25), ("B", True, 1.5)), 2.5)
+    assert (stuck.reason, stuck.started_at, stuck.pass_s) == (Reason.PARTIAL, 1.0, 0.5)
+    never_b = EXACT.judge(edges_of(("A", True, 1.0), ("A", False, 1.25)), 3.0)
+    assert (never_b.reason, never_b.started_at, never_b.pass_s) == (Reason.PARTIAL, 1.0, None)
+    lifted = EXACT.judge(edges_of(("A", True, 1.0), ("A", False, 1.25), ("B", True, 1.5)), 1.75, connector_gone=True)
+    assert (lifted.reason, lifted.started_at, lifted.pass_s) == (Reason.PARTIAL, 1.0, 0.5)
+
+
+def test_a_connector_lifted_without_a_swipe_is_removed_before_the_deadline_and_no_swipe_after():
+    assert EXACT.judge([], 3.0, connector_gone=True).reason is Reason.REMOVED_MID_CYCLE
+    assert EXACT.judge([], 4.0, connector_gone=True).reason is Reason.NO_SWIPE  # the deadline is 4.0
+    assert EXACT.judge([], 5.0, connector_gone=True).reason is Reason.NO_SWIPE
+
+
+def test_a_repeated_active_report_does_not_end_the_timeline():
+    edges = edges_of(("A", True, 1.0), ("A", True, 1.25), ("A", False, 1.5), ("B", True, 1.5), ("B", False, 2.0))
+    verdict = EXACT.judge(edges, 3.0)
+    assert verdict.ok and verdict.pass_s == 0.5
+
+
+def test_the_glitch_filter_boundaries_are_exact():
+    # "gaps shorter than glitch_s are bridged": a gap of exactly glitch_s is not
+    gap = intervals(edges_of(("A", True, 1.0), ("A", False, 1.25), ("A", True, 1.3125), ("A", False, 1.5)), "A", 0.0625)
+    assert [(i.start, i.end) for i in gap] == [(1.0, 1.25), (1.3125, 1.5)]
+    bridged = intervals(edges_of(("A", True, 1.0), ("A", False, 1.25), ("A", True, 1.28125), ("A", False, 1.5)), "A", 0.0625)
+    assert [(i.start, i.end) for i in bridged] == [(1.0, 1.5)]
+    # "pulses shorter than glitch_s are dropped": a pulse of exactly glitch_s is kept
+    kept = intervals(edges_of(("B", True, 2.0), ("B", False, 2.0625)), "B", 0.0625)
+    assert [(i.start, i.end) for i in kept] == [(2.0, 2.0625)]
+    assert intervals(edges_of(("B", True, 2.0), ("B", False, 2.03125)), "B", 0.0625) == []
