@@ -575,3 +575,11 @@ def test_the_glitch_filter_boundaries_are_exact():
     kept = intervals(edges_of(("B", True, 2.0), ("B", False, 2.0625)), "B", 0.0625)
     assert [(i.start, i.end) for i in kept] == [(2.0, 2.0625)]
     assert intervals(edges_of(("B", True, 2.0), ("B", False, 2.03125)), "B", 0.0625) == []
+
+
+def test_passes_of_exactly_the_fastest_and_slowest_allowed_time_are_good():
+    for pass_s in (EXACT.min_pass_s, EXACT.max_pass_s):  # 0.25 and 1.0: the bounds are inclusive
+        edges = edges_of(("A", True, 1.0), ("A", False, 1.0 + pass_s / 2), ("B", True, 1.0 + pass_s),
+                         ("B", False, 1.5 + pass_s))
+        verdict = EXACT.judge(edges, 3.0)
+        assert verdict.ok and verdict.pass_s == pass_s, verdict
