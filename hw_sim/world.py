@@ -452,11 +452,12 @@ class World:
         self._drive("pin_left", left)
         self._drive("pin_right", right)
         self._drive("connector", True)
-        t = 0.0
-        while t < chatter_s:
-            t += 0.05
-            flip = int(t / 0.05) % 2 == 1
-            self._hand.append(self.loop.call_later(t, lambda v=(not left) if flip else left: self._drive("pin_left", v)))
+        flips = int(chatter_s / 0.05)
+        for k in range(1, flips + 1):  # the left sensor flickers every 50 ms ...
+            level = (not left) if k % 2 else left
+            self._hand.append(self.loop.call_later(k * 0.05, lambda v=level: self._drive("pin_left", v)))
+        if flips:  # ... and settles on the connector's own reading
+            self._hand.append(self.loop.call_later((flips + 1) * 0.05, lambda: self._drive("pin_left", left)))
 
     def remove(self) -> None:
         """Lift the connector out of the guide (ending any stroke still under way)."""
