@@ -3,7 +3,9 @@
 Floor: a bare gpiozero callback handing the edge to a waiting thread through a queue (one
 thread hop, which any design pays on a Pi: lgpio delivers callbacks on its own thread).
 Measured: the cassette-present edge on a running station (real-time loop): idle -> fault
-on removal, fault -> idle on refitting (each edge is one state change).
+on removal, fault -> idle on refitting (each edge is one state change). Each edge meets an
+idle station: the next one comes only after the controller has finished the previous event
+(its durable audit writes), as real edges seconds apart would.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def station(n: int) -> list[float]:
         if not changed.wait(2.0):
             raise RuntimeError("no state change")
         results.append(stamp[0] - t0)
+        loop.call_sync(lambda: None)  # let it finish this event's durable writes: edges meet an idle station
         time.sleep(0.005)
     st.shutdown()
     tmp.cleanup()

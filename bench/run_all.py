@@ -79,7 +79,7 @@ def main() -> int:
         ["figure", "median", "p99 / max"],
         [(f"duration / nominal ({steps['steps'][0]} steps, nominal {ms(steps['nominal_s'][0])})",
           f"{median(d):.4f}", f"{max(d):.4f}"),
-         ("|step interval − nominal| (jitter)", us(median(j)), us(pct(j, 99)))]))
+         ("step interval minus nominal, absolute (jitter)", us(median(j)), us(pct(j, 99)))]))
     summary.append(("step-train duration", f"{(median(d) - 1) * 100:+.2f}% of nominal", "", "within 10%",
                     verdict(abs(max(d) - 1) <= 0.10)))
 
