@@ -36,7 +36,7 @@ import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -45,10 +45,10 @@ from hw_sim.world import Fault
 from station.config import Config
 from station.console import protocol as P
 from station.console.access import Session, hash_pin
-from station.console.commands import PIN_KEY, REGISTRY, SERVICE_TIMEOUT_S, CommandError, Context
+from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher
 from station.domain import CassetteType
-from station.maintenance import ServiceResult
+from test_stateful import VirtualTimeContext, reap  # the same console-in-virtual-time and power-cut helpers
 
 pytestmark = [
     pytest.mark.slow,
@@ -82,32 +82,18 @@ BAD_SWIPES = [
 ]
 
 
-class VirtualTimeContext(Context):
-    """Console handler context whose maintenance actions wait in virtual time (one thread)."""
-
-    def service(self, start: Callable[[Callable[[ServiceResult], None]], None]) -> ServiceResult:
-        box: list[ServiceResult] = []
-        self.call(lambda: start(box.append))
-        self.controller.loop.run_while(lambda: not box, SERVICE_TIMEOUT_S)
-        if not box:
-            raise CommandError(P.EXECUTION_ERROR, "the action did not finish in time")
-        return box[0]
-
-
-def reap(dead: SimBench) -> None:
-    """Release what only the dead firmware process held, as the OS would after a power cut: its
-    input devices (gpiozero keeps their callbacks in a class-level registry, so an unclosed
-    device keeps the whole abandoned station alive, and the panel Button runs a thread) and its
-    database connection (closed after the new firmware opened the database, so SQLite does not
-    checkpoint as on a clean close). No output is touched: the dead board drives nothing."""
-    hardware = dead.station.hardware
-    hardware.sensors.close()
-    hardware.wheel.index.close()
-    dead.station.store.close()
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def fd_targets() -> list[str]:
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return sorted(targets)
 
 
 class Soak:
@@ -121,14 +107,12 @@ class Soak:
         self.lives = 0
         self.attempts = 0  # attempts the firmware started (all lives)
         self.reported: dict[int, str] = {}
-        self.outcomes: Counter[str] = Counter()
         self.problems: list[str] = []
         self.faults: Counter[str] = Counter()
         self.console_ok: Counter[str] = Counter()
         self.injections: Counter[str] = Counter()
         self.cuts_mid_clean = 0
         self.fresh = 0
-        self.discarded: list[str] = []
         self.declared: dict[int, tuple[str, int]] = {}  # store cassette id -> (physical, position then)
         self.current_ids: dict[CassetteType, int] = {}
         self.cut_due = False
@@ -179,14 +163,14 @@ class Soak:
             if data["id"] in self.reported:
                 self.problems.append(f"a second outcome for attempt {data['id']}: {data}")
             self.reported[data["id"]] = data["outcome"]
-            self.outcomes[data["outcome"]] += 1
         elif kind == "fault":
             self.faults[data["code"]] += 1
 
     # ------------------------------------------------------------------ the console
     def console(self, text: str) -> list[str]:
-        lines: list[str] = []
-        out = lines + self.dispatcher.handle(P.Line(text), lines.append)
+        streamed: list[str] = []
+        reply = self.dispatcher.handle(P.Line(text), streamed.append)
+        out = [*streamed, *reply]
         self.bench.run_for(0.0)
         if out and out[-1].startswith("OK") or text.endswith("?"):
             self.console_ok[text.split()[0]] += 1
@@ -226,7 +210,6 @@ class Soak:
             assert not [s for s, k in current.touched.items() if k > 1], f"{name}: a section touched twice"
             self.fresh += 1
             del w.cassettes[name]  # binned (keeps the model's memory flat over a long soak)
-            self.discarded.append(name)
         w.fit_cassette(name, male_mt=male)
         self.last_fitted = name
         b.run_for(0.5)
@@ -236,8 +219,10 @@ class Soak:
         self.track_declarations()
 
     def refill_if_low(self) -> None:
+        """Refill when the reservoir is nearly empty, or when the station says so (its count is
+        conservative: a drop is booked before the pump pulses, so it can run out first)."""
         w = self.bench.world
-        if w.reservoir < 40:
+        if w.reservoir < 40 or self.bench.controller.status()["fluid_drops_left"] < 40:
             w.refill()
             self.bench.run_for(0.1)
             self.login()
@@ -432,15 +417,17 @@ def test_soak_ten_thousand_cleans_with_faults_and_power_cuts():
             f"fds={fds0}->{fds1}{' STOPPED EARLY (SOAK_MAX_WALL_S)' if stopped_early else ''}",
             flush=True,
         )
-        print(f"SOAK threads at the end: {[t.name for t in threading.enumerate()]}; fds: "
-              f"{sorted(os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd') if os.path.exists(f'/proc/self/fd/{fd}'))}")
+        reasons = soak.bench.controller.store._db.execute(
+            "SELECT outcome, reason, count(*) FROM attempts WHERE outcome != 'cleaned' GROUP BY outcome, reason "
+            "ORDER BY count(*) DESC LIMIT 12").fetchall()
+        print("SOAK reasons: " + "; ".join(f"{o} {r or '-'}: {n}" for o, r, n in reasons))
         print(f"SOAK injected: {dict(soak.injections)}; station faults: {dict(soak.faults)}; "
               f"console OK: {dict(soak.console_ok)}", flush=True)
         assert w.violations == []
         assert w.touched_twice() == []
         assert mem1 <= mem0 + MEMORY_MARGIN, f"memory grew {(mem1 - mem0) / 2**20:.1f} MB"
-        assert threads1 <= threads0, f"threads {threads0} -> {threads1}"
-        assert fds1 <= fds0 + FD_MARGIN, f"open file descriptors {fds0} -> {fds1}"
+        assert threads1 <= threads0, f"threads {threads0} -> {threads1}: {[t.name for t in threading.enumerate()]}"
+        assert fds1 <= fds0 + FD_MARGIN, f"open file descriptors {fds0} -> {fds1}: {fd_targets()}"
     finally:
         if soak is not None:
             soak.close()

@@ -42,6 +42,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -52,7 +53,6 @@ from station.console import protocol as P
 from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY, SERVICE_TIMEOUT_S, CommandError, Context, lookup
 from station.console.server import Dispatcher
-from station.controller import NEW_CASSETTE_WINDOW_S
 from station.domain import CassetteType
 from station.maintenance import ServiceResult
 
@@ -71,6 +71,11 @@ CONSOLE_COMMANDS = [
     "fault clear", "*RST", "mode", "mode set wet", "mode set dry", "mode set switch", "cassette new",
     "config set swipe.max_pass_s 2.5",
 ]
+# Points of a clean cycle (controller events; "state:X" = entering state X)
+CYCLE_EVENTS = ["attempt", "state:advancing", "state:advancing", "advanced", "state:dispensing", "swipe_now",
+                "state:swiping", "result", "state:done"]
+MID_CYCLE_FAULTS = [Fault.CASSETTE_PULLED, Fault.CASSETTE_PULLED, Fault.CONNECTOR_PULLED, Fault.CONNECTOR_PULLED,
+                    Fault.JAM, Fault.PUMP_CLOG, Fault.MISSING_INDEX, Fault.SLIP, Fault.EMPTY_RIBBON]
 STUCK_SENSORS = ["gate_a", "gate_b", "connector", "pin_left", "pin_right"]
 PLAIN_FAULTS = [Fault.JAM, Fault.SLIP, Fault.MISSING_INDEX, Fault.PUMP_CLOG, Fault.GATE_BOUNCE,
                 Fault.EMPTY_RIBBON, Fault.EMPTY_RESERVOIR, Fault.CASSETTE_PULLED, Fault.CONNECTOR_PULLED]
@@ -149,7 +154,6 @@ class StationMachine(RuleBasedStateMachine):
         self.wall_start = 1767225600.0  # hw_sim.bench.SIM_EPOCH
         self.bench: SimBench | None = None
         self.fresh_n = 0
-        self.fitted_at: float | None = None  # virtual time the fitted cassette went in (this life)
         self.stuck: dict[str, bool] = {}
         self.injected: set[Fault] = set()
         # books vs. physics
@@ -161,6 +165,7 @@ class StationMachine(RuleBasedStateMachine):
         self.console_log: list[tuple[str, list[str]]] = []
         self.cut_at: str | None = None  # a controller event to cut the power at (see _clean)
         self.cut_due = False
+        self.fault_at: tuple[Fault, str, float] | None = None  # a fault to inject at an event
 
     @initialize()
     def start(self) -> None:
@@ -184,14 +189,18 @@ class StationMachine(RuleBasedStateMachine):
 
         self.dispatcher = Dispatcher(REGISTRY, make_context, self.session,
                                      max_per_s=bench.config.console.max_commands_per_s, clock=clock)
-        self.fitted_at = None
         self.stuck = {}
         self.injected = set()
         bench.run_for(0.0)
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == self.cut_at:
+        here = f"state:{data['state']}" if kind == "state" else kind
+        if here == self.cut_at:
             self.cut_due = True
+        if self.fault_at is not None and here == self.fault_at[1]:
+            fault, _, after = self.fault_at
+            self.fault_at = None
+            self.bench.loop.call_later(after, lambda: self._inject(fault))
         if kind == "result":  # (the controller logs and swallows listener exceptions: note, check later)
             if data["id"] in self.reported:
                 self.problems.append(f"attempt {data['id']} announced a second outcome: {data}")
@@ -271,18 +280,8 @@ class StationMachine(RuleBasedStateMachine):
         self._settle()
 
     def _present(self, kind: str, chatter: float) -> None:
-        """Seat a connector, its pin sensors flickering for `chatter` s (a badly seated plug).
-
-        Works around an hw_sim bug (see test_chatter_ends_at_the_connectors_own_reading): the
-        flicker can end with a pin sensor at the wrong level; once the plug is seated its
-        sensors read its true pins, so re-seat it (same connector) when the flicker is over."""
-        w = self.world
-        w.present(kind, chatter_s=chatter)
-        if chatter > 0:
-            def seated() -> None:
-                if w.connector is not None and w.connector.value == kind:
-                    w.present(kind)
-            self.bench.loop.call_later(chatter + 0.06, seated)
+        """Seat a connector, its pin sensors flickering for `chatter` s (a badly seated plug)."""
+        self.world.present(kind, chatter_s=chatter)
 
     def _may_swipe(self) -> bool:
         """A connector is in the guide and the section under the window was never touched: the
@@ -316,12 +315,14 @@ class StationMachine(RuleBasedStateMachine):
         self.bench.run_for(seconds)
 
     def _clean(self, kind: str, chatter: float, wet: bool | None, swipe: dict[str, Any], delay: float,
-               take_away: bool, cut_at: str | None = None) -> None:
+               take_away: bool, cut_at: str | None = None, fault_at: tuple[Fault, str, float] | None = None) -> None:
         """The operator's routine (README): present, wait for swipe-now, swipe, take it away;
         with any connector, mode, swipe and delay (too long a delay misses the wet window).
-        `cut_at`: the power fails right after the controller's first event of that kind."""
+        `cut_at`: the power fails right after the controller's first event of that kind
+        ("state:<name>" for entering a state). `fault_at`: (fault, event, seconds): that fault
+        strikes so long after that event (e.g. the cassette is pulled while the wheel turns)."""
         b, w = self.bench, self.world
-        self.cut_at, self.cut_due = cut_at, False
+        self.cut_at, self.cut_due, self.fault_at = cut_at, False, fault_at
         try:
             if wet is not None:
                 w.set_mode(wet)
@@ -337,17 +338,31 @@ class StationMachine(RuleBasedStateMachine):
                 w.remove()
                 b.wait_until(lambda: b.state in ("idle", "fault"), 5)
         finally:
-            self.cut_at = None
+            self.cut_at = self.fault_at = None
         if self.cut_due:
             self.power_loss(0.0)
 
     @precondition(lambda self: self.world.connector is None)
     @rule(kind=connectors, chatter=chatters, wet=st.sampled_from([None, False, True]), swipe=swipes,
-          delay=delays, take_away=st.sampled_from([True, True, True, False]),
-          cut_at=st.sampled_from([None, None, None, "attempt", "advanced", "swipe_now", "result"]))
+          delay=delays, take_away=st.sampled_from([True, True, True, False]))
     def clean(self, kind: str, chatter: float, wet: bool | None, swipe: dict[str, Any], delay: float,
-              take_away: bool, cut_at: str | None) -> None:
-        self._clean(kind, chatter, wet, swipe, delay, take_away, cut_at)
+              take_away: bool) -> None:
+        self._clean(kind, chatter, wet, swipe, delay, take_away)
+
+    @precondition(lambda self: self.world.connector is None)
+    @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(),
+          what=st.one_of(
+              st.tuples(st.just("fault"), st.sampled_from(MID_CYCLE_FAULTS), st.sampled_from(CYCLE_EVENTS),
+                        st.one_of(st.just(0.0), st.floats(0.0, 0.3))),
+              st.tuples(st.just("power cut"), st.sampled_from(CYCLE_EVENTS))))
+    def clean_cut_short(self, kind: str, wet: bool, what: tuple) -> None:
+        """A clean hit by a fault (the cassette pulled while the wheel turns, the pump clogged when
+        the drop is due, ...) or by a power cut, at a chosen point of its cycle."""
+        swipe = {"direction": "down", "duration_s": 0.6}
+        if what[0] == "fault":
+            self._clean(kind, 0.0, wet, swipe, 0.3, True, fault_at=what[1:])
+        else:
+            self._clean(kind, 0.0, wet, swipe, 0.3, True, cut_at=what[1])
 
     @precondition(lambda self: self.world.connector is None)
     @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(), swipe=swipes, delay=delays)
@@ -382,7 +397,6 @@ class StationMachine(RuleBasedStateMachine):
         else:
             w.fit_cassette(which, male_mt=(which == "male"))
         self._settle()
-        self.fitted_at = self.bench.clock.now()
 
     @rule(which=cassettes, male_mt=st.booleans(), capacity=st.integers(6, 30),
           gap=st.sampled_from([0.0, 0.3, 2.0]), declare=st.booleans())
@@ -408,6 +422,10 @@ class StationMachine(RuleBasedStateMachine):
         # to be taken away.
         return not (sensor == "connector" and active and self.bench.state not in ("done", "fault"))
 
+    def _inject(self, fault: Fault) -> None:
+        self.world.inject(fault)
+        self.injected.add(fault)
+
     @rule(mishap=mishaps)
     def mishap(self, mishap: tuple) -> None:
         """Inject a fault (or a stuck sensor), remove a cause (and press the button), empty or
@@ -415,8 +433,7 @@ class StationMachine(RuleBasedStateMachine):
         w = self.world
         kind = mishap[0]
         if kind == "inject":
-            w.inject(mishap[1])
-            self.injected.add(mishap[1])
+            self._inject(mishap[1])
         elif kind == "stick":
             _, sensor, active = mishap
             if not self._may_stick(sensor, active):
@@ -451,6 +468,28 @@ class StationMachine(RuleBasedStateMachine):
     @rule(text=st.sampled_from(CONSOLE_COMMANDS))
     def console_command(self, text: str) -> None:
         self.console(text)
+
+    @precondition(lambda self: not self._connector_unseen())
+    @rule(action=st.sampled_from(["jog 3", "jog 12", "prime 2", "selftest"]),
+          after_s=st.floats(0.0, 1.5), then=st.sampled_from(["power cut", "*RST"]))
+    def maintenance_cut_short(self, action: str, after_s: float, then: str) -> None:
+        """A maintenance action (as the console starts it) cut short part-way, by a power cut or
+        by `*RST` from the console: the books must still cover every position and drop."""
+        c = self.bench.controller
+        words = action.split()
+        source = "console:maintenance"
+        if words[0] == "jog":
+            c.jog(int(words[1]), source, lambda result: None)
+        elif words[0] == "prime":
+            c.prime(int(words[1]), source, lambda result: None)
+        else:
+            c.selftest(source, lambda result: None)
+        self.bench.run_for(after_s)
+        if then == "power cut":
+            self.power_loss(0.0)
+        else:
+            self._login()
+            self.console("*RST")
 
     # ------------------------------------------------------------------ power loss
     @rule(after_s=st.one_of(st.just(0.0), st.floats(0.0, 1.0)))
@@ -533,19 +572,20 @@ class StationMachine(RuleBasedStateMachine):
             assert recorded.get(attempt_id) == outcome, (attempt_id, outcome, recorded.get(attempt_id))
 
 
-def test_chatter_ends_at_the_connectors_own_reading():
-    """hw_sim bug, minimal reproduction: `World.present(kind, chatter_s=...)` flickers the left
-    pin sensor every 0.05 s and decides each flicker's level with `int(t / 0.05) % 2` on an
-    accumulated float `t`. At t = 0.05 * 6 = 0.3, 0.3 / 0.05 == 5.999999999999999 -> odd, so the
-    last "flicker" leaves the sensor at the wrong level for good: a bent connector (left pin
-    only) then reads as female (no pins), the firmware rightly accepts it, and the world records
-    a rule 3 violation against the firmware ("swipe-now for a connector with a bent guide pin").
-    Expected: when the chatter is over the sensors read the connector's real pins."""
+@pytest.mark.parametrize("chatter_s", [0.05, 0.2, 0.3, 0.35, 0.6, 0.9, 1.2, 2.5])
+@pytest.mark.parametrize("kind, pins", [("bent", (True, False)), ("male", (True, True)), ("female", (False, False))])
+def test_chatter_ends_at_the_connectors_own_reading(kind, chatter_s, pins):
+    """Regression test for an hw_sim bug this state machine found: `World.present(chatter_s=...)`
+    decided each flicker's level with `int(t / 0.05) % 2` on an accumulated float `t`; at
+    t = 0.3, 0.3 / 0.05 == 5.999999999999999, so the last "flicker" left the left pin sensor at
+    the wrong level for good. A bent connector then read as female, the firmware rightly went
+    ahead, and the world charged it with a rule 3 violation ("swipe-now for a connector with a
+    bent guide pin"). When the chatter is over, the sensors must read the connector's own pins."""
     with tempfile.TemporaryDirectory(prefix="mpo-chatter-") as state_dir, SimBench(state_dir=state_dir) as bench:
         w = bench.world
-        w.present("bent", chatter_s=0.3)
-        bench.run_for(1.0)
-        assert (w.sensor("pin_left"), w.sensor("pin_right")) == (True, False), "bent: left pin only"
+        w.present(kind, chatter_s=chatter_s)
+        bench.run_for(chatter_s + 0.5)
+        assert (w.sensor("pin_left"), w.sensor("pin_right")) == pins
 
 
 TestStation = StationMachine.TestCase
