@@ -67,7 +67,7 @@ PATTERN_OF_OUTCOME = {
 }
 RESULT_HOLD_S = 1.0  # shortest time a result is shown, even if the connector is already gone
 FAULT_SEVERITY = [FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED, FaultCode.NO_DROP, FaultCode.JAM,
-                  FaultCode.STARTUP, FaultCode.INTERNAL, FaultCode.STORAGE]  # least to most serious
+                  FaultCode.SENSOR, FaultCode.STARTUP, FaultCode.INTERNAL, FaultCode.STORAGE]  # least to most serious
 NEW_CASSETTE_WINDOW_S = 120.0  # a long press declares a new cassette only this soon after fitting
 
 
@@ -273,7 +273,7 @@ class Controller(Maintenance):
     def fault_cause_gone(self) -> bool:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
             return self._read(Sensor.CASSETTE)
-        if self.fault_code is FaultCode.STARTUP:
+        if self.fault_code in (FaultCode.STARTUP, FaultCode.SENSOR):
             return not self.startup_problems()
         if self.fault_code is FaultCode.STORAGE:
             if not self.store.durable:
@@ -545,6 +545,10 @@ class Controller(Maintenance):
 
     def _edge_pin(self, edge: SensorEdge) -> None:
         a = self.attempt
+        if self.state == "idle" and edge.active:
+            # A pin sensed with the guide empty: a connector may be seating (its presence edge
+            # follows), or the sensor is stuck. Look again once a reading would have settled.
+            self._after(self.config.guide_pins.settle_s, self._check_idle_sensors)
         if self.state == "identifying" and a is not None:
             a.pin_samples.append(PinSample(edge.t, self._read(Sensor.PIN_LEFT), self._read(Sensor.PIN_RIGHT)))
             self._check_pins()
@@ -557,6 +561,12 @@ class Controller(Maintenance):
         if self.state == "swipe_ready" and edge.active:
             self.swipe_started()
         self._judge()
+
+    def _check_idle_sensors(self) -> None:
+        if self.state == "idle" and not self._read(Sensor.CONNECTOR):
+            problems = self.startup_problems()
+            if problems:
+                self._fault(FaultCode.SENSOR, problems[0])
 
     def _edge_drop(self, edge: SensorEdge) -> None:
         if edge.active and self.state == "dispensing":

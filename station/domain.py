@@ -79,3 +79,4 @@ class FaultCode(str, Enum):
     INTERNAL = "internal"
     STORAGE = "storage"
     STARTUP = "startup"  # a start-up check failed (sensor implausible)
+    SENSOR = "sensor"  # a sensor reads something impossible while the station waits

@@ -57,6 +57,7 @@ class AdvanceJob:
         self._since_index = 0
         self._lock = threading.Lock()
         self.status: MotionStatus | None = None
+        self.cancelled = False  # stopped by its owner: nobody waits for its result
 
     def next_interval(self) -> float:
         return self.ramp.interval(self.steps, self.expected_steps)

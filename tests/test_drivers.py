@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -334,12 +335,9 @@ def test_stop_mid_move_aborts_and_disables_at_once(sim, loop, wheel):
     wheel.stop()
     assert level(sim, PINS.enable) is True and not wheel.enabled  # before the loop runs again
     assert level(sim, PINS.step) is False
-    assert loop.run_while(lambda: not results, limit_s=10.0)
-    [result] = results
-    assert (result.status, result.positions, result.steps) == (MotionStatus.ABORTED, 0, 20)
-    assert model.pulses == 20
-    assert not wheel.moving
+    assert not wheel.moving  # free for a new move at once (a jog right after *RST)
     loop.run_for(5.0)
+    assert results == []  # the owner stopped it: nobody waits for its result
     assert model.pulses == 20 and level(sim, PINS.enable) is True
 
 
@@ -445,12 +443,12 @@ def test_stop_aborts_a_threaded_move(sim):
         wheel.advance(3, outcome)
         assert model.first_pulse.wait(WAIT_S)
         wheel.stop()
-        assert level(sim, PINS.enable) is True
-        assert outcome.done.wait(WAIT_S), "the motion worker never reported"
-        [result] = outcome.results
-        assert (result.status, result.positions) == (MotionStatus.ABORTED, 0)
-        assert result.steps == model.pulses
         assert level(sim, PINS.enable) is True and not wheel.moving
+        pulses = model.pulses
+        time.sleep(0.5)  # the worker notices within one step interval (10 ms here) and stops
+        assert model.pulses <= pulses + 1, "the motion worker kept stepping after stop()"
+        assert outcome.results == []  # a stopped move reports nothing
+        assert level(sim, PINS.enable) is True
     finally:
         wheel.close()
 
@@ -777,7 +775,7 @@ def test_safe_stops_the_wheel_and_the_pump_and_lights_red(factory, loop, hardwar
     assert_safe(factory)
     loop.run_for(WATCH_S)
     assert_safe(factory)  # nothing scheduled before undoes it
-    assert [r.status for r in results] == [MotionStatus.ABORTED]
+    assert results == []  # the move was stopped by its owner: it reports nothing
 
 
 def test_safe_completes_the_other_steps_when_one_fails(factory, loop, hardware, monkeypatch):

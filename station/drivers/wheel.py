@@ -155,18 +155,23 @@ class StepperWheel:
         self.stepper.enable()
 
         def finish() -> None:
-            self.stepper.disable()
-            self._job = None
-            status = job.status or MotionStatus.ABORTED
-            done(MotionResult(status, job.confirmed, job.steps, self._now() - started))
+            if self._job is job:  # a stopped move must not disable or clear a newer one
+                self.stepper.disable()
+                self._job = None
+            if not job.cancelled:
+                status = job.status or MotionStatus.ABORTED
+                done(MotionResult(status, job.confirmed, job.steps, self._now() - started))
 
         self._executor.run(job, self.stepper, finish)
 
     def stop(self) -> None:
-        """Abort any move and disable the driver at once (safe state)."""
+        """Abort any move and disable the driver at once (safe state). The wheel is free for a
+        new move straight away; the stopped one ends without reporting."""
         job = self._job
         if job is not None:
+            job.cancelled = True
             job.abort()
+            self._job = None
         self.stepper.disable()
 
     def close(self) -> None:
