@@ -183,8 +183,9 @@ def expected(fault: str, phase: str) -> Expected:
                             "rule 5/6: a gate reading blocked before the clean: the swipe could never be "
                             "judged, so refused before any ribbon is used")
         if phase == "identifying":
-            return Expected("effect", "idle", None, "rejected", (Reason.DAMAGED_PINS.value,),
-                            "rule 3: one guide pin sensed is rejected before anything is consumed")
+            return Expected("effect", "fault", "sensor", "rejected", (Reason.DAMAGED_PINS.value,),
+                            "rule 3: one guide pin sensed is rejected before anything is consumed; with the "
+                            "connector taken away the sensor still reads a pin: a sensor fault")
         if phase == "advancing":
             return _fault("jam", "failed", Reason.INDEX_FAULT,
                           "rule 1: an index pulse far too soon is a sensor fault, not a position: never swipe-now")

@@ -305,6 +305,11 @@ class Controller(Maintenance):
             self._fault(FaultCode.NO_CASSETTE, "no cassette fitted")
         elif self._read(Sensor.CONNECTOR):
             self.await_removal()
+        elif self._read(Sensor.PIN_LEFT) or self._read(Sensor.PIN_RIGHT):
+            # Ready with the guide empty, yet a pin is sensed: a sensor that stuck while a
+            # connector was seated, during a fault or a jog gives no edge now, so look here
+            # (once a connector being withdrawn has had time to settle).
+            self._after(self.config.guide_pins.settle_s, self._check_idle_sensors)
 
     def on_enter_identifying(self) -> None:
         now = self.loop.now()

@@ -48,6 +48,7 @@ from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher
 from station.domain import CassetteType
+from station.loop import Timer
 from test_stateful import VirtualTimeContext, reap  # the same console-in-virtual-time and power-cut helpers
 
 pytestmark = [
@@ -106,7 +107,7 @@ class Soak:
         self.bench: SimBench | None = None
         self.lives = 0
         self.attempts = 0  # attempts the firmware started (all lives)
-        self.reported: dict[int, str] = {}
+        self.reported: dict[int, str] = {}  # attempt id -> announced outcome, this life
         self.problems: list[str] = []
         self.faults: Counter[str] = Counter()
         self.console_ok: Counter[str] = Counter()
@@ -117,6 +118,7 @@ class Soak:
         self.current_ids: dict[CassetteType, int] = {}
         self.cut_due = False
         self.injected: set[Fault] = set()
+        self.pending: list[Timer] = []  # this clean's scheduled mishaps
         self.last_fitted = "standard"  # SimBench fits the standard cassette on a new bench
         self.batch_male = False
         self.batch_left = 0
@@ -151,6 +153,7 @@ class Soak:
         old.world.state_file = None
         old.factory.on_output = None  # the dead board drives nothing any more
         self.check_books()
+        self.check_reported()
         self.bench = None
         self.wall_start = wall_end + 1.0
         self.boot()
@@ -231,6 +234,9 @@ class Soak:
     def recover(self) -> None:
         """The technician removes every cause, refits, and acknowledges the fault."""
         b, w = self.bench, self.bench.world
+        for timer in self.pending:  # a pull or a power cut that had not come yet: not any more
+            timer.cancel()
+        self.pending.clear()
         for fault in list(self.injected):
             w.clear(fault)
         self.injected.clear()
@@ -275,7 +281,7 @@ class Soak:
             if fault is Fault.STUCK_SENSOR:
                 kw = {"sensor": rng.choice(["gate_a", "gate_b", "pin_left", "pin_right"]), "active": rng.random() < 0.5}
             if fault in (Fault.CASSETTE_PULLED, Fault.CONNECTOR_PULLED):  # mid-cycle
-                b.loop.call_later(rng.uniform(0.0, 1.5), lambda f=fault: w.inject(f))
+                self.pending.append(b.loop.call_later(rng.uniform(0.0, 1.5), lambda f=fault: w.inject(f)))
             else:
                 w.inject(fault, **kw)
             self.injected.add(fault)
@@ -283,7 +289,7 @@ class Soak:
 
         self.cut_due = False
         if cut_after_s is not None:
-            b.loop.call_later(cut_after_s, lambda: setattr(self, "cut_due", True))
+            self.pending.append(b.loop.call_later(cut_after_s, lambda: setattr(self, "cut_due", True)))
 
         swipe = {"direction": "down", "duration_s": rng.uniform(0.3, 1.5)}
         if rng.random() < 0.12:
@@ -310,6 +316,9 @@ class Soak:
         b.wait_until(lambda: b.state in ("idle", "fault"), 5)
         if b.state == "fault" or fault is not None:
             self.recover()
+        for timer in self.pending:
+            timer.cancel()
+        self.pending.clear()
         # harness logs only (the firmware keeps nothing of this): keep a long soak's memory flat
         b.events.clear()
         b._results.clear()
@@ -349,12 +358,20 @@ class Soak:
         a = b.controller.attempt
         assert open_ids <= ({a.id} if a is not None else set()), open_ids
 
+    def check_reported(self) -> None:
+        """Every outcome this life announced is the one on record (then forgotten: a long soak's
+        memory is the station's, not this list's)."""
+        store = self.bench.controller.store
+        for attempt_id, outcome in self.reported.items():
+            row = store._db.execute("SELECT outcome FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+            assert row is not None and row[0] == outcome, (attempt_id, outcome, row)
+        self.reported.clear()
+
     def check_records(self) -> Counter[str]:
+        self.check_reported()
         store = self.bench.controller.store
         recorded = dict(store._db.execute("SELECT id, outcome FROM attempts").fetchall())
         assert len(recorded) == self.attempts, (len(recorded), self.attempts)
-        for attempt_id, outcome in self.reported.items():
-            assert recorded[attempt_id] == outcome, (attempt_id, outcome, recorded[attempt_id])
         assert None not in recorded.values(), "an attempt without an outcome"
         interrupted = sum(1 for o in recorded.values() if o == "interrupted")
         assert interrupted <= self.lives - 1, (interrupted, self.lives)
