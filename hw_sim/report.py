@@ -30,6 +30,8 @@ def printer(loop: EventLoop, out: TextIO, *, states: bool = True) -> Callable[[s
             text = f"WARNING {data['text']}"
         elif kind == "cassette":
             text = f"new cassette #{data['id']} ({data['type']}, {data['capacity']} positions)"
+        elif kind == "clean_mode":
+            text = f"this clean goes on {data['mode']}: {data['why']}"
         elif kind == "recovered":
             text = f"recovered: attempts {data['interrupted']} closed as interrupted"
         else:

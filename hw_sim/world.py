@@ -132,6 +132,7 @@ class World:
         self.connector: ConnectorKind | None = None
         self.mode_wet = False
         self.console_mode: str | None = None  # "dry"/"wet" when set on the console
+        self._wet_when_seen = False  # chosen mode when the firmware last saw a connector arrive
         self.violations: list[Violation] = []
         self.swipes: list[SwipeRecord] = []
         self.swipes_before = 0  # swipes in earlier lives of this world (state file)
@@ -191,8 +192,13 @@ class World:
         if name in self._stuck:
             active = self._stuck[name]
         pin = self._pin(name)
+        seen_before = not pin.state
         if force or pin.state != (not active):
             (pin.drive_low if active else pin.drive_high)()
+        if name == "connector" and active and not seen_before:
+            # The firmware can start a clean from this moment: the mode chosen now is the one a
+            # clean must not go beyond (rule 4, see _judge_prompt).
+            self._wet_when_seen = self.chosen_wet
 
     def sensor(self, name: str) -> bool:
         """What the firmware reads on an input now (True = active)."""
@@ -323,6 +329,8 @@ class World:
         cleaning = self.connector is not None  # priming happens with the guide empty
         if cleaning and not self.chosen_wet:
             self._violate(4, "pump driven in dry mode")
+        elif cleaning and not self._wet_when_seen:
+            self._violate(4, "pump driven in a clean started in dry mode")
         if self._pump_clogged or self.reservoir <= 0:
             return
         self.reservoir -= 1
@@ -376,10 +384,16 @@ class World:
             self._violate(3, "swipe-now for a connector with a bent guide pin")
         elif (self.connector is ConnectorKind.MALE) != cassette.male_mt:
             self._violate(2, f"swipe-now for a {self.connector.value} connector on the wrong cassette")
+        # Rule 4 against the people's choice. A clean is wet-to-dry only if WET was chosen when
+        # the connector arrived and still is: switched to DRY on the way, the drop must not come
+        # (never fluid in dry mode); switched to WET on the way, the clean started dry stays dry
+        # (the fluid check was for a dry clean). A drop placed in WET mode stays placed if the
+        # switch moves between the drop and swipe-now (the pump check judges the drop itself).
         drops = cassette.drops.get(section, 0)
-        if self.chosen_wet and drops != 1:
-            self._violate(4, f"wet-to-dry swipe-now with {drops} drops on the section")
-        if not self.chosen_wet and drops:
+        wet = self._wet_when_seen and self.chosen_wet
+        if drops > 1 or (wet and drops == 0):
+            self._violate(4, f"{'wet-to-dry' if wet else 'dry'} swipe-now with {drops} drops on the section")
+        elif drops and not self._wet_when_seen:
             self._violate(4, "dry swipe-now on a wet section")
 
     def when_prompted(self, fn: Callable[[], None]) -> None:

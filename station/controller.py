@@ -389,6 +389,12 @@ class Controller(Maintenance):
             self.finish()
         else:
             self._cassette_warning()
+            if a.mode is Mode.WET and self.mode_switch() is Mode.DRY:
+                # Switched to DRY since the connector was seated: never any fluid in dry mode
+                # (rule 4). The fresh section is dry, so the clean goes on as a dry one. (The
+                # other way round the clean stays dry: the mode counts from the next clean.)
+                a.mode = Mode.DRY
+                self._emit("clean_mode", id=a.id, mode=a.mode.value, why="switched to dry before the drop")
             self.advanced()
 
     def on_enter_dispensing(self) -> None:
@@ -503,7 +509,7 @@ class Controller(Maintenance):
             pass_s = round(v.pass_s, 4)
         try:
             text = (reason.value if reason else "") + (f": {detail}" if detail else "")
-            self.store.finish_attempt(a.id, outcome, text, self.wall(),
+            self.store.finish_attempt(a.id, outcome, text, self.wall(), mode=a.mode,
                                       gender=a.gender.value if a.gender else None,
                                       swipe_start_s=swipe_start_s, pass_s=pass_s)
         except Exception:

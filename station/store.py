@@ -308,13 +308,14 @@ class Store:
     def begin_attempt(self, t: float, mode: Mode) -> int:
         return self._write("INSERT INTO attempts(started_at, mode) VALUES (?, ?)", (t, mode.value))
 
-    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *,
+    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *, mode: Mode | None = None,
                        gender: str | None = None, swipe_start_s: float | None = None, pass_s: float | None = None) -> None:
-        """The one outcome of an attempt, with what was measured; never overwrites an outcome."""
+        """The one outcome of an attempt, with what was measured (and the mode it was cleaned in,
+        if that changed since it began); never overwrites an outcome."""
         self._write(
-            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, gender = coalesce(?, gender), "
-            "swipe_start_s = ?, pass_s = ? WHERE id = ? AND outcome IS NULL",
-            (outcome.value, reason, t, gender, swipe_start_s, pass_s, attempt_id),
+            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, mode = coalesce(?, mode), "
+            "gender = coalesce(?, gender), swipe_start_s = ?, pass_s = ? WHERE id = ? AND outcome IS NULL",
+            (outcome.value, reason, t, mode.value if mode else None, gender, swipe_start_s, pass_s, attempt_id),
         )
 
     def close_open_attempts(self, t: float) -> list[int]:

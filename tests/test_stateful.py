@@ -32,8 +32,8 @@ What the operator and technician do not do here, and why: wipe a section that wa
 wiped (their fault, not the station's); stick the connector sensor at "present" while a clean
 could start (no firmware can tell it from a female connector); present a connector that guide-pin
 sensors stuck at "no pin" turn into another connector's reading (no firmware can notice such a
-sensor first: `_excused_pins`); change the mode in the middle of a clean (`_mid_cycle`). Bugs this machine found have their own tests at the end of
-this file.
+sensor first: `_excused_pins`). The mode may change at any moment, mid-clean included. Bugs this
+machine found have their own tests at the end of this file.
 
 Power cuts: the world keeps its physics in a JSON file (`world_options={'state_file': ...}`),
 as a real bench keeps its cassettes. Writing that file after every single step pulse makes a
@@ -60,7 +60,7 @@ from station.console import protocol as P
 from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY, SERVICE_TIMEOUT_S, CommandError, Context, lookup
 from station.console.server import Dispatcher
-from station.domain import CassetteType, FaultCode
+from station.domain import CassetteType, FaultCode, Mode
 from station.maintenance import ServiceResult
 
 PIN = "4711"
@@ -186,6 +186,7 @@ class StationMachine(RuleBasedStateMachine):
         self.cut_at: str | None = None  # a controller event to cut the power at (see _clean)
         self.cut_due = False
         self.fault_at: tuple[Fault, str, float] | None = None  # a fault to inject at an event
+        self.mode_at: tuple[str, str, float] | None = None  # the mode switched at an event
 
     @initialize()
     def start(self) -> None:
@@ -214,6 +215,10 @@ class StationMachine(RuleBasedStateMachine):
             fault, _, after = self.fault_at
             self.fault_at = None
             self.bench.loop.call_later(after, lambda: self._inject(fault))
+        if self.mode_at is not None and here == self.mode_at[1]:
+            how, _, after = self.mode_at
+            self.mode_at = None
+            self.bench.loop.call_later(after, lambda: self._switch_mode(how))
         if kind == "result":  # (the controller logs and swallows listener exceptions: note, check later)
             if data["id"] in self.reported:
                 self.problems.append(f"attempt {data['id']} announced a second outcome: {data}")
@@ -376,7 +381,7 @@ class StationMachine(RuleBasedStateMachine):
                 w.remove()
                 b.wait_until(lambda: b.state in ("idle", "fault"), 5)
         finally:
-            self.cut_at = self.fault_at = None
+            self.cut_at = self.fault_at = self.mode_at = None
         if self.cut_due:
             self.power_loss(0.0)
 
@@ -403,6 +408,24 @@ class StationMachine(RuleBasedStateMachine):
             self._clean(kind, 0.0, wet, swipe, 0.3, True, cut_at=what[1])
 
     @precondition(lambda self: self.world.connector is None)
+    @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(),
+          how=st.sampled_from(["panel", "console"]), at=st.sampled_from(CYCLE_EVENTS),
+          after=st.one_of(st.just(0.0), st.floats(0.0, 0.3)))
+    def clean_with_a_change_of_mind(self, kind: str, wet: bool, how: str, at: str, after: float) -> None:
+        """The mode is switched the other way at a chosen point of the clean, on the panel or by
+        a maintenance engineer on the console (rule 4 still holds: see World._judge_prompt)."""
+        self.mode_at = (how, at, after)
+        self._clean(kind, 0.0, wet, {"direction": "down", "duration_s": 0.6}, 0.3, True)
+
+    def _switch_mode(self, how: str) -> None:
+        event(f"mode switched mid-clean ({self.bench.state}, {how})")
+        wet = not self.world.chosen_wet
+        if how == "panel":  # (no change at all while a console setting overrides the switch)
+            self.world.set_mode(not self.world.mode_wet)
+        else:  # what `mode set` runs on the controller's loop (audited; the bench tells the world)
+            self.bench.controller.set_mode(Mode.WET if wet else Mode.DRY, "console:maintenance")
+
+    @precondition(lambda self: self.world.connector is None)
     @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(), swipe=swipes, delay=delays)
     def another_clean(self, kind: str, wet: bool, swipe: dict[str, Any], delay: float) -> None:
         """The usual case again (so that long runs of real cleans happen between the mishaps)."""
@@ -419,8 +442,8 @@ class StationMachine(RuleBasedStateMachine):
         """The mode switch, a short press (cancel / acknowledge) or a long press at any time
         (it declares a new cassette only just after fitting one)."""
         if action in ("dry", "wet"):
-            if self._mid_cycle():
-                return  # see _mid_cycle
+            if self.bench.state in ("identifying", "advancing", "dispensing", "swipe_ready", "swiping"):
+                event(f"mode switched to {action} mid-clean ({self.bench.state})")
             self.world.set_mode(action == "wet")
             self._settle()
         else:
@@ -508,17 +531,7 @@ class StationMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self._connector_unseen())
     @rule(text=st.sampled_from(CONSOLE_COMMANDS))
     def console_command(self, text: str) -> None:
-        if text.startswith("mode set") and self._mid_cycle():
-            return  # see _mid_cycle
         self.console(text)
-
-    def _mid_cycle(self) -> bool:
-        """A clean is under way. The firmware takes the mode when the connector is seated ("from
-        the next clean"); the simulator judges rule 4 against the mode chosen at the moment of
-        the drop and of swipe-now (a WET->DRY flip after seating still gets its drop: "pump
-        driven in dry mode"). Until one of the two is changed, the mode is changed only between
-        cleans."""
-        return self.bench.state in ("identifying", "advancing", "dispensing", "swipe_ready", "swiping")
 
     @precondition(lambda self: not self._connector_unseen())
     @rule(action=st.sampled_from(["jog 3", "jog 12", "prime 2", "selftest"]),

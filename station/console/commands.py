@@ -272,7 +272,8 @@ def mode(ctx: Context, args: list[str]) -> Reply:
 
 
 @register("mode set", "mode set dry|wet|switch", "Set the cleaning mode from the console, overriding the "
-          "panel's switch (`switch` hands it back to the panel). Takes effect from the next clean.",
+          "panel's switch (`switch` hands it back to the panel). Takes effect from the next clean, "
+          "except that a clean under way never gets a drop once the mode is dry.",
           protected=True)
 def mode_set(ctx: Context, args: list[str]) -> Reply:
     choice = args[0].lower() if len(args) == 1 else ""
