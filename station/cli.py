@@ -158,8 +158,20 @@ def cmd_pin(args: argparse.Namespace) -> int:
     from .console.commands import PIN_KEY
 
     config = _load_config(args.config)
-    if args.action == "status":
-        store = open_store(config, args.state_dir, on_pi=Path("/var/lib/mpo-station").exists())
+    if args.action == "status":  # looks only: never creates a state directory or a database
+        from .app import DB_NAME, default_state_dir
+        from .store import Store, StoreError
+
+        on_pi = Path("/var/lib/mpo-station").exists()
+        path = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi)) / DB_NAME
+        if not path.exists():
+            print(f"no maintenance PIN is set (no database at {path} yet)")
+            return 1
+        try:
+            store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
+        except StoreError as exc:
+            print(f"station pin: {exc}", file=sys.stderr)
+            return 2
         try:
             is_set = store.setting(PIN_KEY) is not None
         finally:
