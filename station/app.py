@@ -72,11 +72,12 @@ def build_station(
     wall_clock: Callable[[], float] = time.time,
     before_controller: Callable[[Hardware], None] | None = None,
 ) -> Station:
+    file_config = config
     saved = store.setting(OVERRIDES_SETTING)
     if saved:
         config = with_overrides(config, json.loads(saved))
     hardware = build_hardware(config, loop, pin_factory)
     if before_controller is not None:
         before_controller(hardware)
-    controller = Controller(config, loop, hardware, store, wall_clock=wall_clock)
+    controller = Controller(config, loop, hardware, store, wall_clock=wall_clock, file_config=file_config)
     return Station(config, loop, hardware, store, controller)

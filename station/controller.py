@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from transitions import Machine
 
-from .config import OVERRIDES_SETTING, Config
+from .config import OVERRIDES_SETTING, Config, with_overrides
 from .domain import CASSETTE_FOR, CassetteType, FaultCode, Gender, Mode, Outcome, Reason
 from .guide_pins import PinSample, read_guide_pins
 from .loop import EventLoop, Timer
@@ -111,8 +111,11 @@ class Controller(Maintenance):
         store: Store,
         *,
         wall_clock: Callable[[], float] = time.time,
+        file_config: Config | None = None,
     ) -> None:
         self.config = config
+        # the configuration file's values, under the console's saved changes (`config reset`)
+        self.file_config = file_config if file_config is not None else config
         self.loop = loop
         self.bench = bench
         self.store = store
@@ -704,6 +707,31 @@ class Controller(Maintenance):
         self.store.fluid_capacity = new.dispenser.reservoir_drops
         return ServiceResult(True, [f"{section}.{key} = {value!r} in effect now"])
 
+    def saved_config_changes(self) -> dict[str, dict[str, Any]]:
+        """The console's saved changes, {section: {key: value}}."""
+        return json.loads(self.store.setting(OVERRIDES_SETTING) or "{}")
+
+    def reset_config(self, names: list[str], *, apply_now: bool, source: str) -> ServiceResult:
+        """Drop saved console changes (`section.key` names, all of them if empty): the file's
+        values (or the defaults) count again, now when `apply_now` (only while ready)."""
+        if apply_now and self.state not in ("idle", "fault"):
+            return ServiceResult(False, error=f"the station is {self.state}; change settings while it is ready")
+        saved = self.saved_config_changes()
+        dropped = names or [f"{section}.{key}" for section, values in sorted(saved.items()) for key in sorted(values)]
+        for name in dropped:
+            section, _, key = name.partition(".")
+            saved.get(section, {}).pop(key, None)
+        saved = {section: values for section, values in saved.items() if values}
+        new = with_overrides(self.file_config, saved)
+        self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(),
+                               source=source, audit_detail={"reset": dropped})
+        if not apply_now:
+            return ServiceResult(True, [f"{name} reset to the configuration file's value; takes effect at the next start"
+                                        for name in dropped])
+        self.config = new
+        self.store.fluid_capacity = new.dispenser.reservoir_drops
+        return ServiceResult(True, [f"{name} = {_value(new, name)!r} (configuration file) in effect now" for name in dropped])
+
     def status(self) -> dict[str, Any]:
         """One consistent snapshot (call on the loop thread)."""
         cassette = self.store.cassette(self.cassette_type()) if self._read(Sensor.CASSETTE) else None
@@ -730,3 +758,8 @@ _EDGE_HANDLERS: dict[Sensor, Callable[[Controller, SensorEdge], None]] = {
     Sensor.CASSETTE: Controller._edge_cassette,
     Sensor.BUTTON: Controller._edge_button,
 }
+
+
+def _value(config: Config, name: str) -> Any:
+    section, _, key = name.partition(".")
+    return getattr(getattr(config, section), key)

@@ -408,6 +408,7 @@ PROTECTED = {
     "cassette new": "cassette new",
     "fluid refill": "fluid refill",
     "config set": "config set swipe.max_pass_s 2.5",
+    "config reset": "config reset all",
     "pin set": "pin set 9999",
     "mode set": "mode set wet",  # changes how the station cleans against its panel switch
 }
@@ -539,6 +540,7 @@ def test_every_protected_action_is_audited_with_the_console_port(console):
         ("fluid refill", "refill"),
         ("cassette new", "new"),
         ("config set swipe.max_pass_s 2.5", "config.overrides"),
+        ("config reset all", "config.overrides"),
         ("pin set 8642", PIN_KEY),
     ]
     positions = bench.world.positions_total
@@ -609,3 +611,56 @@ def test_mode_set_from_the_console_needs_login_and_cleans_as_chosen_against_the_
     result = station.clean("female", wet=False)
     assert result["mode"] == "dry" and result["drops"] == 0 and world.violations == []
     assert [r["action"] for r in audit_rows(station) if r["action"] == "mode"] == ["mode", "mode"]
+
+
+# ---------------------------------------------------------------------------------- config reset
+def test_config_reset_brings_back_the_file_value_at_once(console):
+    bench = console.bench
+    c = bench.controller
+    file_value = c.config.swipe.max_pass_s
+    console.login()
+    assert console.send("config set swipe.max_pass_s 2.5")[-1] == "OK"
+    shown = console.send("config show swipe")
+    assert shown[-2] == "# changed on the console (undo with config reset): swipe.max_pass_s", shown
+    assert c.config.swipe.max_pass_s == 2.5 != file_value
+    out = console.send("config reset swipe.max_pass_s")
+    assert out == [f"swipe.max_pass_s = {file_value!r} (configuration file) in effect now", "OK"], out
+    assert c.config.swipe.max_pass_s == file_value and c.config == c.file_config
+    assert json.loads(c.store.setting("config.overrides")) == {}
+    assert not any(line.startswith("#") for line in console.send("config show"))
+    row = audit_rows(bench)[0]
+    assert (row["action"], json.loads(row["detail"]), row["source"]) == ("config.overrides", {"reset": ["swipe.max_pass_s"]}, SOURCE)
+    # nothing left to reset: a clear error naming what was asked
+    out = console.send("config reset swipe.max_pass_s")
+    assert len(out) == 1 and err_code(out[0]) == -222 and "swipe.max_pass_s" in out[0] and "(changed: none)" in out[0]
+
+
+def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_start(tmp_path):
+    from hw_sim import SimBench
+
+    def life(tmp_path):
+        bench = SimBench(state_dir=tmp_path)
+        bench.controller.store.set_setting(PIN_KEY, PIN_HASH, bench.controller.wall(), source="test")
+        console = Console(bench)
+        console.login()
+        return bench, console
+
+    bench, console = life(tmp_path)
+    file_timeout = bench.controller.config.console.idle_logout_s
+    with bench:
+        assert console.send("config set console.idle_logout_s 77")[-1] == "OK"
+        assert console.send("config set swipe.max_pass_s 2.5")[-1] == "OK"
+    bench, console = life(tmp_path)
+    with bench:
+        assert bench.controller.config.console.idle_logout_s == 77
+        out = console.send("config reset wheel.positions_per_clean")
+        assert err_code(out[0]) == -222 and "console.idle_logout_s, swipe.max_pass_s" in out[0], out
+        out = console.send("config reset")
+        assert len(out) == 1 and err_code(out[0]) == -102 and "config reset <section.key>|all" in out[0], out
+        out = console.send("config reset all")
+        assert out[-1] == "OK" and len(out) == 3 and all("takes effect at the next start" in line for line in out[:-1]), out
+        assert bench.controller.config.console.idle_logout_s == 77  # until the next start, as it says
+    bench, console = life(tmp_path)
+    with bench:
+        assert bench.controller.config.console.idle_logout_s == file_timeout
+        assert bench.controller.config == bench.controller.file_config

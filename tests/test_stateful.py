@@ -77,7 +77,7 @@ CONSOLE_COMMANDS = [
     f"login {PIN}", f"login {PIN}", f"login {PIN}", "login 0000", "logout",
     "STAT?", "SYST:ERR?", "jog 1", "jog 3", "jog 7", "jog 0", "prime 1", "prime 3", "selftest",
     "fault clear", "*RST", "mode", "mode set wet", "mode set dry", "mode set switch", "cassette new",
-    "config set swipe.max_pass_s 2.5",
+    "config set swipe.max_pass_s 2.5", "config reset all",
 ]
 # Points of a clean cycle (controller events; "state:X" = entering state X)
 CYCLE_EVENTS = ["attempt", "state:advancing", "state:advancing", "advanced", "state:dispensing", "swipe_now",

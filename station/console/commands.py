@@ -409,12 +409,37 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
         if section not in blocks:
             raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; sections are {', '.join(blocks)}")
         text = blocks[section]
-    return Reply([line for line in text.splitlines() if line])
+    lines = [line for line in text.splitlines() if line]
+    saved = ctx.call(ctx.controller.saved_config_changes)
+    changed = [f"{s}.{k}" for s, values in sorted(saved.items()) for k in sorted(values) if not args or s == args[0].lower()]
+    if changed:
+        lines.append(f"# changed on the console (undo with config reset): {', '.join(changed)}")
+    return Reply(lines)
+
+
+@register("config reset", "config reset <section.key>|all", "Drop a value changed with `config set` (or all "
+          "of them): the configuration file's value counts again, at once where safe or from the next start. "
+          "Only while ready.", protected=True)
+def config_reset(ctx: Context, args: list[str]) -> Reply:
+    if len(args) != 1 or (args[0].lower() != "all" and "." not in args[0]):
+        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config reset <section.key>|all")
+    saved = ctx.call(ctx.controller.saved_config_changes)
+    changed = [f"{section}.{key}" for section, values in sorted(saved.items()) for key in sorted(values)]
+    names = changed if args[0].lower() == "all" else [args[0].lower()]
+    if not changed or any(name not in changed for name in names):
+        listed = ", ".join(changed) if changed else "none"
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; not changed on the console: {args[0]} "
+                                                f"(changed: {listed})")
+    later = any(n.partition(".")[0] in RESTART_SECTIONS or n in RESTART_KEYS for n in names)
+    result = ctx.call(lambda: ctx.controller.reset_config(names, apply_now=not later, source=ctx.source))
+    if not result.ok:
+        raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
+    return Reply(result.lines)
 
 
 @register("config set", "config set <section.key> <value>", "Change one value: validated, saved, and in "
           "effect at once where safe (swipe, guide pins, thresholds) or from the next start (pins, wheel, "
-          "console). Only while ready.", protected=True)
+          "console); `config reset` undoes it. Only while ready.", protected=True)
 def config_set(ctx: Context, args: list[str]) -> Reply:
     if len(args) != 2 or "." not in args[0]:
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config set <section.key> <value>")
