@@ -24,15 +24,19 @@ from hw_sim import Fault  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 
-_cells: dict[tuple[str, str], fm.Cell] = {}
+@pytest.fixture(scope="session")
+def cell():
+    """Each cell runs once per test session (the staleness test reuses the per-cell runs). A
+    session fixture, not a module-level cache: a tool that runs pytest again in the same process
+    (mutmut forks per mutant) must not get the previous session's results."""
+    runs: dict[tuple[str, str], fm.Cell] = {}
 
+    def run(fault: str, phase: str) -> fm.Cell:
+        if (fault, phase) not in runs:
+            runs[fault, phase] = fm.run_cell(fault, phase)
+        return runs[fault, phase]
 
-def cell(fault: str, phase: str) -> fm.Cell:
-    """Each cell runs once per session (the staleness test reuses the per-cell runs)."""
-    key = (fault, phase)
-    if key not in _cells:
-        _cells[key] = fm.run_cell(fault, phase)
-    return _cells[key]
+    return run
 
 
 CELLS = fm.cells_to_run()
@@ -49,14 +53,14 @@ def test_the_matrix_covers_every_fault_and_phase():
 
 
 @pytest.mark.parametrize("fault, phase", CELLS, ids=[f"{f}@{p}" for f, p in CELLS])
-def test_cell(fault, phase):
+def test_cell(cell, fault, phase):
     c = cell(fault, phase)
     why = f"{fault} during {phase} ({c.expected.kind}; expected: {c.expected.why})"
     # error, expected outcome, violations, unsafe outputs, books, recovery: all listed at once
     assert c.problems() == [], "\n".join([why, f"observed: {c.observed()}", *c.problems()])
 
 
-def test_reliability_doc_shows_the_current_matrix():
+def test_reliability_doc_shows_the_current_matrix(cell):
     assert DOC.exists(), f"docs/reliability.md is missing: run `{fm.COMMAND}`"
     generated = fm.section(DOC.read_text(encoding="utf-8"))
     assert generated is not None, f"the fault-matrix markers {fm.BEGIN} / {fm.END} are missing in docs/reliability.md"
