@@ -658,7 +658,6 @@ class Controller(Maintenance):
     def refill(self, source: str) -> None:
         """The reservoir was refilled: the fluid count starts again."""
         self.store.refill(self.wall(), source=source)
-        self.warnings.discard("fluid_low")
         self._emit("refill", capacity=self.store.fluid()[1])
 
     def startup_problems(self) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hw_sim import SimBench
+from hw_sim import Fault, SimBench
 from hw_sim.bench import SIM_EPOCH
 from station.config import Config
 from station.controller import NEW_CASSETTE_WINDOW_S
@@ -374,3 +374,88 @@ def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cu
             second.close()
     finally:
         first.station.store.close()
+
+
+# ---------------------------------------------------------------------------- the panel's long press
+def test_the_new_cassette_window_counts_from_the_fitting_and_includes_its_last_instant(make_bench):
+    """Fitted at t = 200 s: a long press that completes exactly 120 s later still declares the
+    cassette new; one that completes later does not (the window is measured from the fitting,
+    not from the start of the station)."""
+    bench = make_bench()
+    world, store, loop = bench.world, bench.controller.store, bench.loop
+    hold = bench.config.panel.long_press_s
+    assert bench.clean("female")["outcome"] == "cleaned"
+    world.remove_cassette()
+    loop.run_until(200.0)
+    world.fit_cassette("box-2")
+    loop.run_until(200.0)
+    assert bench.controller._fitted_at == 200.0
+    before = store.cassette(STD)
+    loop.run_until(200.0 + NEW_CASSETTE_WINDOW_S - hold)
+    world.press_button(hold_s=hold + 0.5)
+    bench.run_for(hold + 1.0)
+    new = store.cassette(STD)
+    assert new.id != before.id and new.used == 0
+    assert [e["id"] for e in events(bench, "cassette")] == [new.id]
+    assert events(bench, "warning") == []
+
+
+def test_a_long_press_outside_ready_declares_nothing_and_is_not_a_short_press(make_bench):
+    """In fault (cassette just refitted, so inside the new-cassette window) a long press neither
+    declares the cassette new nor acts as the short press that would clear the fault; while a
+    connector is being read it does not cancel the attempt either."""
+    bench = make_bench()
+    world, store, c = bench.world, bench.controller.store, bench.controller
+    assert bench.clean("female")["outcome"] == "cleaned"
+    before = store.cassette(STD)
+    world.remove_cassette()
+    bench.run_for(0.5)
+    world.inject(Fault.STUCK_SENSOR, sensor="gate_a", active=True)
+    world.fit_cassette("standard")
+    bench.run_for(0.5)
+    c.startup_fault(FaultCode.SENSOR, "test: a sensor fault while the cassette is in its window")
+    bench.run_for(0.1)
+    assert bench.state == "fault"
+    world.clear(Fault.STUCK_SENSOR)  # the cause is gone: a short press would clear it
+    long_press(bench)
+    assert bench.state == "fault", "a long press is not a short press"
+    assert store.cassette(STD) == before and events(bench, "cassette") == []
+    world.press_button(0.1)
+    bench.run_for(0.5)
+    assert bench.state == "idle"
+    # a long press while the guide pins are read does not cancel the attempt (a short one does)
+    world.present("female")
+    bench.run_for(0.01)
+    assert bench.state == "identifying"
+    world.press_button(hold_s=2.5)
+    bench.wait_until(lambda: world.prompting, 30)
+    assert world.prompting, bench.results()
+    world.swipe(direction="down", duration_s=0.6)
+    bench.wait_until(lambda: bench.state == "done", 10)
+    assert bench.last_result()["outcome"] == "cleaned"
+    assert world.violations == []
+
+
+def test_declaring_a_cassette_new_on_the_console_rearms_the_low_warning(make_bench):
+    config = Config().replace("cassette", capacity_positions=12, low_warning_cleans=3)
+    bench = make_bench(config)
+    c, world = bench.controller, bench.world
+    world.remove_cassette()  # physically a long ribbon: the books (12 positions) run out first
+    bench.run_for(0.5)
+    world.fit_cassette("long", capacity=60)
+    bench.run_for(0.5)
+
+    def low_warnings() -> int:
+        return sum(1 for w in events(bench, "warning") if w["text"].startswith("cassette low"))
+
+    for _ in range(2):
+        assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 1  # 6 positions = 2 cleans left < 3
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 1  # said once, not at every clean
+    c.new_cassette("console:test")  # a technician declares the (refilled) cassette new
+    assert c.store.cassette(STD).used == 0
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 1  # 9 left = 3 cleans: not low
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 2, "low again after the declaration: warned again"
