@@ -577,7 +577,7 @@ class Controller(Maintenance):
         self._judge()
 
     def _check_idle_sensors(self) -> None:
-        if self.state == "idle" and not self._read(Sensor.CONNECTOR):
+        if self.state == "idle":  # (a connector arriving meanwhile has made it identifying)
             problems = self.startup_problems()
             if problems:
                 self._fault(FaultCode.SENSOR, problems[0])

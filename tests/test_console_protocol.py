@@ -664,3 +664,117 @@ def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_star
     with bench:
         assert bench.controller.config.console.idle_logout_s == file_timeout
         assert bench.controller.config == bench.controller.file_config
+
+
+# ---------------------------------------------------------------------------------- reports, exactly
+def _swap(bench, name: str, male_mt: bool = False) -> None:
+    bench.world.remove_cassette()
+    bench.run_for(0.5)
+    bench.world.fit_cassette(name, male_mt=male_mt)
+    bench.run_for(0.5)
+
+
+def test_counters_report_every_cassette_with_its_own_numbers(console):
+    bench = console.bench
+    for _ in range(2):
+        assert bench.clean("female")["outcome"] == "cleaned"
+    _swap(bench, "m", male_mt=True)
+    assert bench.clean("male", wet=True)["outcome"] == "cleaned"
+    _swap(bench, "standard")
+    assert bench.clean("male")["outcome"] == "rejected"  # wrong cassette: nothing used
+    bench.controller.new_cassette("console:test")  # the standard one declared new: #1 retired
+    capacity = bench.config.cassette.capacity_positions
+    out = console.send("counters")
+    assert out == [
+        "attempts: cleaned 3, rejected 1",
+        f"cassette #1 standard: 6 of {capacity} positions used, fitted 2 times",
+        f"cassette #2 male_mt (current): 3 of {capacity} positions used, fitted 1 time",
+        f"cassette #3 standard (current): 0 of {capacity} positions used, fitted 1 time",
+        f"fluid: 1 of {bench.config.dispenser.reservoir_drops} drops used since the last refill",
+        "OK",
+    ], out
+
+
+def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(tmp_path):
+    from hw_sim import SimBench
+    from station.config import Config
+
+    with SimBench(Config().replace("dispenser", reservoir_drops=2), state_dir=tmp_path) as bench:
+        bench.controller.store.set_setting(PIN_KEY, PIN_HASH, bench.controller.wall(), source="test")
+        console = Console(bench)
+        capacity = bench.config.cassette.capacity_positions
+        out = console.send("status")
+        assert out[:4] == ["state:    idle", "mode:     dry",
+                           f"cassette: standard, {capacity} positions ({capacity // 3} cleans) left",
+                           "fluid:    2 drops left"], out
+        done = []
+        bench.world.refill(100)  # a bigger bottle than the configuration says: the books run out first
+        bench.controller.prime(3, "console:test", done.append)
+        bench.wait_until(lambda: bool(done), 10)
+        assert done[0].ok, done
+        assert console.send("fluid") == ["0 drops left", "OK"]
+        assert json.loads(console.send("STAT?")[0])["fluid_drops_left"] == 0
+        bench.world.remove_cassette()
+        bench.run_for(0.5)
+        out = console.send("status")
+        assert out[:5] == ["state:    fault", "mode:     dry", "cassette: none fitted", "fluid:    0 drops left",
+                           "fault:    no_cassette: no cassette fitted"], out
+        stat = json.loads(console.send("STAT?")[0])
+        assert (stat["cassette"], stat["ribbon_remaining"], stat["cleans_remaining"]) == (None, None, None)
+        assert console.send("cassette") == ["no cassette fitted", "OK"]
+
+
+def test_sensors_show_the_stepper_and_pump_as_they_are_driven(console):
+    bench, c = console.bench, console.bench.controller
+    at_rest = console.send("sensors")
+    assert "stepper_enabled -" in at_rest and "pump           -" in at_rest, at_rest
+    seen = []
+    c.jog(3, "console:test", seen.append)
+    bench.run_for(0.05)
+    assert c.sensor_report()["stepper_enabled"] is True and c.sensor_report()["pump"] is False
+    bench.wait_until(lambda: bool(seen), 10)
+    c.prime(1, "console:test", seen.append)
+    assert bench.world.pump_on and c.sensor_report()["pump"] is True
+    bench.wait_until(lambda: len(seen) == 2, 10)
+    assert c.sensor_report()["pump"] is False and c.sensor_report()["stepper_enabled"] is False
+
+
+def test_config_set_is_refused_mid_clean_allowed_in_fault_and_saved_sorted(console):
+    bench, c = console.bench, console.bench.controller
+    console.login()
+    bench.world.present("female")
+    assert bench.wait_until(lambda: bench.world.prompting, 20)
+    out = console.send("config set swipe.max_pass_s 2.5")
+    assert out == ["ERR -221 Settings conflict; the station is swipe_ready; change settings while it is ready"], out
+    assert c.store.setting("config.overrides") is None
+    bench.world.remove()
+    bench.run_for(1.0)
+    bench.world.remove_cassette()  # fault: settings may still be changed (the station is safe)
+    bench.run_for(0.5)
+    assert bench.state == "fault"
+    out = console.send("config set swipe.max_pass_s 2.5")
+    assert out[0] == "swipe.max_pass_s = 2.5 in effect now" and out[-1] == "OK", out
+    out = console.send("config set console.idle_logout_s 77")
+    assert out[0] == "console.idle_logout_s = 77 saved; takes effect at the next start" and out[-1] == "OK", out
+    out = console.send("config set dispenser.reservoir_drops 50")
+    assert out[0] == "dispenser.reservoir_drops = 50 in effect now", out
+    assert c.store.fluid() == (0, 50)
+    assert c.store.setting("config.overrides") == (
+        '{"console": {"idle_logout_s": 77}, "dispenser": {"reservoir_drops": 50}, "swipe": {"max_pass_s": 2.5}}')
+    details = [json.loads(r["detail"]) for r in audit_rows(bench) if r["action"] == "config.overrides"]
+    assert details == [{"dispenser.reservoir_drops": 50}, {"console.idle_logout_s": 77}, {"swipe.max_pass_s": 2.5}]
+
+
+def test_a_listener_unsubscribed_hears_nothing_more(bench):
+    heard = []
+    listener = lambda kind, data: heard.append(kind)  # noqa: E731
+    bench.controller.subscribe(listener)
+    bench.world.present("female")
+    bench.run_for(0.1)
+    assert "attempt" in heard
+    bench.controller.unsubscribe(listener)
+    bench.controller.unsubscribe(listener)  # twice: harmless
+    n = len(heard)
+    bench.world.remove()
+    bench.run_for(1.0)
+    assert len(heard) == n

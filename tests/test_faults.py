@@ -194,6 +194,7 @@ def test_pump_clog_is_a_no_drop_fault(bench):
     result = bench.clean("female", wet=True, remove=False)
     assert result["outcome"] == "failed" and result["reason"] == Reason.NO_DROP.value
     assert_safe_fault(bench, "no_drop")
+    assert bench.controller.fault_detail == "the drop sensor saw no drop"
     rec = records(bench)[-1]
     assert rec.outcome == "failed" and rec.reason == Reason.NO_DROP.value and rec.positions == N
     assert w.drops_total == 0, "nothing left the nozzle"
@@ -413,7 +414,7 @@ def test_unexpected_exception_in_a_handler_is_an_internal_fault(bench, monkeypat
     bench.run_for(1.0)
     assert calls["n"] >= 1
     assert_safe_fault(bench, "internal")
-    assert "injected bug" in bench.controller.fault_detail
+    assert bench.controller.fault_detail == "RuntimeError: injected bug"  # what a technician reads
     assert w.steps_total == 0 and w.prompts == 0
     rec = records(bench)[-1]
     assert rec.outcome == "rejected" and rec.positions == 0, "nothing consumed, and the attempt is closed"
@@ -458,3 +459,48 @@ def test_storage_error_in_a_handler_is_a_storage_fault(bench, monkeypatch):
     assert ran and ran[0]["state"] == "fault" and ran[0]["fault"] == "storage"
     assert_safe_fault(bench, "storage")
     assert w.violations == []
+
+
+# ---------------------------------------------------------------------------- guide-pin sensors while ready
+def test_a_guide_pin_sensor_that_sticks_while_ready_is_a_sensor_fault_once_it_has_settled(bench):
+    w, c = bench.world, bench.controller
+    settle = bench.config.guide_pins.settle_s
+    w.inject(Fault.STUCK_SENSOR, sensor="pin_right", active=True)
+    bench.run_for(settle * 0.5)
+    assert bench.state == "idle", "a connector may be on its way in: look again once it has settled"
+    bench.run_for(settle)
+    assert_safe_fault(bench, "sensor")
+    assert c.fault_detail == "a guide-pin sensor reads a pin with no connector: check the sensor"
+    w.clear(Fault.STUCK_SENSOR)
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_a_jog_started_before_the_stuck_pin_check_runs_finishes_and_the_sensor_is_reported_after(bench):
+    """The check looks only while the station is ready: a jog that began in between is not cut
+    short (the guide is empty, nothing can be cleaned); the station looks again when it is
+    ready once more."""
+    w, c = bench.world, bench.controller
+    w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
+    bench.run_for(0.001)
+    results = []
+    c.jog(3, "console:test", results.append)
+    assert bench.state == "servicing"
+    bench.wait_until(lambda: bool(results), 10)
+    assert results[0].ok and results[0].error == "", results
+    assert w.positions_total == 3
+    bench.run_for(bench.config.guide_pins.settle_s + 0.05)
+    assert_safe_fault(bench, "sensor")
+
+
+def test_a_guide_pin_edge_while_swipe_now_is_shown_does_not_stop_the_swipe_deadline(bench):
+    """Only while ready does a pin edge start the stuck-sensor check; at swipe-now the state's
+    own timer (the swipe deadline) must not be displaced by it."""
+    w = bench.world
+    w.present("female")
+    assert bench.wait_until(lambda: w.prompting, 20)
+    w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
+    bench.wait_until(lambda: bench.state != "swipe_ready", bench.config.swipe.timeout_s + 5)
+    assert bench.last_result()["outcome"] == "failed"
+    assert bench.last_result()["reason"] == Reason.NO_SWIPE.value
