@@ -98,7 +98,7 @@ class Dispenser:
 
     pulse_s: float = _num(0.03, 0.001, 1.0, "pump pulse length for one drop")
     drop_sensor_fitted: bool = _flag(True, "confirm each drop with the drop sensor")
-    drop_timeout_s: float = _num(0.5, 0.01, 10.0, "time for the drop sensor to see the drop")
+    drop_timeout_s: float = _num(0.5, 0.01, 10.0, "time for the drop sensor to see the drop, from the start of the pulse (longer than pulse_s)")
     reservoir_drops: int = _int(2000, 1, 10_000_000, "drops in a full reservoir")
 
 
@@ -264,6 +264,12 @@ def _check_cross(config: Config) -> None:
         raise ConfigError(
             f"swipe.glitch_s = {s.glitch_s}: must be under a quarter of swipe.min_pass_s ({s.min_pass_s}) "
             "so bounce filtering cannot swallow a real pass"
+        )
+    d = config.dispenser
+    if d.drop_timeout_s <= d.pulse_s:
+        raise ConfigError(
+            f"dispenser.drop_timeout_s = {d.drop_timeout_s}: must be longer than dispenser.pulse_s ({d.pulse_s}); "
+            "the drop is only complete once the pump pulse has ended"
         )
     if s.settle_s <= s.glitch_s:
         raise ConfigError(

@@ -168,7 +168,8 @@ class Maintenance:
                 Sensor.DROP: False, Sensor.BUTTON: False, Sensor.CASSETTE: True}
         failed = [s.value for s, want in rest.items() if s in snapshot and snapshot[s] != want]
         lines.append("sensors: " + ("PASS (at rest)" if not failed else f"FAIL ({', '.join(failed)} not at rest)"))
-        lines.append(f"cassette: {self.cassette_type().value}, {cassette.remaining} positions left")  # type: ignore[union-attr]
+        left = cassette.remaining  # type: ignore[union-attr]
+        lines.append(f"cassette: {self.cassette_type().value}, {left} position{'s' if left != 1 else ''} left")
         self.store.reserve_positions(cassette, 1, self.wall(), source="selftest")  # type: ignore[arg-type]
         job.count = 1
 
@@ -179,8 +180,13 @@ class Maintenance:
             self._prime_next()
 
         def panel() -> None:
-            job.lines[-1] = job.lines[-1].replace("pump:", "pump: PASS,")
-            job.lines.append("lights and buzzer: driven (check by eye and ear: green, amber, red, beep)")
+            checked = "PASS," if self.bench.sensors.fitted(Sensor.DROP) else "NOT CHECKED (no drop sensor fitted),"
+            job.lines[-1] = job.lines[-1].replace("pump:", f"pump: {checked}")
+            self.bench.panel.lamp_test(lambda: finish() if self._service is job else None)
+
+        def finish() -> None:
+            job.lines.append("lights and buzzer: shown green, amber, red one at a time, then a beep "
+                             "(check by eye and ear)")
             self._end(not failed, "" if not failed else "sensors not at rest")
 
         job.steps = [pump, panel]

@@ -211,6 +211,10 @@ def test_the_jam_limit_must_exceed_the_nominal_steps(tmp_path, max_steps):
         ),
         ("[swipe]\nmin_pass_s = 0.5\nmax_pass_s = 0.5\n", ["swipe.max_pass_s = 0.5", "swipe.min_pass_s (0.5)"]),
         (
+            "[dispenser]\npulse_s = 0.6\n",
+            ["dispenser.drop_timeout_s = 0.5", "longer than dispenser.pulse_s (0.6)"],
+        ),
+        (
             "[swipe]\nmin_pass_s = 0.1\nglitch_s = 0.03\n",
             ["swipe.glitch_s = 0.03", "quarter of swipe.min_pass_s (0.1)"],
         ),
@@ -298,6 +302,8 @@ def configs(draw, text: st.SearchStrategy[str]) -> Config:
     swipe["max_pass_s"] = draw(st.floats(max(min_pass, 0.01), 60.0).filter(lambda v: v > min_pass))
     swipe["glitch_s"] = glitch = draw(st.floats(0.0, min(0.5, min_pass / 4)))
     swipe["settle_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > glitch))
+    dispenser = raw["dispenser"]
+    dispenser["drop_timeout_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > dispenser["pulse_s"]))
     return from_dict(raw)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from hw_sim import Fault, SimBench
 from hw_sim.bench import SIM_EPOCH
-from station.config import Config
+from station.config import Config, ConfigError
 from station.domain import CassetteType, FaultCode, Mode, Reason
 from station.maintenance import MAX_JOG, MAX_PRIME, ServiceResult
 from station.ports import Pattern, Sensor
@@ -33,7 +33,8 @@ DROP_WAIT = CFG.dispenser.drop_timeout_s + 0.05  # prime's wait per drop with th
 PULSE_WAIT = CFG.dispenser.pulse_s + 0.05  # ... and without it
 SRC = "console:test"
 STD = CassetteType.STANDARD
-LIGHTS_LINE = "lights and buzzer: driven (check by eye and ear: green, amber, red, beep)"
+LAMP_TEST_S = 3 * 0.5 + Config().panel.beep_s  # green, amber, red, then one beep
+LIGHTS_LINE = "lights and buzzer: shown green, amber, red one at a time, then a beep (check by eye and ear)"
 NO_DROP_ERROR = "no drop seen: check the pump and nozzle; station is now in fault"
 JAM_ERROR = "wheel jam: station is now in fault"
 
@@ -116,6 +117,16 @@ def refused(bench: SimBench, action: str, *args) -> ServiceResult:
     return result
 
 
+def refused_now(bench: SimBench, action: str, *args) -> ServiceResult:
+    """Like `refused`, but without letting time pass (a queued edge must stay queued)."""
+    before = snap(bench)
+    call = start(bench, action, *args)
+    result = call.result
+    assert result.ok is False and result.lines == []
+    assert snap(bench) == before
+    return result
+
+
 def snap(bench: SimBench) -> dict:
     w, store = bench.world, bench.controller.store
     std = store.cassette(STD)
@@ -135,7 +146,8 @@ def snap(bench: SimBench) -> dict:
 
 
 def ledger(bench: SimBench, table: str) -> list[tuple]:
-    """The store's ribbon or drops ledger, oldest first: (source, positions) / (source, attempt)."""
+    """The store's ribbon or drops ledger, oldest first: (source, positions, attempt) / (source,
+    attempt). Read straight from the database: the store has no accessor for a row's source."""
     cols = "source, positions, attempt_id" if table == "ribbon" else "source, attempt_id"
     return [tuple(r) for r in bench.controller.store._db.execute(f"SELECT {cols} FROM {table} ORDER BY id")]
 
@@ -280,16 +292,6 @@ def test_every_action_is_refused_with_a_connector_in_the_guide(bench, action, ar
     assert bench.world.positions_total == N and bench.world.drops_total == 0
 
 
-def refused_now(bench: SimBench, action: str, *args) -> ServiceResult:
-    """Like `refused`, but without letting time pass (a queued edge must stay queued)."""
-    before = snap(bench)
-    call = start(bench, action, *args)
-    result = call.result
-    assert result.ok is False and result.lines == []
-    assert snap(bench) == before
-    return result
-
-
 @pytest.mark.parametrize("action, args", [("jog", (1,)), ("selftest", ())])
 def test_jog_and_selftest_need_a_cassette(bench, action, args):
     """The cassette has just been taken out (its edge still queued: the station is idle)."""
@@ -383,7 +385,7 @@ def test_selftest_with_exactly_one_position_left_runs(make_bench):
     assert run(bench, "jog", 4).result.ok
     call = run(bench, "selftest")
     assert call.result.ok, call.result
-    assert call.result.lines[1] == "cassette: standard, 1 positions left"
+    assert call.result.lines[1] == "cassette: standard, 1 position left"
     assert store.cassette(STD).used == 5 and bench.world.positions_total == 5
     assert refused(bench, "selftest").error == "the cassette is used up"
 
@@ -574,18 +576,17 @@ def test_prime_waits_for_each_pulse_to_end_without_a_drop_sensor(make_bench):
     assert_ready_and_safe(bench)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with the drop sensor fitted, prime waits drop_timeout_s + 0.05 between "
-                                       "pulses regardless of pulse_s; a (valid) pulse_s longer than that makes the next "
-                                       "pulse a no-op while the pump still runs: a drop booked but never pumped, and a "
-                                       "false no_drop fault")
-def test_prime_waits_for_each_pulse_to_end_with_a_drop_sensor(make_bench):
-    config = Config().replace("dispenser", pulse_s=0.2, drop_timeout_s=0.1)
-    bench = make_bench(config)
-    w, store = bench.world, bench.controller.store
-    call = run(bench, "prime", 3)
-    assert call.result == ServiceResult(True, ["pump: 3 drops"]), call.result
-    assert w.drops_total == 3 and store.fluid()[0] == 3
-    assert_ready_and_safe(bench)
+def test_a_pump_pulse_that_outlasts_the_drop_timeout_is_refused_by_the_configuration():
+    """Was a bug (found writing these tests): with the drop sensor fitted, prime waits
+    drop_timeout_s + 0.05 between pulses, so a pulse_s longer than that made the next pulse a
+    no-op while the pump still ran (a drop booked but never pumped, then a false no_drop
+    fault); a clean's drop timeout would also end before its pulse. The configuration now
+    refuses it, naming both keys."""
+    with pytest.raises(ConfigError, match=r"dispenser\.drop_timeout_s = 0\.1: must be longer than dispenser\.pulse_s \(0\.2\)"):
+        Config().replace("dispenser", pulse_s=0.2, drop_timeout_s=0.1)
+    with pytest.raises(ConfigError, match="drop_timeout_s"):
+        Config().replace("dispenser", pulse_s=0.1, drop_timeout_s=0.1)
+    assert Config().replace("dispenser", pulse_s=0.1, drop_timeout_s=0.11).dispenser.drop_timeout_s == 0.11
 
 
 # =================================================================================== self-test
@@ -613,8 +614,8 @@ def test_selftest_on_a_healthy_bench_passes_every_part(bench):
     assert result.lines[3] == "pump: PASS, 1 drop"
     assert result.lines[4] == LIGHTS_LINE
     assert call.states_at_done == ["idle"]
-    # wheel move, then one drop waiting out the drop timeout
-    assert call.elapsed == pytest.approx(seconds + DROP_WAIT, abs=1e-3)
+    # wheel move, then one drop waiting out the drop timeout, then the lamp test
+    assert call.elapsed == pytest.approx(seconds + DROP_WAIT + LAMP_TEST_S, abs=1e-3)
     # one position and one drop, both physically and in the books
     assert w.positions_total == 1 and w.steps_total == SPP
     assert w.drops_total == 1 and w.reservoir == reservoir - 1
@@ -728,23 +729,24 @@ def test_selftest_without_a_drop_sensor(make_bench):
     call = run(bench, "selftest")
     assert call.result.ok
     assert call.result.lines[0] == "sensors: PASS (at rest)"
-    assert call.result.lines[3:] == ["pump: PASS, 1 drop", LIGHTS_LINE]
+    assert call.result.lines[3:] == ["pump: NOT CHECKED (no drop sensor fitted), 1 drop", LIGHTS_LINE]
     seconds = wheel_steps(call.result.lines[2])[3]
-    assert call.elapsed == pytest.approx(seconds + PULSE_WAIT, abs=1e-3)
+    assert call.elapsed == pytest.approx(seconds + PULSE_WAIT + LAMP_TEST_S, abs=1e-3)
     assert w.drops_total == 1 and w.positions_total == 1
     assert_ready_and_safe(bench)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the self-test says 'lights and buzzer: driven (check by eye and ear: "
-                                       "green, amber, red, beep)' but only shows the service pattern (amber blinking): "
-                                       "the red light and the buzzer are never driven, so a technician checking by eye "
-                                       "and ear would wrongly conclude they are broken")
 def test_selftest_really_drives_every_light_and_the_buzzer(bench):
+    """Was a bug (found writing these tests): the self-test said it drove the lights and the
+    buzzer but only showed the service pattern (amber blinking)."""
     w = bench.world
     seen: set[str] = set()
 
+    most = [0]
+
     def look() -> None:
         green, amber, red = w.leds()
+        most[0] = max(most[0], green + amber + red)
         seen.update(name for name, on in (("green", green), ("amber", amber), ("red", red),
                                           ("beep", w.output("buzzer"))) if on)
 
@@ -752,7 +754,8 @@ def test_selftest_really_drives_every_light_and_the_buzzer(bench):
     look()
     assert bench.wait_until(lambda: (look(), bool(call.got))[1], 10)
     assert call.result.lines[-1] == LIGHTS_LINE
-    assert {"amber", "red", "beep"} <= seen, f"seen during the self-test: {sorted(seen)}"
+    assert seen == {"green", "amber", "red", "beep"}, f"seen during the self-test: {sorted(seen)}"
+    assert most[0] == 1, "one light at a time (green and amber together would read as swipe-now)"
     assert w.violations == []
 
 

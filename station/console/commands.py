@@ -345,7 +345,8 @@ def prime(ctx: Context, args: list[str]) -> Reply:
 
 
 @register("selftest", "selftest", "Exercise each part and report PASS/FAIL per part: sensors at rest, wheel "
-          "(one position), pump (one drop), lights and buzzer.", protected=True)
+          "(one position), pump (one drop; not checked without a drop sensor), then the lights one at a time and "
+          "a beep for you to see and hear.", protected=True)
 def selftest(ctx: Context, args: list[str]) -> Reply:
     no_args(args, "selftest")
     return service_reply(ctx.service(lambda done: ctx.controller.selftest(ctx.source, done)))

@@ -7,6 +7,7 @@ they run in virtual time in simulation and never race the controller.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from gpiozero import LED, Buzzer
 from gpiozero.pins import Factory
@@ -93,6 +94,24 @@ class LedPanel:
             timer.cancel()
         self._timers.clear()
         self.buzzer.off()
+
+    def lamp_test(self, done: Callable[[], None], on_s: float = 0.5) -> None:
+        """Self-test of the panel: green, amber, red, each alone for `on_s`, then one beep;
+        `done` is called (on the loop) once it is over. Never two lights at once, so it can
+        never look like "swipe now"."""
+        self._stop()
+        self._pattern = Pattern.OFF  # whatever comes next is shown afresh
+        for led in self.leds.values():
+            led.off()
+        at = 0.0
+        for name in ("green", "amber", "red"):
+            led = self.leds[name]
+            self._timers.append(self._loop.call_later(at, led.on))
+            self._timers.append(self._loop.call_later(at + on_s, led.off))
+            at += on_s
+        self._timers.append(self._loop.call_later(at, self.buzzer.on))
+        self._timers.append(self._loop.call_later(at + self._beep_s, self.buzzer.off))
+        self._timers.append(self._loop.call_later(at + self._beep_s, done))
 
     def fault_light(self) -> None:
         """Safe-state light: red on, the rest off, at once (no timers involved). The pattern is
