@@ -623,9 +623,10 @@ class Controller(Maintenance):
     def _short_press(self) -> None:
         state = self.state
         if state == "fault":
-            if self.fault_cause_gone():
-                self.store.audit("maintenance", "fault_clear", self.wall(), source="panel")
-            self.clear_fault()
+            code = self.fault_code
+            if self.clear_fault():  # only once the cause is gone (the machine's guard)
+                self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None},
+                                 source="panel")
         elif state == "identifying":
             self._conclude(Outcome.REJECTED, Reason.CANCELLED_EARLY)
             self.reject()

@@ -196,11 +196,10 @@ class Maintenance:
     def request_fault_clear(self: "Controller", source: str) -> ServiceResult:
         if self.state != "fault":
             return ServiceResult(False, error="no fault to clear")
-        code = self.fault_code
-        if not self.fault_cause_gone():
-            return ServiceResult(False, error=f"fault {code.value if code else '?'} still present: {self.fault_detail}")
+        code, detail = self.fault_code, self.fault_detail
+        if not self.clear_fault():  # the machine's own guard: fault_cause_gone
+            return ServiceResult(False, error=f"fault {code.value if code else '?'} still present: {detail}")
         self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None}, source=source)
-        self.clear_fault()
         return ServiceResult(True, [f"fault {code.value if code else '?'} cleared"])
 
     def request_reset(self: "Controller", source: str) -> ServiceResult:

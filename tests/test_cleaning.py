@@ -746,3 +746,28 @@ def test_five_hundred_mixed_cleans_without_a_violation(fast_state_dir):
         assert w.violations == []
         assert w.touched_twice() == []
         assert not w.stepper_enabled and not w.pump_on
+
+
+@pytest.mark.parametrize("kind, cassette, outcome", [
+    ("male", "male_mt", "cleaned"), ("female", "standard", "cleaned"), ("bent", "male_mt", "rejected"),
+])
+def test_a_chattering_connector_is_read_as_what_it_is_once_its_pins_settle(bench, kind, cassette, outcome):
+    """A loosely seated plug: the left pin sensor flickers for 0.4 s, then settles. Every
+    reading taken while it flickers has both pins (the right one steady)."""
+    if cassette == "male_mt":
+        fit_male_mt(bench)
+    w = bench.world
+    n = len(bench.results())
+    w.present(kind, chatter_s=0.4)
+    bench.wait_until(lambda: w.prompting or len(bench.results()) > n, 30)
+    if w.prompting:
+        bench.run_for(0.3)
+        w.swipe(direction="down", duration_s=0.6)
+        bench.wait_until(lambda: len(bench.results()) > n, 30)
+    result = bench.last_result()
+    assert result["outcome"] == outcome and result["gender"] == {"bent": "damaged"}.get(kind, kind), result
+    if outcome == "rejected":
+        assert result["reason"] == Reason.DAMAGED_PINS.value
+    w.remove()
+    bench.run_for(1.0)
+    assert_physics_ok(bench)

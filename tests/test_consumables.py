@@ -459,3 +459,37 @@ def test_declaring_a_cassette_new_on_the_console_rearms_the_low_warning(make_ben
     assert low_warnings() == 1  # 9 left = 3 cleans: not low
     assert bench.clean("female")["outcome"] == "cleaned"
     assert low_warnings() == 2, "low again after the declaration: warned again"
+
+
+def test_the_books_alone_refuse_wet_once_the_count_reaches_the_capacity(make_bench):
+    """The float switch stays open (a big bottle); the count of drops since the refill
+    reaches the configured capacity: wet is refused at exactly that count, not one later."""
+    bench = make_bench(Config().replace("dispenser", reservoir_drops=2))
+    world, store = bench.world, bench.controller.store
+    world.refill(500)
+    bench.run_for(0.1)
+    assert not world.sensor("fluid_low")
+    for _ in range(2):
+        assert bench.clean("female", wet=True)["outcome"] == "cleaned"
+    assert store.fluid() == (2, 2) and not world.sensor("fluid_low")
+    refused = bench.clean("female", wet=True)
+    assert (refused["outcome"], refused["reason"]) == ("rejected", Reason.FLUID_LOW.value)
+    assert world.drops_total == 2
+
+
+def test_fitting_a_cassette_rearms_the_low_warning(make_bench):
+    config = Config().replace("cassette", capacity_positions=9, low_warning_cleans=3)
+    bench = make_bench(config)
+    world = bench.world
+
+    def low_warnings() -> int:
+        return sum(1 for w in events(bench, "warning") if w["text"].startswith("cassette low"))
+
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 1  # 6 left: 2 cleans < 3
+    world.remove_cassette()
+    bench.run_for(0.5)
+    world.fit_cassette("standard")  # the same one back: still low, and said again on the next clean
+    bench.run_for(0.5)
+    assert bench.clean("female")["outcome"] == "cleaned"
+    assert low_warnings() == 2

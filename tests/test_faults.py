@@ -11,11 +11,13 @@ Each test checks
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hw_sim import Fault, SimBench
 from station.config import Config
-from station.domain import Reason
+from station.domain import FaultCode, Reason
 from station.store import StoreError
 
 CFG = Config()
@@ -504,3 +506,188 @@ def test_a_guide_pin_edge_while_swipe_now_is_shown_does_not_stop_the_swipe_deadl
     bench.wait_until(lambda: bench.state != "swipe_ready", bench.config.swipe.timeout_s + 5)
     assert bench.last_result()["outcome"] == "failed"
     assert bench.last_result()["reason"] == Reason.NO_SWIPE.value
+
+
+# ---------------------------------------------------------------------------- a fault's record, cause and end
+def _audits(bench: SimBench, kind: str) -> list[dict]:
+    return [dict(r) for r in reversed(bench.controller.store.audit_log(1000)) if r["kind"] == kind]
+
+
+def test_a_fault_is_audited_and_announced_with_its_detail(bench):
+    w, c = bench.world, bench.controller
+    w.inject(Fault.JAM)
+    bench.clean("female", remove=False)
+    assert_safe_fault(bench, "jam")
+    detail = c.fault_detail
+    assert detail.startswith("jam: confirmed 0 of 3 positions after ")
+    (row,) = _audits(bench, "fault")
+    assert (row["action"], row["detail"], row["source"]) == ("jam", detail, "station")
+    assert row["t"] == pytest.approx(c.wall())
+    assert [e.data for e in bench.events if e.kind == "fault"] == [{"code": "jam", "detail": detail}]
+    w.remove()
+    w.clear(Fault.JAM)
+    acknowledge(bench)
+    assert [e.data for e in bench.events if e.kind == "fault_cleared"] == [{"code": "jam"}]
+    assert c.fault_detail == "" and c.fault_code is None
+    assert c.status()["fault"] is None
+    panel = [r for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"]
+    assert [(r["source"], json.loads(r["detail"])) for r in panel] == [("panel", {"fault": "jam"})]
+
+
+def test_a_more_serious_fault_replaces_the_cause_a_lesser_or_equal_one_does_not(bench):
+    w, c = bench.world, bench.controller
+    w.remove_cassette()
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "no_cassette")
+    c.startup_fault(FaultCode.SENSOR, "first sensor problem")
+    bench.run_for(0.1)
+    assert (c.fault_code, c.fault_detail) == (FaultCode.SENSOR, "first sensor problem")
+    c.startup_fault(FaultCode.SENSOR, "second sensor problem")  # as serious: the first cause stays
+    c.startup_fault(FaultCode.NO_DROP, "a lesser one")
+    bench.run_for(0.1)
+    assert (c.fault_code, c.fault_detail) == (FaultCode.SENSOR, "first sensor problem")
+    faults = [(r["action"], r["detail"]) for r in _audits(bench, "fault")]
+    assert faults == [("no_cassette", "no cassette fitted"), ("sensor", "first sensor problem")]
+    assert [e.data for e in bench.events if e.kind == "fault"] == [
+        {"code": "no_cassette", "detail": "no cassette fitted"}, {"code": "sensor", "detail": "first sensor problem"}]
+    w.fit_cassette("standard")  # the cassette is back, but the sensor fault is not a missing cassette
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "sensor")
+    acknowledge(bench)
+    assert_safe_idle(bench)
+
+
+def test_pulling_the_cassette_to_free_a_jam_does_not_clear_the_jam(bench):
+    """The technician pulls the cassette to free the wheel and refits it: refitting clears a
+    missing cassette by itself, but the jam still needs its acknowledgement."""
+    w, c = bench.world, bench.controller
+    w.inject(Fault.JAM)
+    bench.clean("female")
+    assert_safe_fault(bench, "jam")
+    w.remove_cassette()
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "jam")
+    w.clear(Fault.JAM)
+    w.fit_cassette("standard")
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "jam")
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench)
+
+
+def test_a_missing_cassette_is_named_and_its_removal_time_recorded(bench):
+    w, c = bench.world, bench.controller
+    w.remove_cassette()
+    bench.run_for(0.5)
+    assert (c.fault_code, c.fault_detail) == (FaultCode.NO_CASSETTE, "no cassette fitted")
+    removed = c.store._db.execute("SELECT removed_at FROM cassette_fits ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert removed == pytest.approx(c.wall(), abs=1.0)
+    w.fit_cassette("standard")
+    bench.run_for(0.5)
+    assert_safe_idle(bench)
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+    w.remove_cassette()
+    bench.run_for(0.5)
+    assert (c.fault_code, c.fault_detail) == (FaultCode.CASSETTE_PULLED, "cassette removed during a clean")
+
+
+def test_with_one_position_per_clean_a_fault_after_the_reservation_is_a_failure(tmp_path):
+    config = Config().replace("wheel", positions_per_clean=1)
+    with SimBench(config, state_dir=tmp_path) as bench:
+        w = bench.world
+        w.present("female")
+        assert bench.wait_until(lambda: bench.state == "advancing", 5)
+        w.remove_cassette()
+        bench.run_for(0.5)
+        assert_safe_fault(bench, "cassette_pulled")
+        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == ("failed", Reason.CASSETTE_PULLED.value)
+
+
+def test_a_storage_fault_clears_only_once_a_durable_write_goes_through(bench, monkeypatch):
+    c = bench.controller
+    c.startup_fault(FaultCode.STORAGE, "disk full (test)")
+    bench.run_for(0.1)
+    real = c.store.audit
+
+    def broken(*args, **kwargs):
+        raise StoreError("disk full (still)")
+
+    monkeypatch.setattr(c.store, "audit", broken)
+    assert c.request_fault_clear("console:test").error == "fault storage still present: disk full (test)"
+    assert bench.state == "fault"
+    monkeypatch.setattr(c.store, "audit", real)
+    assert c.request_fault_clear("console:test").ok
+    assert_safe_idle(bench)
+    probes = [r for r in _audits(bench, "maintenance") if r["action"] == "storage_check"]
+    assert len(probes) == 1 and probes[0]["t"] == pytest.approx(c.wall(), abs=1.0)
+
+
+# ---------------------------------------------------------------------------- a short press, phase by phase
+@pytest.mark.parametrize("phase, outcome, reason", [
+    ("identifying", "rejected", Reason.CANCELLED_EARLY),
+    ("advancing", "failed", Reason.CANCELLED),
+    ("dispensing", "failed", Reason.CANCELLED),
+    ("swipe_ready", "failed", Reason.CANCELLED),
+    ("swiping", "failed", Reason.CANCELLED),
+])
+def test_a_short_press_cancels_the_clean_in_every_phase(bench, phase, outcome, reason):
+    w = bench.world
+    w.set_mode(phase == "dispensing")
+    w.present("female")
+    if phase == "swiping":
+        assert bench.wait_until(lambda: w.prompting, 20)
+        w.swipe(direction="down", duration_s=1.0)
+        bench.run_for(0.3)
+    else:
+        assert bench.wait_until(lambda: bench.state == phase, 20)
+    assert bench.state == phase
+    w.press_button(0.1)
+    bench.wait_until(lambda: bench.state in ("done", "idle", "fault"), 10)
+    result = bench.last_result()
+    assert (result["outcome"], result["reason"]) == (outcome, reason.value)
+    assert records(bench)[-1].outcome == outcome
+    w.remove()
+    bench.run_for(1.0)
+    assert_safe_idle(bench)
+    assert w.violations == []
+
+
+def test_a_cancel_pressed_as_the_drop_is_placed_without_a_drop_sensor_is_just_a_cancel(tmp_path):
+    """Without a drop sensor the drop counts as placed on the next loop turn; a short press
+    handled in between ends the clean first, and the late 'drop placed' must do nothing."""
+    config = Config().replace("dispenser", drop_sensor_fitted=False)
+    with SimBench(config, state_dir=tmp_path) as bench:
+        w, c = bench.world, bench.controller
+
+        def press_as_the_drop_comes(kind, data):
+            if kind == "state" and data["state"] == "dispensing":
+                bench.loop.post(c._short_press)
+
+        c.subscribe(press_as_the_drop_comes)
+        w.set_mode(True)
+        w.present("female")
+        bench.wait_until(lambda: bench.state in ("done", "fault"), 20)
+        assert bench.state == "done", (c.fault_code, c.fault_detail)
+        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == ("failed", Reason.CANCELLED.value)
+        assert not w.prompting and w.violations == []
+
+
+def test_the_startup_checks_name_each_implausible_sensor(bench):
+    w, c = bench.world, bench.controller
+    assert c.startup_problems() == []
+    for sensor in ("gate_a", "gate_b", "pin_right", "drop"):
+        w.inject(Fault.STUCK_SENSOR, sensor=sensor, active=True)
+    assert c.startup_problems() == [
+        "swipe gate A reads blocked with no swipe: check the gate and its wiring",
+        "swipe gate B reads blocked with no swipe: check the gate and its wiring",
+        "a guide-pin sensor reads a pin with no connector: check the sensor",
+        "the drop sensor reads a drop with the pump off: clean or check it",
+    ]
+    w.clear(Fault.STUCK_SENSOR)
+    w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
+    assert c.startup_problems() == ["a guide-pin sensor reads a pin with no connector: check the sensor"]
+    w.clear(Fault.STUCK_SENSOR)
+    w.present("male")  # pins with a connector: plausible
+    assert c.startup_problems() == []

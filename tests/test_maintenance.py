@@ -1026,3 +1026,18 @@ def test_mode_shown_follows_the_panel_switch_when_not_overridden(bench):
     assert c.set_mode(Mode.WET, SRC).lines == ["mode wet (console)"]
     assert c.status()["mode"] == "wet"
     assert bench.state == "idle"
+
+
+def test_only_a_drop_arriving_counts_in_a_prime_not_a_drop_sensor_letting_go(bench):
+    """The drop sensor was stuck 'drop' and lets go during the prime of a clogged pump: that
+    edge is not a drop."""
+    w = bench.world
+    w.inject(Fault.PUMP_CLOG)
+    w.inject(Fault.STUCK_SENSOR, sensor="drop", active=True)
+    bench.run_for(0.0)  # the station hears it stick while ready
+    call = start(bench, "prime", 1)
+    bench.run_for(0.01)
+    w.clear(Fault.STUCK_SENSOR)  # released: an inactive edge while servicing
+    assert bench.wait_until(lambda: call.got, 5)
+    assert call.result == ServiceResult(False, ["pump: drop 1 not seen by the drop sensor"], NO_DROP_ERROR)
+    assert_safe_fault(bench, "no_drop", "prime: no drop seen")

@@ -211,3 +211,42 @@ def test_sigterm_during_a_clean_is_recorded_interrupted_with_safe_outputs_and_ex
     assert ("shutdown", "station stopped (SIGTERM)") in audit
     outputs = json.loads((state / "sim-world.json").read_text())["outputs"]
     assert outputs == {"stepper_enabled": False, "pump_on": False, "leds": [False, False, True]}
+
+
+# ---------------------------------------------------------------------------------- the controller's shutdown
+def test_shutdown_mid_clean_records_the_attempt_interrupted_and_audits_the_stop(tmp_path):
+    """What the service's SIGTERM handler runs, on the loop (virtual time here)."""
+    from hw_sim import SimBench
+
+    with SimBench(state_dir=tmp_path) as bench:
+        w, c = bench.world, bench.controller
+        assert bench.clean("female")["outcome"] == "cleaned"  # a finished attempt stays as it was
+        w.present("female")
+        assert bench.wait_until(lambda: w.prompting, 20)
+        c.shutdown("station stopped (SIGTERM)")
+        assert not w.stepper_enabled and not w.pump_on
+        first, second = sorted(c.store.attempts(), key=lambda r: r.id)
+        assert (first.outcome, first.reason) == ("cleaned", "")
+        assert (second.outcome, second.reason) == ("interrupted", "interrupted: station stopped (SIGTERM)")
+        row = dict(c.store.audit_log(1)[0])
+        assert (row["kind"], row["action"], row["detail"]) == ("station", "shutdown", "station stopped (SIGTERM)")
+        assert row["t"] == pytest.approx(c.wall())
+        result = bench.last_result()
+        assert (result["outcome"], result["reason"]) == ("interrupted", "interrupted")
+
+
+def test_shutdown_when_ready_records_no_attempt_and_survives_a_broken_store(tmp_path, monkeypatch):
+    from hw_sim import SimBench
+    from station.store import StoreError
+
+    with SimBench(state_dir=tmp_path) as bench:
+        c = bench.controller
+        n = len(c.store.attempts())
+
+        def broken(*args, **kwargs):
+            raise StoreError("disk gone (test)")
+
+        monkeypatch.setattr(c.store, "audit", broken)
+        c.shutdown("station stopped (SIGINT)")  # logs, does not raise: the stop goes on
+        assert len(c.store.attempts()) == n
+        assert not bench.world.stepper_enabled and not bench.world.pump_on
