@@ -473,8 +473,11 @@ class World:
         if flips:  # ... and settles on the connector's own reading
             self._hand.append(self.loop.call_later((flips + 1) * 0.05, lambda: self._drive("pin_left", left)))
 
-    def remove(self) -> None:
-        """Lift the connector out of the guide (ending any stroke still under way)."""
+    def remove(self, *, pins_lag_s: float = 0.0) -> None:
+        """Lift the connector out of the guide (ending any stroke still under way).
+
+        `pins_lag_s` > 0: a slow, tilted withdrawal: the presence sensor lets go first, the
+        guide-pin sensors that long after."""
         for timer in self._hand:
             timer.cancel()
         self._hand.clear()
@@ -482,6 +485,13 @@ class World:
         self._drive("gate_b", False)
         self.connector = None
         self._drive("connector", False)
+        if pins_lag_s > 0:
+            def release() -> None:
+                if self.connector is None:  # not seated again meanwhile
+                    self._drive("pin_left", False)
+                    self._drive("pin_right", False)
+            self.loop.call_later(pins_lag_s, release)
+            return
         self._drive("pin_left", False)
         self._drive("pin_right", False)
 

@@ -310,9 +310,9 @@ class Controller(Maintenance):
             self.await_removal()
         elif self._read(Sensor.PIN_LEFT) or self._read(Sensor.PIN_RIGHT):
             # Ready with the guide empty, yet a pin is sensed: a sensor that stuck while a
-            # connector was seated, during a fault or a jog gives no edge now, so look here
-            # (once a connector being withdrawn has had time to settle).
-            self._after(self.config.guide_pins.settle_s, self._check_idle_sensors)
+            # connector was seated, during a fault or a jog gives no edge now, so look here,
+            # once a connector slowly withdrawn (pins last) would long be out.
+            self._after(self.config.guide_pins.timeout_s, self._check_idle_sensors)
 
     def on_enter_identifying(self) -> None:
         now = self.loop.now()
@@ -561,8 +561,9 @@ class Controller(Maintenance):
         a = self.attempt
         if self.state == "idle" and edge.active:
             # A pin sensed with the guide empty: a connector may be seating (its presence edge
-            # follows), or the sensor is stuck. Look again once a reading would have settled.
-            self._after(self.config.guide_pins.settle_s, self._check_idle_sensors)
+            # follows) or be slowly withdrawn, or the sensor is stuck. Look again once the
+            # longest a reading may take is over.
+            self._after(self.config.guide_pins.timeout_s, self._check_idle_sensors)
         if self.state == "identifying" and a is not None:
             a.pin_samples.append(PinSample(edge.t, self._read(Sensor.PIN_LEFT), self._read(Sensor.PIN_RIGHT)))
             self._check_pins()

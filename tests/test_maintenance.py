@@ -673,7 +673,7 @@ def test_selftest_with_a_guide_pin_sensor_stuck_fails_the_sensors(bench, pin):
     assert result.lines[0] == f"sensors: FAIL ({pin} not at rest)"
     assert result.lines[3:] == ["pump: PASS, 1 drop", LIGHTS_LINE]
     assert w.positions_total == 1 and w.drops_total == 1
-    bench.run_for(2 * CFG.guide_pins.settle_s + 0.5)
+    bench.run_for(CFG.guide_pins.timeout_s + 0.5)
     assert_safe_fault(bench, "sensor", "a guide-pin sensor reads a pin with no connector: check the sensor")
 
 
@@ -770,7 +770,7 @@ def test_fault_clear_with_no_fault(bench):
 def test_fault_clear_refused_while_the_cause_is_still_there(bench):
     w = bench.world
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
-    bench.run_for(2 * CFG.guide_pins.settle_s + 0.5)
+    bench.run_for(CFG.guide_pins.timeout_s + 0.5)
     detail = "a guide-pin sensor reads a pin with no connector: check the sensor"
     assert_safe_fault(bench, "sensor", detail)
     before = snap(bench)

@@ -302,11 +302,11 @@ class StationMachine(RuleBasedStateMachine):
     def _present(self, kind: str, chatter: float) -> None:
         """Seat a connector, its pin sensors flickering for `chatter` s (a badly seated plug)."""
         if any(s.startswith("pin") and v for s, v in self.stuck.items()):
-            # A person takes longer than a guide-pin reading's settle time between taking one
-            # connector away (or the end of a jog) and seating the next: time enough for the
-            # station, ready with the guide empty, to notice a sensor stuck at "pin".
+            # A person takes longer than the guide-pin timeout between taking one connector away
+            # (or the end of a jog) and seating the next: time enough for the station, ready
+            # with the guide empty, to notice a sensor stuck at "pin".
             self.bench.wait_until(lambda: self.bench.state not in MOVING, 30)
-            self.bench.run_for(self.bench.config.guide_pins.settle_s + 0.05)
+            self.bench.run_for(self.bench.config.guide_pins.timeout_s + 0.05)
         assume(not self._misread(kind, self._excused_pins()))
         self.world.present(kind, chatter_s=chatter)
 
