@@ -12,7 +12,7 @@ from typing import Callable
 
 from gpiozero.pins import Factory
 
-from .config import OVERRIDES_SETTING, Config, with_overrides
+from .config import OVERRIDES_SETTING, Config, ConfigError, with_overrides
 from .controller import Controller
 from .drivers import Hardware, build_hardware
 from .loop import EventLoop
@@ -75,7 +75,13 @@ def build_station(
     file_config = config
     saved = store.setting(OVERRIDES_SETTING)
     if saved:
-        config = with_overrides(config, json.loads(saved))
+        try:
+            config = with_overrides(config, json.loads(saved))
+        except (ConfigError, ValueError) as exc:
+            # Saved console changes the file no longer accepts (a new release's rules, an edited
+            # file): start on the file alone; the start-up check reports it and `config reset`
+            # on the console repairs it.
+            log.error("saved console settings not applied: %s", exc)
     hardware = build_hardware(config, loop, pin_factory)
     if before_controller is not None:
         before_controller(hardware)

@@ -211,6 +211,18 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
     return value if integer else float(value)
 
 
+def check_value(section: str, key: str, value: Any) -> Any:
+    """One value on its own: its section and key exist, its type and range are right (how it
+    fits the other values is checked when a whole configuration is built)."""
+    sections = _section_types()
+    if section not in sections:
+        raise ConfigError(f"unknown section [{section}]; allowed sections are {', '.join(sections)}")
+    known = {f.name: f for f in fields(sections[section])}
+    if key not in known:
+        raise ConfigError(f"unknown key {section}.{key}; allowed keys in [{section}] are {', '.join(known)}")
+    return _check_value(f"{section}.{key}", known[key], value)
+
+
 def from_dict(raw: dict[str, Any]) -> Config:
     """Build and validate a Config from parsed TOML (missing keys take their defaults)."""
     sections = _section_types()
@@ -284,6 +296,14 @@ def _check_cross(config: Config) -> None:
 
 
 OVERRIDES_SETTING = "config.overrides"  # console changes, kept in the station database
+# What a running station cannot take over safely: read once, when the hardware is built.
+RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console"})
+RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
+
+
+def needs_restart(section: str, key: str) -> bool:
+    """A changed value takes effect only at the next start (see RESTART_SECTIONS / _KEYS)."""
+    return section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS
 
 
 def with_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:

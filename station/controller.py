@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from transitions import Machine
 
-from .config import OVERRIDES_SETTING, Config, with_overrides
+from .config import OVERRIDES_SETTING, Config, ConfigError, needs_restart, with_overrides
 from .domain import CASSETTE_FOR, CassetteType, FaultCode, Gender, Mode, Outcome, Reason
 from .guide_pins import PinSample, read_guide_pins
 from .loop import EventLoop, Timer
@@ -43,7 +43,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "finish", "source": ["advancing", "dispensing", "swipe_ready", "swiping"], "dest": "done"},
     {"trigger": "taken_away", "source": "done", "dest": "idle"},
     {"trigger": "fault", "source": "*", "dest": "fault"},
-    {"trigger": "clear_fault", "source": "fault", "dest": "idle", "conditions": "fault_cause_gone"},
+    {"trigger": "clear_fault", "source": "fault", "dest": "idle", "conditions": "fault_cause_gone",
+     "before": "_record_fault_clear"},
     {"trigger": "service", "source": "idle", "dest": "servicing"},
     {"trigger": "serviced", "source": "servicing", "dest": "idle"},
     {"trigger": "reset", "source": [s for s in STATES if s != "fault"], "dest": "idle"},
@@ -129,6 +130,7 @@ class Controller(Maintenance):
         self._timer: Timer | None = None
         self._button_timer: Timer | None = None
         self._long_pressed = False
+        self._clearing_by: str | None = None  # who is acknowledging the fault (see acknowledge_fault)
         self._done_at = 0.0
         self._fitted_at: float | None = None  # loop time the cassette was last fitted
         self.mode_override: Mode | None = None
@@ -142,6 +144,9 @@ class Controller(Maintenance):
             transitions=TRANSITIONS,
             initial="idle",
             auto_transitions=False,
+            # Not queued: a trigger runs at once and returns False when its conditions refuse
+            # (acknowledge_fault relies on that), and handlers run to completion on the loop.
+            queued=False,
         )
         loop._on_error = self._on_error
         bench.sensors.on_edge(self.post_edge)
@@ -273,10 +278,28 @@ class Controller(Maintenance):
     def wet_clean(self) -> bool:
         return self.attempt is not None and self.attempt.mode is Mode.WET
 
+    def acknowledge_fault(self, source: str) -> bool:
+        """A person clears the fault (panel or console): only once its cause is gone (the
+        machine's guard), and audited before the station leaves the fault state, so a clear
+        that cannot be recorded does not happen."""
+        self._clearing_by = source
+        try:
+            return self.clear_fault()
+        finally:
+            self._clearing_by = None
+
+    def _record_fault_clear(self) -> None:
+        if self._clearing_by is not None:
+            code = self.fault_code
+            self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None},
+                             source=self._clearing_by)
+
     def fault_cause_gone(self) -> bool:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
             return self._read(Sensor.CASSETTE)
-        if self.fault_code in (FaultCode.STARTUP, FaultCode.SENSOR):
+        if self.fault_code is FaultCode.STARTUP:
+            return not self.startup_problems() and self.saved_config_problem() is None
+        if self.fault_code is FaultCode.SENSOR:
             return not self.startup_problems()
         if self.fault_code is FaultCode.STORAGE:
             if not self.store.durable:
@@ -624,10 +647,7 @@ class Controller(Maintenance):
     def _short_press(self) -> None:
         state = self.state
         if state == "fault":
-            code = self.fault_code
-            if self.clear_fault():  # only once the cause is gone (the machine's guard)
-                self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None},
-                                 source="panel")
+            self.acknowledge_fault("panel")
         elif state == "identifying":
             self._conclude(Outcome.REJECTED, Reason.CANCELLED_EARLY)
             self.reject()
@@ -693,45 +713,72 @@ class Controller(Maintenance):
             "fluid_capacity": capacity,
         }
 
-    def change_config(self, section: str, key: str, value: Any, new: Config, *, apply_now: bool,
-                      source: str) -> ServiceResult:
-        """Save a validated configuration change; apply it now when `apply_now` (only while ready)."""
-        if apply_now and self.state not in ("idle", "fault"):
+    def change_config(self, section: str, key: str, value: Any, *, source: str) -> ServiceResult:
+        """Save a console change of one value. Values safe to change while running apply now
+        (only while ready); the others from the next start. Both the running configuration and
+        the one the next start will build are validated first, so a saved change can never
+        stop the station from starting."""
+        later = needs_restart(section, key)
+        if not later and self.state not in ("idle", "fault"):
             return ServiceResult(False, error=f"the station is {self.state}; change settings while it is ready")
-        saved = json.loads(self.store.setting(OVERRIDES_SETTING) or "{}")
+        saved = self.saved_config_changes()
         saved.setdefault(section, {})[key] = value
+        try:
+            with_overrides(self.file_config, saved)
+            new = self.config if later else self.config.replace(section, **{key: value})
+        except ConfigError as exc:
+            return ServiceResult(False, error=f"{exc} (with the other saved changes; config reset one of them first)")
         self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(), source=source,
                                audit_detail={f"{section}.{key}": value})
-        if not apply_now:
+        if later:
             return ServiceResult(True, [f"{section}.{key} = {value!r} saved; takes effect at the next start"])
-        self.config = new
-        self.store.fluid_capacity = new.dispenser.reservoir_drops
+        self._apply_config(new)
         return ServiceResult(True, [f"{section}.{key} = {value!r} in effect now"])
 
     def saved_config_changes(self) -> dict[str, dict[str, Any]]:
         """The console's saved changes, {section: {key: value}}."""
         return json.loads(self.store.setting(OVERRIDES_SETTING) or "{}")
 
-    def reset_config(self, names: list[str], *, apply_now: bool, source: str) -> ServiceResult:
-        """Drop saved console changes (`section.key` names, all of them if empty): the file's
-        values (or the defaults) count again, now when `apply_now` (only while ready)."""
-        if apply_now and self.state not in ("idle", "fault"):
+    def saved_config_problem(self) -> str | None:
+        """Why the saved console changes cannot be applied to the file's configuration, if so."""
+        try:
+            with_overrides(self.file_config, self.saved_config_changes())
+        except (ConfigError, ValueError) as exc:
+            return f"saved console settings are not valid with this configuration file: {exc}; use config reset"
+        return None
+
+    def reset_config(self, names: list[str], *, source: str) -> ServiceResult:
+        """Drop saved console changes (`section.key` names): the file's values (or the defaults)
+        count again: now for values safe to change while running (only while ready), from the
+        next start for the others (still pending ones simply never come)."""
+        now = [n for n in names if not needs_restart(*n.split(".", 1))]
+        if now and self.state not in ("idle", "fault"):
             return ServiceResult(False, error=f"the station is {self.state}; change settings while it is ready")
         saved = self.saved_config_changes()
-        dropped = names or [f"{section}.{key}" for section, values in sorted(saved.items()) for key in sorted(values)]
-        for name in dropped:
+        for name in names:
             section, _, key = name.partition(".")
             saved.get(section, {}).pop(key, None)
         saved = {section: values for section, values in saved.items() if values}
-        new = with_overrides(self.file_config, saved)
+        live = self.config
+        try:
+            with_overrides(self.file_config, saved)
+            for name in now:
+                section, _, key = name.partition(".")
+                live = live.replace(section, **{key: _value(self.file_config, name)})
+        except ConfigError as exc:
+            return ServiceResult(False, error=f"resetting {', '.join(names)} leaves a configuration that is not "
+                                              f"valid: {exc}; reset the other saved change too")
         self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(),
-                               source=source, audit_detail={"reset": dropped})
-        if not apply_now:
-            return ServiceResult(True, [f"{name} reset to the configuration file's value; takes effect at the next start"
-                                        for name in dropped])
+                               source=source, audit_detail={"reset": names})
+        self._apply_config(live)
+        return ServiceResult(True, [
+            f"{name} = {_value(self.file_config, name)!r} (configuration file) in effect now" if name in now else
+            f"{name} = {_value(self.file_config, name)!r} (configuration file) from the next start"
+            for name in names])
+
+    def _apply_config(self, new: Config) -> None:
         self.config = new
         self.store.fluid_capacity = new.dispenser.reservoir_drops
-        return ServiceResult(True, [f"{name} = {_value(new, name)!r} (configuration file) in effect now" for name in dropped])
 
     def status(self) -> dict[str, Any]:
         """One consistent snapshot (call on the loop thread)."""

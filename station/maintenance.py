@@ -197,9 +197,8 @@ class Maintenance:
         if self.state != "fault":
             return ServiceResult(False, error="no fault to clear")
         code, detail = self.fault_code, self.fault_detail
-        if not self.clear_fault():  # the machine's own guard: fault_cause_gone
+        if not self.acknowledge_fault(source):
             return ServiceResult(False, error=f"fault {code.value if code else '?'} still present: {detail}")
-        self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None}, source=source)
         return ServiceResult(True, [f"fault {code.value if code else '?'} cleared"])
 
     def request_reset(self: "Controller", source: str) -> ServiceResult:

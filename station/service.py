@@ -74,6 +74,8 @@ class Service:
 
     def start(self) -> None:
         self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]
+        if (text := self.controller.saved_config_problem()) is not None:
+            self.problems.append((FaultCode.STARTUP, text))
         self.controller.start()
         for code, text in self.problems:
             log.error("start-up check failed: %s", text)

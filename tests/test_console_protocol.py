@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from station import MAKER, MODEL, __version__
+from station.config import Config
 from station.console import protocol as P
 from station.console.access import Lockout, Session, check_pin_format, hash_pin, verify_pin
 from station.console.commands import PIN_KEY, REGISTRY
@@ -658,8 +659,10 @@ def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_star
         out = console.send("config reset")
         assert len(out) == 1 and err_code(out[0]) == -102 and "config reset <section.key>|all" in out[0], out
         out = console.send("config reset all")
-        assert out[-1] == "OK" and len(out) == 3 and all("takes effect at the next start" in line for line in out[:-1]), out
+        assert out == [f"console.idle_logout_s = {file_timeout!r} (configuration file) from the next start",
+                       f"swipe.max_pass_s = {Config().swipe.max_pass_s!r} (configuration file) in effect now", "OK"], out
         assert bench.controller.config.console.idle_logout_s == 77  # until the next start, as it says
+        assert bench.controller.config.swipe.max_pass_s == Config().swipe.max_pass_s  # at once, as it says
     bench, console = life(tmp_path)
     with bench:
         assert bench.controller.config.console.idle_logout_s == file_timeout
@@ -697,7 +700,6 @@ def test_counters_report_every_cassette_with_its_own_numbers(console):
 
 def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(tmp_path):
     from hw_sim import SimBench
-    from station.config import Config
 
     with SimBench(Config().replace("dispenser", reservoir_drops=2), state_dir=tmp_path) as bench:
         bench.controller.store.set_setting(PIN_KEY, PIN_HASH, bench.controller.wall(), source="test")
@@ -755,14 +757,14 @@ def test_config_set_is_refused_mid_clean_allowed_in_fault_and_saved_sorted(conso
     out = console.send("config set swipe.max_pass_s 2.5")
     assert out[0] == "swipe.max_pass_s = 2.5 in effect now" and out[-1] == "OK", out
     out = console.send("config set console.idle_logout_s 77")
-    assert out[0] == "console.idle_logout_s = 77 saved; takes effect at the next start" and out[-1] == "OK", out
+    assert out[0] == "console.idle_logout_s = 77.0 saved; takes effect at the next start" and out[-1] == "OK", out
     out = console.send("config set dispenser.reservoir_drops 50")
     assert out[0] == "dispenser.reservoir_drops = 50 in effect now", out
     assert c.store.fluid() == (0, 50)
     assert c.store.setting("config.overrides") == (
-        '{"console": {"idle_logout_s": 77}, "dispenser": {"reservoir_drops": 50}, "swipe": {"max_pass_s": 2.5}}')
+        '{"console": {"idle_logout_s": 77.0}, "dispenser": {"reservoir_drops": 50}, "swipe": {"max_pass_s": 2.5}}')
     details = [json.loads(r["detail"]) for r in audit_rows(bench) if r["action"] == "config.overrides"]
-    assert details == [{"dispenser.reservoir_drops": 50}, {"console.idle_logout_s": 77}, {"swipe.max_pass_s": 2.5}]
+    assert details == [{"dispenser.reservoir_drops": 50}, {"console.idle_logout_s": 77.0}, {"swipe.max_pass_s": 2.5}]
 
 
 def test_a_listener_unsubscribed_hears_nothing_more(bench):
@@ -778,3 +780,45 @@ def test_a_listener_unsubscribed_hears_nothing_more(bench):
     bench.world.remove()
     bench.run_for(1.0)
     assert len(heard) == n
+
+
+def test_a_change_that_would_not_fit_the_next_start_is_refused(console):
+    """pulse_s waits for the next start; a drop timeout that fits the running pulse but not the
+    saved one would have stopped the station from starting: refused, naming the conflict."""
+    c = console.bench.controller
+    console.login()
+    assert console.send("config set dispenser.pulse_s 0.4")[-1] == "OK"
+    out = console.send("config set dispenser.drop_timeout_s 0.3")
+    assert len(out) == 1 and err_code(out[0]) == -221, out
+    assert "dispenser.drop_timeout_s = 0.3: must be longer than dispenser.pulse_s (0.4)" in out[0]
+    assert "config reset one of them first" in out[0]
+    assert json.loads(c.store.setting("config.overrides")) == {"dispenser": {"pulse_s": 0.4}}
+    assert c.config.dispenser.drop_timeout_s == Config().dispenser.drop_timeout_s
+    out = console.send("config set dispenser.drop_timeout_s 99")  # wrong on its own: out of range, -222
+    assert out == ["ERR -222 Data out of range; dispenser.drop_timeout_s = 99: out of range; allowed 0.01 to 10.0"], out
+
+
+def test_resetting_one_value_does_not_bring_forward_another_pending_for_the_next_start(console):
+    c = console.bench.controller
+    console.login()
+    assert console.send("config set wheel.positions_per_clean 2")[-1] == "OK"
+    assert console.send("config set swipe.max_pass_s 2.5")[-1] == "OK"
+    assert console.send("config reset swipe.max_pass_s")[-1] == "OK"
+    assert c.config.wheel.positions_per_clean == 3, "pending for the next start, not now"
+    assert c.config.swipe.max_pass_s == Config().swipe.max_pass_s
+    shown = console.send("config show")
+    assert shown[-2] == "# changed on the console (undo with config reset): wheel.positions_per_clean (from the next start)"
+
+
+def test_a_reset_that_would_leave_an_invalid_configuration_is_refused_naming_why(console):
+    c = console.bench.controller
+    console.login()
+    assert console.send("config set dispenser.drop_timeout_s 1.0")[-1] == "OK"
+    assert console.send("config set dispenser.pulse_s 0.8")[-1] == "OK"
+    out = console.send("config reset dispenser.drop_timeout_s")
+    assert len(out) == 1 and err_code(out[0]) == -221, out
+    assert "resetting dispenser.drop_timeout_s leaves a configuration that is not valid" in out[0]
+    assert "must be longer than dispenser.pulse_s (0.8)" in out[0]
+    assert json.loads(c.store.setting("config.overrides")) == {"dispenser": {"drop_timeout_s": 1.0, "pulse_s": 0.8}}
+    assert console.send("config reset all")[-1] == "OK"
+    assert json.loads(c.store.setting("config.overrides")) == {}

@@ -714,3 +714,21 @@ def test_a_slow_withdrawal_with_the_pins_last_is_not_a_sensor_fault(bench, kind,
 
 def c_problems(bench: SimBench) -> list[str]:
     return bench.controller.startup_problems()
+
+
+def test_a_fault_clear_that_cannot_be_recorded_does_not_happen(bench, monkeypatch):
+    """Rule 8: the acknowledgement is audited before the station leaves the fault state."""
+    c = bench.controller
+    c.startup_fault(FaultCode.SENSOR, "test: cause already gone")
+    bench.run_for(0.1)
+
+    def broken(*args, **kwargs):
+        raise StoreError("disk full (test)")
+
+    monkeypatch.setattr(c.store, "audit", broken)
+    with pytest.raises(StoreError):
+        c.request_fault_clear("console:test")  # the console answers with the storage error
+    assert_safe_fault(bench, "sensor")
+    bench.world.press_button(0.1)  # the panel: the failed write becomes a storage fault
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "storage")

@@ -250,3 +250,34 @@ def test_shutdown_when_ready_records_no_attempt_and_survives_a_broken_store(tmp_
         c.shutdown("station stopped (SIGINT)")  # logs, does not raise: the stop goes on
         assert len(c.store.attempts()) == n
         assert not bench.world.stepper_enabled and not bench.world.pump_on
+
+
+def test_saved_console_settings_the_file_no_longer_accepts_start_in_fault_not_a_crash_loop(systemd, tmp_path):
+    """Saved console changes that do not fit the configuration file (an edited file, a new
+    release's rule): the station starts on the file alone, in a start-up fault naming the
+    problem, with its console up; `config reset` repairs it and the fault then clears."""
+    from station.config import OVERRIDES_SETTING
+    from station.store import Store
+
+    (tmp_path / "state").mkdir()
+    store = Store(tmp_path / "state" / "station.db")
+    store.set_setting(OVERRIDES_SETTING, json.dumps({"dispenser": {"drop_timeout_s": 0.02}}), time.time(), source="test")
+    store.close()
+    factory = MockFactory()
+    service = make_service(tmp_path, str(tmp_path / "notify.sock"), factory)
+    try:
+        factory.pin(Config().pins.cassette_present).drive_low()
+        service.start()
+        systemd.wait_for("READY=1")
+        c = service.controller
+        assert service.loop.call_sync(lambda: (c.state, c.fault_code)) == ("fault", FaultCode.STARTUP)
+        assert c.fault_detail.startswith("saved console settings are not valid with this configuration file: "
+                                         "dispenser.drop_timeout_s = 0.02: must be longer than dispenser.pulse_s")
+        assert c.config.dispenser.drop_timeout_s == Config().dispenser.drop_timeout_s  # the file's value runs
+        assert not service.loop.call_sync(lambda: c.request_fault_clear("test")).ok
+        result = service.loop.call_sync(lambda: c.reset_config(["dispenser.drop_timeout_s"], source="test"))
+        assert result.ok, result.error
+        assert service.loop.call_sync(lambda: c.request_fault_clear("test")).ok
+        assert service.loop.call_sync(lambda: c.state) == "idle"
+    finally:
+        service.stop("test over")

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 PIN_KEY = "console.pin"
 # Sections whose values the drivers read once at start-up: changes are saved for the next start.
-RESTART_SECTIONS = {"pins", "wheel", "station", "console"}
-RESTART_KEYS = {"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"}
 SERVICE_TIMEOUT_S = 60.0
 
 
@@ -412,7 +410,8 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
         text = blocks[section]
     lines = [line for line in text.splitlines() if line]
     saved = ctx.call(ctx.controller.saved_config_changes)
-    changed = [f"{s}.{k}" for s, values in sorted(saved.items()) for k in sorted(values) if not args or s == args[0].lower()]
+    changed = [f"{s}.{k}" + (" (from the next start)" if station_config.needs_restart(s, k) else "")
+               for s, values in sorted(saved.items()) for k in sorted(values) if not args or s == args[0].lower()]
     if changed:
         lines.append(f"# changed on the console (undo with config reset): {', '.join(changed)}")
     return Reply(lines)
@@ -431,8 +430,7 @@ def config_reset(ctx: Context, args: list[str]) -> Reply:
         listed = ", ".join(changed) if changed else "none"
         raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; not changed on the console: {args[0]} "
                                                 f"(changed: {listed})")
-    later = any(n.partition(".")[0] in RESTART_SECTIONS or n in RESTART_KEYS for n in names)
-    result = ctx.call(lambda: ctx.controller.reset_config(names, apply_now=not later, source=ctx.source))
+    result = ctx.call(lambda: ctx.controller.reset_config(names, source=ctx.source))
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
     return Reply(result.lines)
@@ -449,15 +447,12 @@ def config_set(ctx: Context, args: list[str]) -> Reply:
         value = tomllib.loads(f"v = {args[1]}")["v"]
     except tomllib.TOMLDecodeError:
         value = args[1]  # a bare word: a string
-    try:
-        new = ctx.controller.config.replace(section, **{key: value})
+    try:  # the value on its own; how it fits the other values is the controller's check
+        value = station_config.check_value(section, key, value)
     except ConfigError as exc:
         raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
-    except KeyError:
-        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; no section [{section}]") from None
-    later = section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS
-    result = ctx.call(lambda: ctx.controller.change_config(section, key, value, new, apply_now=not later, source=ctx.source))
-    result.lines.append("saved in the station database; it takes precedence over the configuration file")
+    result = ctx.call(lambda: ctx.controller.change_config(section, key, value, source=ctx.source))
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
+    result.lines.append("saved in the station database; it takes precedence over the configuration file")
     return Reply(result.lines)
