@@ -76,9 +76,14 @@ fi
 chown -R "$(grep "^$USER_NAME:" "$ROOT/etc/passwd" | cut -d: -f3)" "$ROOT$STATE_DIR"
 chmod 0750 "$ROOT$STATE_DIR"
 
-# 4. the first maintenance PIN (only if none is set yet)
-if "${STATION[@]}" pin status --state-dir "$ROOT$STATE_DIR" >/dev/null 2>&1; then
+# 4. the first maintenance PIN (only if none is set yet; exit 1 = none set, 2 = unreadable)
+pin_state=0
+"${STATION[@]}" pin status --state-dir "$ROOT$STATE_DIR" >/dev/null || pin_state=$?
+if [ "$pin_state" -eq 0 ]; then
   say "a maintenance PIN is already set (change it on the console: pin set)"
+elif [ "$pin_state" -ne 1 ]; then
+  echo "install.sh: cannot read the station database in $ROOT$STATE_DIR (see above); not touching the PIN" >&2
+  exit 1
 elif [ -n "${MPO_PIN:-}" ]; then
   printf '%s\n' "$MPO_PIN" | "${STATION[@]}" pin set --state-dir "$ROOT$STATE_DIR"
 elif [ -t 0 ]; then

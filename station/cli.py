@@ -158,7 +158,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
     from .console.commands import PIN_KEY
 
     config = _load_config(args.config)
-    if args.action == "status":  # looks only: never creates a state directory or a database
+    if args.action == "status":  # looks only: creates no state directory and no database
+        import sqlite3
+
         from .app import DB_NAME, default_state_dir
         from .store import Store, StoreError
 
@@ -174,6 +176,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
             return 2
         try:
             is_set = store.setting(PIN_KEY) is not None
+        except (StoreError, sqlite3.Error) as exc:  # e.g. a database from before settings existed
+            print(f"station pin: cannot read {path}: {exc}", file=sys.stderr)
+            return 2
         finally:
             store.close()
         print("a maintenance PIN is set" if is_set else "no maintenance PIN is set")

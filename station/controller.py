@@ -420,6 +420,7 @@ class Controller(Maintenance):
                 # (rule 4). The fresh section is dry, so the clean goes on as a dry one. (The
                 # other way round the clean stays dry: the mode counts from the next clean.)
                 a.mode = Mode.DRY
+                self.store.attempt_mode(a.id, a.mode)  # on record at once: a power cut keeps it
                 self._emit("clean_mode", id=a.id, mode=a.mode.value, why="switched to dry before the drop")
             self.advanced()
 

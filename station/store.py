@@ -308,6 +308,10 @@ class Store:
     def begin_attempt(self, t: float, mode: Mode) -> int:
         return self._write("INSERT INTO attempts(started_at, mode) VALUES (?, ?)", (t, mode.value))
 
+    def attempt_mode(self, attempt_id: int, mode: Mode) -> None:
+        """The mode an open attempt is now cleaned in (switched to dry before its drop)."""
+        self._write("UPDATE attempts SET mode = ? WHERE id = ? AND outcome IS NULL", (mode.value, attempt_id))
+
     def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *, mode: Mode | None = None,
                        gender: str | None = None, swipe_start_s: float | None = None, pass_s: float | None = None) -> None:
         """The one outcome of an attempt, with what was measured (and the mode it was cleaned in,

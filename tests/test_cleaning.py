@@ -277,7 +277,8 @@ def test_switched_to_dry_during_a_clean_the_drop_never_comes(bench, how):
     result = _flip_mode_while_advancing(bench, True, how)
     assert_result(result, "cleaned")
     assert (result["mode"], result["drops"]) == ("dry", 0)
-    assert any(e.kind == "clean_mode" and e.data["mode"] == "dry" for e in bench.events)
+    changed = [e for e in bench.events if e.kind == "clean_mode"]
+    assert len(changed) == 1 and changed[0].data["mode"] == "dry"
     rec = last_record(bench)
     assert (rec.mode, rec.drops) == ("dry", 0)
     assert bench.world.drops_total == before.drops and bench.world.reservoir == reservoir
@@ -771,3 +772,23 @@ def test_a_chattering_connector_is_read_as_what_it_is_once_its_pins_settle(bench
     w.remove()
     bench.run_for(1.0)
     assert_physics_ok(bench)
+
+
+def test_switched_to_dry_before_the_drop_the_record_says_dry_at_once(bench):
+    """A power cut after the switch to dry (before the result) still leaves a record saying
+    how the clean was being made."""
+    w, c = bench.world, bench.controller
+    seen = []
+
+    def at_switch(kind, data):
+        if kind == "clean_mode":
+            seen.append(c.store.attempts(limit=1)[0].mode)
+
+    c.subscribe(at_switch)
+    w.set_mode(True)
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+    assert c.store.attempts(limit=1)[0].mode == "wet"
+    w.set_mode(False)
+    assert bench.wait_until(lambda: w.prompting, 20)
+    assert seen == ["dry"]

@@ -65,3 +65,15 @@ def test_status_of_a_foreign_file_is_a_clear_error(tmp_path):
     (state / "station.db").write_bytes(b"this is not a database" * 100)
     done = station("status", "--state-dir", str(state))
     assert done.returncode == 2 and "station pin:" in done.stderr and "station.db" in done.stderr, done
+
+
+def test_status_of_a_database_it_cannot_read_exits_2_and_install_keeps_away(tmp_path):
+    """A database without the settings table (as from before they existed): a clear error and
+    exit 2, which install.sh treats as 'unreadable', never as 'no PIN: set one'."""
+    state = tmp_path / "state"
+    assert station("set", "--state-dir", str(state), stdin="1357\n").returncode == 0
+    with sqlite3.connect(state / "station.db") as db:
+        db.execute("DROP TABLE settings")
+    done = station("status", "--state-dir", str(state))
+    assert done.returncode == 2 and "cannot read" in done.stderr and "station.db" in done.stderr, done
+    assert "Traceback" not in done.stderr

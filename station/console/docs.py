@@ -52,9 +52,13 @@ pulled, so log out when you leave. Every protected action is audited with the po
 
 `config set` validates a value, saves it in the station's database and applies it at once
 where that is safe (swipe, guide pins, thresholds) or from the next start (pins, wheel,
-console). Saved changes take precedence over the configuration file until changed again;
-`config show` on the console shows the values in effect, and the audit (`audit`) shows who
-changed what.
+console). It is checked against the other values, as the next start will build them, so a
+saved change can never keep the station from starting. Saved changes take precedence over the
+configuration file until `config reset <section.key>` (or `config reset all`) hands a value
+back to the file; `config show` shows the values in effect and lists the console's changes
+(marking those waiting for the next start), and the audit (`audit`) shows who changed what.
+If the file is edited so that a saved change no longer fits, the station starts on the file
+alone, in a start-up fault that names the change; `config reset` repairs it.
 
 ## Example
 
