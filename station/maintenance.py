@@ -33,7 +33,6 @@ Done = Callable[[ServiceResult], None]
 @dataclass
 class _Job:
     kind: str
-    source: str
     done: Done
     count: int = 0
     finished: int = 0
@@ -62,7 +61,7 @@ class Maintenance:
 
     def _begin(self: "Controller", kind: str, source: str, done: Done, detail: dict[str, Any]) -> _Job:
         self.store.audit("maintenance", kind, self.wall(), detail=detail, source=source)
-        self._service = _Job(kind, source, done)
+        self._service = _Job(kind, done)
         self.service()
         return self._service
 
@@ -182,7 +181,7 @@ class Maintenance:
         def panel() -> None:
             checked = "PASS," if self.bench.sensors.fitted(Sensor.DROP) else "NOT CHECKED (no drop sensor fitted),"
             job.lines[-1] = job.lines[-1].replace("pump:", f"pump: {checked}")
-            self.bench.panel.lamp_test(lambda: finish() if self._service is job else None)
+            self.bench.panel.lamp_test(finish)  # a reset or fault cancels it (panel timers)
 
         def finish() -> None:
             job.lines.append("lights and buzzer: shown green, amber, red one at a time, then a beep "
@@ -196,10 +195,10 @@ class Maintenance:
     def request_fault_clear(self: "Controller", source: str) -> ServiceResult:
         if self.state != "fault":
             return ServiceResult(False, error="no fault to clear")
-        code, detail = self.fault_code, self.fault_detail
+        code, detail = (self.fault_code or FaultCode.INTERNAL).value, self.fault_detail
         if not self.acknowledge_fault(source):
-            return ServiceResult(False, error=f"fault {code.value if code else '?'} still present: {detail}")
-        return ServiceResult(True, [f"fault {code.value if code else '?'} cleared"])
+            return ServiceResult(False, error=f"fault {code} still present: {detail}")
+        return ServiceResult(True, [f"fault {code} cleared"])
 
     def request_reset(self: "Controller", source: str) -> ServiceResult:
         """*RST: abort whatever is running, safely, to ready. A fault is not reset this way."""

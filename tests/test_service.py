@@ -281,3 +281,26 @@ def test_saved_console_settings_the_file_no_longer_accepts_start_in_fault_not_a_
         assert service.loop.call_sync(lambda: c.state) == "idle"
     finally:
         service.stop("test over")
+
+
+def test_shutdown_goes_on_when_the_attempt_cannot_be_recorded(tmp_path, monkeypatch):
+    """The disk fails as the service stops mid-clean: outputs are still made safe, the stop is
+    still audited, and nothing raises out of the stop (the attempt is closed as interrupted
+    at the next start instead)."""
+    from hw_sim import SimBench
+    from station.store import StoreError
+
+    with SimBench(state_dir=tmp_path) as bench:
+        w, c = bench.world, bench.controller
+        w.present("female")
+        assert bench.wait_until(lambda: w.prompting, 20)
+
+        def broken(*args, **kwargs):
+            raise StoreError("disk gone (test)")
+
+        monkeypatch.setattr(c.store, "finish_attempt", broken)
+        c.shutdown("station stopped (SIGTERM)")
+        assert not w.stepper_enabled and not w.pump_on
+        assert c.store.attempts(limit=1)[0].outcome is None  # left open: recovery closes it
+        row = dict(c.store.audit_log(1)[0])
+        assert (row["kind"], row["action"]) == ("station", "shutdown")
