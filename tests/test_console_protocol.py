@@ -822,3 +822,19 @@ def test_a_reset_that_would_leave_an_invalid_configuration_is_refused_naming_why
     assert json.loads(c.store.setting("config.overrides")) == {"dispenser": {"drop_timeout_s": 1.0, "pulse_s": 0.8}}
     assert console.send("config reset all")[-1] == "OK"
     assert json.loads(c.store.setting("config.overrides")) == {}
+
+
+def test_config_reset_is_refused_mid_clean_for_a_value_in_effect_now(console):
+    bench, c = console.bench, console.bench.controller
+    console.login()
+    assert console.send("config set swipe.max_pass_s 2.5")[-1] == "OK"
+    assert console.send("config set panel.beep_s 0.1")[-1] == "OK"
+    assert console.send("config set guide_pins.settle_s 0.2")[-1] == "OK"
+    bench.world.present("female")
+    assert bench.wait_until(lambda: bench.world.prompting, 20)
+    out = console.send("config reset swipe.max_pass_s")
+    assert out == ["ERR -221 Settings conflict; the station is swipe_ready; change settings while it is ready"], out
+    assert c.config.swipe.max_pass_s == 2.5
+    out = console.send("config reset panel.beep_s")  # waits for the next start anyway: allowed
+    assert out == [f"panel.beep_s = {Config().panel.beep_s!r} (configuration file) from the next start", "OK"], out
+    assert c.store.setting("config.overrides") == '{"guide_pins": {"settle_s": 0.2}, "swipe": {"max_pass_s": 2.5}}'

@@ -732,3 +732,17 @@ def test_a_fault_clear_that_cannot_be_recorded_does_not_happen(bench, monkeypatc
     bench.world.press_button(0.1)  # the panel: the failed write becomes a storage fault
     bench.run_for(0.5)
     assert_safe_fault(bench, "storage")
+
+
+def test_a_missing_cassette_clearing_itself_is_not_recorded_as_an_acknowledgement(bench):
+    c, w = bench.controller, bench.world
+    c.startup_fault(FaultCode.SENSOR, "test: cause already gone")
+    bench.run_for(0.1)
+    assert c.request_fault_clear("console:test").ok
+    w.remove_cassette()
+    bench.run_for(0.5)
+    w.fit_cassette("standard")  # the no-cassette fault clears by itself: nobody acknowledged it
+    bench.run_for(0.5)
+    assert_safe_idle(bench)
+    clears = [(r["source"], json.loads(r["detail"])) for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"]
+    assert clears == [("console:test", {"fault": "sensor"})]
