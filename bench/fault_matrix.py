@@ -398,6 +398,11 @@ class CellRun:
         self.bench: SimBench | None = None
         self.prompt_at: float | None = None
         self.swiped = False
+        self.first_attempt: Any = None  # the controller's Attempt of the cell's clean
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "attempt" and self.first_attempt is None:
+            self.first_attempt = self.bench.controller.attempt
 
     # ------------------------------------------------------------------ time, watched
     def run(self, seconds: float) -> None:
@@ -524,7 +529,7 @@ class CellRun:
         c.books += self.check_books()
         moves = [e.data for e in b.events if e.kind == "advanced"]
         c.steps = moves[0]["steps"] if moves else None
-        attempt = b.controller.attempt or b.controller.last_attempt
+        attempt = self.first_attempt
         c.gate_edges = len(attempt.gate_edges) if attempt is not None else 0
 
     def check_books(self) -> list[str]:
@@ -588,6 +593,7 @@ class CellRun:
         try:
             self.bench = SimBench()
             self.bench.world.when_prompted(self._prompted)
+            self.bench.controller.subscribe(self._on_event)
             self.monitor = Monitor(self.bench)
             try:
                 self.drive_and_inject()

@@ -80,7 +80,6 @@ class Attempt:
     started_at: float
     mode: Mode
     gender: Gender | None = None
-    cassette_id: int | None = None
     pin_samples: list[PinSample] = field(default_factory=list)
     positions_reserved: int = 0
     positions_confirmed: int = 0
@@ -122,7 +121,6 @@ class Controller(Maintenance):
         self.store = store
         self.wall = wall_clock
         self.attempt: Attempt | None = None
-        self.last_attempt: Attempt | None = None
         self.fault_code: FaultCode | None = None
         self.fault_detail = ""
         self.warnings: set[str] = set()
@@ -318,9 +316,7 @@ class Controller(Maintenance):
 
     def on_enter_idle(self) -> None:
         self._cancel_timer()
-        if self.attempt is not None:
-            self.last_attempt = self.attempt
-            self.attempt = None
+        self.attempt = None
         self._defer(self._enter_idle_checks)
 
     def _enter_idle_checks(self) -> None:
@@ -387,7 +383,6 @@ class Controller(Maintenance):
         a.first_position = self.store.reserve_positions(
             cassette, n, self.wall(), attempt_id=a.id, gender=a.gender.value if a.gender else None
         )
-        a.cassette_id = cassette.id
         a.positions_reserved = n
         result_to_loop = lambda result: self.loop.post(lambda: self._on_motion(result))  # noqa: E731
         self.bench.wheel.advance(n, result_to_loop)
@@ -450,7 +445,8 @@ class Controller(Maintenance):
         now = self.loop.now()
         a.swipe_opened_at = now
         s = self.config.swipe
-        a.swipe_deadline = (a.drop_at + s.wet_window_s) if a.mode is Mode.WET and a.drop_at is not None else now + s.timeout_s
+        # wet (a drop was placed): the wet window from the drop; dry: the swipe timeout from now
+        a.swipe_deadline = (a.drop_at + s.wet_window_s) if a.drop_at is not None else now + s.timeout_s
         a.gate_blocked = self._read(Sensor.GATE_A) or self._read(Sensor.GATE_B)
         self._emit("swipe_now", id=a.id, deadline_s=round(a.swipe_deadline - now, 3))
         self._judge()
@@ -503,10 +499,10 @@ class Controller(Maintenance):
         if a is not None and a.outcome is None:
             consumed = a.positions_reserved > 0
             reason = Reason.CASSETTE_PULLED if self.fault_code is FaultCode.CASSETTE_PULLED else Reason.FAULT
-            self._conclude(Outcome.FAILED if consumed else Outcome.REJECTED, reason, guarded=True)
-        if a is not None:
-            self.last_attempt = a
-            self.attempt = None
+            if not self._conclude(Outcome.FAILED if consumed else Outcome.REJECTED, reason, guarded=True):
+                # the disk failed too: that is the more serious fault (kept once entry is done)
+                self._defer(lambda: self._fault(FaultCode.STORAGE, f"could not record the end of attempt {a.id}"))
+        self.attempt = None
         try:
             self.store.audit("fault", (self.fault_code or FaultCode.INTERNAL).value, self.wall(), detail=self.fault_detail)
         except Exception:
@@ -520,10 +516,12 @@ class Controller(Maintenance):
         self.fault_detail = ""
 
     # ------------------------------------------------------------------ results
-    def _conclude(self, outcome: Outcome, reason: Reason | None, guarded: bool = False, detail: str = "") -> None:
+    def _conclude(self, outcome: Outcome, reason: Reason | None, guarded: bool = False, detail: str = "") -> bool:
+        """Record and announce the attempt's one outcome. `guarded`: a failed write is logged
+        instead of raised (on the way into fault or out of service); then False."""
         a = self.attempt
         if a is None or a.outcome is not None:
-            return
+            return True
         a.outcome, a.reason = outcome, reason
         v = a.verdict
         swipe_start_s = pass_s = None
@@ -542,9 +540,13 @@ class Controller(Maintenance):
             if not guarded:
                 raise
             log.exception("could not record the end of attempt %s", a.id)  # pragma: no mutate
+            recorded = False
+        else:
+            recorded = True
         self._emit("result", id=a.id, outcome=outcome.value, reason=reason.value if reason else "",
                    gender=a.gender.value if a.gender else None, mode=a.mode.value, drops=a.drops,
                    positions=a.positions_confirmed, pass_s=a.verdict.pass_s if a.verdict else None)
+        return recorded
 
     def _cassette_warning(self) -> None:
         cassette = self.current_cassette()

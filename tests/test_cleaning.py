@@ -792,3 +792,70 @@ def test_switched_to_dry_before_the_drop_the_record_says_dry_at_once(bench):
     w.set_mode(False)
     assert bench.wait_until(lambda: w.prompting, 20)
     assert seen == ["dry"]
+
+
+# ---------------------------------------------------------------------------------- what is shown and told
+def test_the_result_is_shown_for_the_hold_time_even_if_the_connector_goes_at_once(bench):
+    from station.controller import RESULT_HOLD_S
+
+    w = bench.world
+    states: list[tuple[float, str]] = []
+    bench.controller.subscribe(lambda k, d: states.append((bench.loop.now(), d["state"])) if k == "state" else None)
+    result = bench.clean("female", remove=False)
+    assert result["outcome"] == "cleaned"
+    done_at = max(t for t, s in states if s == "done")
+    w.remove()
+    bench.run_for(RESULT_HOLD_S * 0.5)
+    assert bench.state == "done", "the result stays up for the hold time"
+    bench.run_for(RESULT_HOLD_S)
+    assert bench.state == "idle"
+    assert states[-1] == (pytest.approx(done_at + RESULT_HOLD_S), "idle")
+
+
+def test_a_connector_left_in_keeps_the_result_up_and_never_shows_ready(bench):
+    w = bench.world
+    states: list[str] = []
+    bench.controller.subscribe(lambda k, d: states.append(d["state"]) if k == "state" else None)
+    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    n = len(states)
+    bench.run_for(10.0)
+    assert states[n:] == [] and bench.state == "done", states[n:]
+    w.remove()
+    bench.run_for(2.0)
+    assert states[n:] == ["idle"]
+
+
+def test_the_advance_and_swipe_now_are_announced_with_their_numbers(bench):
+    c = bench.controller
+    result = bench.clean("female")
+    assert result["outcome"] == "cleaned"
+    (adv,) = [e.data for e in bench.events if e.kind == "advanced"]
+    cfg = bench.config.wheel
+    assert (adv["positions"], adv["steps"]) == (N, N * cfg.steps_per_position)
+    assert adv["seconds"] == round(adv["seconds"], 4) and 0.2 < adv["seconds"] < 0.4, adv
+    (now,) = [e.data for e in bench.events if e.kind == "swipe_now"]
+    assert now == {"id": result["id"], "deadline_s": bench.config.swipe.timeout_s}
+    bench.clean("female", wet=True)
+    wet_now = [e.data for e in bench.events if e.kind == "swipe_now"][-1]
+    drop_to_prompt = wet_now["deadline_s"] - bench.config.swipe.wet_window_s
+    assert -0.1 < drop_to_prompt <= 0 and wet_now["deadline_s"] == round(wet_now["deadline_s"], 3), wet_now
+    assert c.store.attempts(limit=1)[0].gender == "female"
+
+
+def test_the_reservation_records_the_gender_before_the_wheel_moves(bench):
+    """A power cut during the advance leaves a record that still says what was being cleaned."""
+    w, c = bench.world, bench.controller
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+    rec = c.store.attempts(limit=1)[0]
+    assert (rec.outcome, rec.gender, rec.positions) == (None, "female", N)
+
+
+def test_a_swipe_while_the_wheel_still_turns_is_ignored_and_the_clean_goes_on(bench):
+    w, c = bench.world, bench.controller
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+    w.swipe(direction="down", duration_s=0.05)  # too early: the operator jumped the gun
+    bench.wait_until(lambda: w.prompting or bench.state == "fault", 20)
+    assert w.prompting and c.fault_code is None, (bench.state, c.fault_code, c.fault_detail)
+    assert c.attempt is not None and c.attempt.gate_edges == []

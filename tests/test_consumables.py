@@ -487,6 +487,7 @@ def test_fitting_a_cassette_rearms_the_low_warning(make_bench):
 
     assert bench.clean("female")["outcome"] == "cleaned"
     assert low_warnings() == 1  # 6 left: 2 cleans < 3
+    assert [w["text"] for w in events(bench, "warning")] == ["cassette low: 2 cleans left"]
     world.remove_cassette()
     bench.run_for(0.5)
     world.fit_cassette("standard")  # the same one back: still low, and said again on the next clean

@@ -746,3 +746,43 @@ def test_a_missing_cassette_clearing_itself_is_not_recorded_as_an_acknowledgemen
     assert_safe_idle(bench)
     clears = [(r["source"], json.loads(r["detail"])) for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"]
     assert clears == [("console:test", {"fault": "sensor"})]
+
+
+def test_a_bug_after_the_ribbon_is_reserved_fails_the_clean_as_a_station_fault(bench, monkeypatch):
+    w, c = bench.world, bench.controller
+    real = c.bench.dispenser.pulse
+
+    def broken_pulse():
+        raise RuntimeError("pump driver bug (test)")
+
+    monkeypatch.setattr(c.bench.dispenser, "pulse", broken_pulse)
+    result = bench.clean("female", wet=True, remove=False)
+    assert_safe_fault(bench, "internal")
+    assert (result["outcome"], result["reason"]) == ("failed", Reason.FAULT.value)
+    assert records(bench)[-1].reason == "station fault"
+    assert c.attempt is None
+    monkeypatch.setattr(c.bench.dispenser, "pulse", real)
+    w.remove()
+    acknowledge(bench)
+    assert_safe_idle(bench)
+    recover_and_clean(bench, wet=True)
+
+
+def test_a_fault_mid_clean_is_safe_even_when_its_record_cannot_be_written(bench, monkeypatch):
+    """The cassette is pulled while the wheel turns and the disk fails at the same moment: the
+    outputs are made safe, the fault is entered all the same, and the failed write makes it a
+    storage fault (the open attempt is closed as interrupted at the next start)."""
+    w, c = bench.world, bench.controller
+    w.present("female")
+    assert bench.wait_until(lambda: bench.state == "advancing", 5)
+
+    def broken(*args, **kwargs):
+        raise StoreError("disk gone (test)")
+
+    monkeypatch.setattr(c.store, "finish_attempt", broken)
+    w.remove_cassette()
+    bench.run_for(0.5)
+    assert_safe_fault(bench, "storage")  # the more serious of the two, so its clear checks the disk
+    assert c.fault_detail.startswith("could not record the end of attempt ")
+    assert [e.data["code"] for e in bench.events if e.kind == "fault"] == ["cassette_pulled", "storage"]
+    assert c.attempt is None
