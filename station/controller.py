@@ -254,7 +254,7 @@ class Controller(Maintenance):
             log.exception("could not enter the fault state cleanly; forcing safe outputs")  # pragma: no mutate
             self.bench.safe()
 
-    def _fault(self, code: FaultCode, detail: str = "") -> None:
+    def _fault(self, code: FaultCode, detail: str) -> None:
         if self.state == "fault":  # already safe: keep the most serious cause, so clearing checks it
             self.bench.safe()
             current = self.fault_code or FaultCode.INTERNAL
