@@ -33,6 +33,7 @@ esac
 command -v mutmut >/dev/null || { echo "mutmut not found: pip install mutmut==3.8.1" >&2; exit 2; }
 root="$(git rev-parse --show-toplevel)"
 MUT_DIR="${MUT_DIR:-$(mktemp -d /tmp/mutation-"$target".XXXX)}"
+mkdir -p "$MUT_DIR"
 git -C "$root" archive HEAD | tar -x -C "$MUT_DIR"
 cd "$MUT_DIR"
 for f in "${drop[@]}"; do rm -f "tests/$f"; done
