@@ -786,3 +786,34 @@ def test_a_fault_mid_clean_is_safe_even_when_its_record_cannot_be_written(bench,
     assert c.fault_detail.startswith("could not record the end of attempt ")
     assert [e.data["code"] for e in bench.events if e.kind == "fault"] == ["cassette_pulled", "storage"]
     assert c.attempt is None
+
+
+def test_an_index_pulse_far_too_soon_is_named_in_the_fault(bench):
+    w, c = bench.world, bench.controller
+    w.present("female")
+    assert bench.wait_until(lambda: w.positions_total >= 1 and bench.state == "advancing", 10)
+    bench.run_for(0.02)
+    w.inject(Fault.STUCK_SENSOR, sensor="index", active=True)  # the index reads a slot at once
+    bench.wait_until(lambda: bench.state == "fault", 10)
+    assert_safe_fault(bench, "jam")
+    assert bench.last_result()["reason"] == Reason.INDEX_FAULT.value
+    assert c.fault_detail.startswith("index pulse far too soon: confirmed 1 of 3 positions after "), c.fault_detail
+
+
+def test_a_wheel_driver_reporting_a_short_move_fails_the_clean_as_a_station_fault(bench, monkeypatch):
+    """Defence in depth: the motion layer says DONE but confirms fewer positions than asked (a
+    driver bug): never swipe-now; the clean fails as a station fault."""
+    from station.ports import MotionResult, MotionStatus
+
+    w, c = bench.world, bench.controller
+    wheel = c.bench.wheel
+
+    def short_move(positions, done):
+        c.loop.call_later(0.3, lambda: done(MotionResult(MotionStatus.DONE, positions - 1, 128, 0.3)))
+
+    monkeypatch.setattr(wheel, "advance", short_move)
+    result = bench.clean("female", remove=False)
+    assert (result["outcome"], result["reason"]) == ("failed", Reason.FAULT.value)
+    assert_safe_fault(bench, "internal")
+    assert c.fault_detail == "wheel move ended done at 2 positions"
+    assert w.prompts == 0
