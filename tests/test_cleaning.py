@@ -859,3 +859,80 @@ def test_a_swipe_while_the_wheel_still_turns_is_ignored_and_the_clean_goes_on(be
     bench.wait_until(lambda: w.prompting or bench.state == "fault", 20)
     assert w.prompting and c.fault_code is None, (bench.state, c.fault_code, c.fault_detail)
     assert c.attempt is not None and c.attempt.gate_edges == []
+
+
+def test_the_attempt_and_every_sensor_edge_are_announced(bench):
+    """What the console's live `sensors N` view and the event log show."""
+    w = bench.world
+    edges: list[dict] = []
+    bench.controller.subscribe(lambda kind, data: edges.append(data) if kind == "sensor" else None)
+    result = bench.clean("female")
+    attempts = [e.data for e in bench.events if e.kind == "attempt"]
+    assert attempts == [{"id": result["id"], "mode": "dry"}]
+    assert all(set(d) == {"sensor", "active", "t"} and isinstance(d["t"], float) for d in edges), edges
+    connector = [d["active"] for d in edges if d["sensor"] == "connector"]
+    assert connector == [True, False]
+    gates = [(d["sensor"], d["active"]) for d in edges if d["sensor"].startswith("gate")]
+    assert gates[0] == ("gate_a", True) and ("gate_b", True) in gates and len(gates) == 4, gates
+    times = [d["t"] for d in edges]
+    assert times == sorted(times) and times[-1] <= bench.loop.now()
+    assert w.violations == []
+
+
+def test_the_panel_shows_the_outcome_while_the_connector_is_still_in(bench):
+    from station.ports import Pattern
+
+    panel = bench.controller.bench.panel
+    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    assert panel.pattern is Pattern.CLEANED
+    bench.world.remove()
+    bench.run_for(2.0)
+    assert bench.clean("female", direction="up", remove=False)["outcome"] == "failed"
+    assert panel.pattern is Pattern.FAILED
+    bench.world.remove()
+    bench.run_for(2.0)
+    assert bench.clean("male", remove=False)["outcome"] == "rejected"
+    assert panel.pattern is Pattern.REJECTED
+
+
+def test_the_record_keeps_swipe_timings_to_a_tenth_of_a_millisecond_and_none_without_a_swipe(bench):
+    result = bench.clean("female", delay_s=0.512345, duration_s=0.612345)
+    assert result["outcome"] == "cleaned"
+    rec = last_record(bench)
+    assert rec.pass_s == pytest.approx(0.6123, abs=1e-9) and rec.swipe_start_s == pytest.approx(0.5123, abs=1e-9)
+    assert bench.clean("male")["outcome"] == "rejected"
+    rec = last_record(bench)
+    assert rec.pass_s is None and rec.swipe_start_s is None
+
+
+def test_a_connector_lifted_mid_stroke_is_judged_at_once(bench):
+    w = bench.world
+    w.present("female")
+    assert bench.wait_until(lambda: w.prompting, 20)
+    w.swipe(direction="down", duration_s=1.0)
+    bench.run_for(0.5)
+    assert bench.state == "swiping"
+    lifted = bench.loop.now()
+    w.remove()
+    bench.wait_until(lambda: bench.state != "swiping", 10)
+    result = bench.last_result()
+    assert result["outcome"] == "failed" and result["reason"] == Reason.PARTIAL.value, result
+    assert bench.loop.now() - lifted <= bench.config.swipe.settle_s + 0.01, "judged at once, not at a timeout"
+
+
+def test_a_result_that_cannot_be_recorded_is_a_storage_fault(bench, monkeypatch):
+    """Rule 8: an outcome the books cannot keep stops the station (it is not just logged)."""
+    from station.store import StoreError
+
+    def broken(*args, **kwargs):
+        raise StoreError("disk full (test)")
+
+    monkeypatch.setattr(bench.controller.store, "finish_attempt", broken)
+    bench.clean("female", remove=False)
+    assert bench.state == "fault" and bench.controller.fault_code.value == "storage"
+    assert not bench.world.stepper_enabled and not bench.world.pump_on
+
+
+def test_the_first_cassette_of_a_type_is_noted_as_assumed_new(bench):
+    rows = bench.controller.store.cassettes()
+    assert [(r["type"], r["note"]) for r in rows] == [("standard", "first fit: assumed new")]
