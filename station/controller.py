@@ -111,11 +111,11 @@ class Controller(Maintenance):
         store: Store,
         *,
         wall_clock: Callable[[], float] = time.time,
-        file_config: Config | None = None,
+        file_config: Config,
     ) -> None:
         self.config = config
         # the configuration file's values, under the console's saved changes (`config reset`)
-        self.file_config = file_config if file_config is not None else config
+        self.file_config = file_config
         self.loop = loop
         self.bench = bench
         self.store = store

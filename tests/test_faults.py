@@ -736,6 +736,11 @@ def test_a_fault_clear_that_cannot_be_recorded_does_not_happen(bench, monkeypatc
 
 def test_a_missing_cassette_clearing_itself_is_not_recorded_as_an_acknowledgement(bench):
     c, w = bench.controller, bench.world
+    w.remove_cassette()  # before anyone has acknowledged anything
+    bench.run_for(0.5)
+    w.fit_cassette("standard")
+    bench.run_for(0.5)
+    assert_safe_idle(bench)
     c.startup_fault(FaultCode.SENSOR, "test: cause already gone")
     bench.run_for(0.1)
     assert c.request_fault_clear("console:test").ok
