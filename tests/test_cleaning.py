@@ -277,8 +277,8 @@ def test_switched_to_dry_during_a_clean_the_drop_never_comes(bench, how):
     result = _flip_mode_while_advancing(bench, True, how)
     assert_result(result, "cleaned")
     assert (result["mode"], result["drops"]) == ("dry", 0)
-    changed = [e for e in bench.events if e.kind == "clean_mode"]
-    assert len(changed) == 1 and changed[0].data["mode"] == "dry"
+    changed = [e.data for e in bench.events if e.kind == "clean_mode"]
+    assert changed == [{"id": result["id"], "mode": "dry", "why": "switched to dry before the drop"}]
     rec = last_record(bench)
     assert (rec.mode, rec.drops) == ("dry", 0)
     assert bench.world.drops_total == before.drops and bench.world.reservoir == reservoir

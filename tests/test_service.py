@@ -304,3 +304,21 @@ def test_shutdown_goes_on_when_the_attempt_cannot_be_recorded(tmp_path, monkeypa
         assert c.store.attempts(limit=1)[0].outcome is None  # left open: recovery closes it
         row = dict(c.store.audit_log(1)[0])
         assert (row["kind"], row["action"]) == ("station", "shutdown")
+
+
+def test_no_cassette_at_start_up_is_a_self_clearing_fault_that_says_so(systemd, tmp_path):
+    factory = MockFactory()
+    service = make_service(tmp_path, str(tmp_path / "notify.sock"), factory)
+    try:
+        service.start()  # the cassette switch reads open: nothing fitted
+        systemd.wait_for("READY=1")
+        c = service.controller
+        assert service.loop.call_sync(lambda: (c.state, c.fault_code, c.fault_detail)) == (
+            "fault", FaultCode.NO_CASSETTE, "no cassette fitted")
+        factory.pin(Config().pins.cassette_present).drive_low()  # fitted
+        deadline = time.monotonic() + 5
+        while service.loop.call_sync(lambda: c.state) != "idle" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.loop.call_sync(lambda: c.state) == "idle"
+    finally:
+        service.stop("test over")
