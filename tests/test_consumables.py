@@ -494,3 +494,13 @@ def test_fitting_a_cassette_rearms_the_low_warning(make_bench):
     bench.run_for(0.5)
     assert bench.clean("female")["outcome"] == "cleaned"
     assert low_warnings() == 2
+
+
+def test_a_long_press_before_any_cassette_was_fitted_since_start_only_explains(make_bench):
+    bench = make_bench()  # the cassette was already in when the station started: no fitting seen
+    before = bench.controller.store.cassette(STD)
+    long_press(bench)
+    assert bench.state == "idle" and bench.controller.fault_code is None
+    assert bench.controller.store.cassette(STD) == before
+    assert [w["text"] for w in events(bench, "warning")] == [
+        f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it"]
