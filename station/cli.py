@@ -83,11 +83,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing_db(args: argparse.Namespace, config: station_config.Config) -> Path | None:
+def _db_path(args: argparse.Namespace, config: station_config.Config) -> Path:
+    """The station database these arguments name: --state-dir, else the configuration's, else
+    the default for this machine."""
     from .app import DB_NAME, default_state_dir
 
     on_pi = Path("/var/lib/mpo-station").exists()
-    path = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi)) / DB_NAME
+    return Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi)) / DB_NAME
+
+
+def _existing_db(args: argparse.Namespace, config: station_config.Config) -> Path | None:
+    path = _db_path(args, config)
     if not path.exists():
         print(f"station {args.command}: no database at {path}; name the state directory with --state-dir",
               file=sys.stderr)
@@ -161,11 +167,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
     if args.action == "status":  # looks only: creates no state directory and no database
         import sqlite3
 
-        from .app import DB_NAME, default_state_dir
         from .store import Store, StoreError
 
-        on_pi = Path("/var/lib/mpo-station").exists()
-        path = Path(args.state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi)) / DB_NAME
+        path = _db_path(args, config)
         if not path.exists():
             print(f"no maintenance PIN is set (no database at {path} yet)")
             return 1

@@ -301,6 +301,11 @@ RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console"})
 RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
 
 
+def override_names(overrides: dict[str, dict[str, Any]]) -> list[str]:
+    """The `section.key` names of saved changes, sorted."""
+    return [f"{section}.{key}" for section, values in sorted(overrides.items()) for key in sorted(values)]
+
+
 def needs_restart(section: str, key: str) -> bool:
     """A changed value takes effect only at the next start (see RESTART_SECTIONS / _KEYS)."""
     return section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS

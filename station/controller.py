@@ -533,7 +533,7 @@ class Controller(Maintenance):
             pass_s = round(v.pass_s, 4)
         try:
             text = (reason.value if reason else "") + (f": {detail}" if detail else "")
-            self.store.finish_attempt(a.id, outcome, text, self.wall(), mode=a.mode,
+            self.store.finish_attempt(a.id, outcome, text, self.wall(),
                                       gender=a.gender.value if a.gender else None,
                                       swipe_start_s=swipe_start_s, pass_s=pass_s)
         except Exception:

@@ -312,14 +312,13 @@ class Store:
         """The mode an open attempt is now cleaned in (switched to dry before its drop)."""
         self._write("UPDATE attempts SET mode = ? WHERE id = ? AND outcome IS NULL", (mode.value, attempt_id))
 
-    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *, mode: Mode | None = None,
+    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *,
                        gender: str | None = None, swipe_start_s: float | None = None, pass_s: float | None = None) -> None:
-        """The one outcome of an attempt, with what was measured (and the mode it was cleaned in,
-        if that changed since it began); never overwrites an outcome."""
+        """The one outcome of an attempt, with what was measured; never overwrites an outcome."""
         self._write(
-            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, mode = coalesce(?, mode), "
-            "gender = coalesce(?, gender), swipe_start_s = ?, pass_s = ? WHERE id = ? AND outcome IS NULL",
-            (outcome.value, reason, t, mode.value if mode else None, gender, swipe_start_s, pass_s, attempt_id),
+            "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, gender = coalesce(?, gender), "
+            "swipe_start_s = ?, pass_s = ? WHERE id = ? AND outcome IS NULL",
+            (outcome.value, reason, t, gender, swipe_start_s, pass_s, attempt_id),
         )
 
     def close_open_attempts(self, t: float) -> list[int]:

@@ -22,3 +22,21 @@ def bench(tmp_path):
     b = SimBench(state_dir=tmp_path)
     yield b
     b.close()
+
+
+@pytest.fixture
+def make_bench(tmp_path):
+    """SimBench factory for tests that need their own configuration: each bench on its own
+    fresh state directory, all closed at the end."""
+    from hw_sim import SimBench
+
+    made: list = []
+
+    def make(config=None, **kw):
+        b = SimBench(config, state_dir=tmp_path / f"bench{len(made)}", **kw)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

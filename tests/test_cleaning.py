@@ -143,21 +143,6 @@ def fit_standard(bench: SimBench, name: str = "standard") -> None:
     assert bench.state == "idle"
 
 
-@pytest.fixture
-def make_bench(tmp_path):
-    """SimBench factory for tests that need their own configuration."""
-    made: list[SimBench] = []
-
-    def make(config: Config | None = None, **kw) -> SimBench:
-        b = SimBench(config, state_dir=tmp_path / f"bench{len(made)}", **kw)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
-
-
 def clean_then_check_next_is_fresh(bench: SimBench, failed_section: int | None) -> None:
     """After a failed attempt: the next clean is on a new section, offered without violation."""
     before = snap(bench)

@@ -50,6 +50,8 @@ def long_press(bench: SimBench) -> None:
 
 @pytest.fixture
 def make_bench(tmp_path):
+    """Unlike conftest's factory, every bench here shares one state directory: a later bench
+    is the same station started again (the books carry over)."""
     made: list[SimBench] = []
 
     def make(config: Config | None = None, **kw) -> SimBench:

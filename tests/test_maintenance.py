@@ -40,21 +40,6 @@ JAM_ERROR = "wheel jam: station is now in fault"
 
 
 # ---------------------------------------------------------------------------------- helpers
-@pytest.fixture
-def make_bench(tmp_path):
-    """SimBench factory for tests that need their own configuration."""
-    made: list[SimBench] = []
-
-    def make(config: Config | None = None, **kw) -> SimBench:
-        b = SimBench(config, state_dir=tmp_path / f"bench{len(made)}", **kw)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
-
-
 class Call:
     """One maintenance action: every result its done callback got, with the virtual time."""
 

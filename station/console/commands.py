@@ -410,8 +410,8 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
         text = blocks[section]
     lines = [line for line in text.splitlines() if line]
     saved = ctx.call(ctx.controller.saved_config_changes)
-    changed = [f"{s}.{k}" + (" (from the next start)" if station_config.needs_restart(s, k) else "")
-               for s, values in sorted(saved.items()) for k in sorted(values) if not args or s == args[0].lower()]
+    changed = [name + (" (from the next start)" if station_config.needs_restart(*name.split(".", 1)) else "")
+               for name in station_config.override_names(saved) if not args or name.startswith(f"{args[0].lower()}.")]
     if changed:
         lines.append(f"# changed on the console (undo with config reset): {', '.join(changed)}")
     return Reply(lines)
@@ -424,7 +424,7 @@ def config_reset(ctx: Context, args: list[str]) -> Reply:
     if len(args) != 1 or (args[0].lower() != "all" and "." not in args[0]):
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config reset <section.key>|all")
     saved = ctx.call(ctx.controller.saved_config_changes)
-    changed = [f"{section}.{key}" for section, values in sorted(saved.items()) for key in sorted(values)]
+    changed = station_config.override_names(saved)
     names = changed if args[0].lower() == "all" else [args[0].lower()]
     if not changed or any(name not in changed for name in names):
         listed = ", ".join(changed) if changed else "none"
