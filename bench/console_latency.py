@@ -17,8 +17,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import serial
 
@@ -91,8 +91,10 @@ def console_round_trips(n: int) -> dict[str, list[float]]:
             with serial_ports(bench, bench_port=False) as paths:
                 client = serial.Serial(paths["console"], 115200, timeout=TIMEOUT_S)
                 try:
-                    for query, check in ((b"*IDN?\n", lambda r: r.startswith(b"Fibreclean Labs,")),
-                                         (b"STAT?\n", lambda r: r.startswith(b'{"state":"idle"'))):
+                    for query, check in (
+                        (b"*IDN?\n", lambda r: r.startswith(b"Fibreclean Labs,")),
+                        (b"STAT?\n", lambda r: r.startswith(b'{"state":"idle"')),
+                    ):
                         time.sleep(1.1)  # a full flood budget for each row
                         results[query.decode().strip()] = round_trips(client, query, n, check)
                 finally:
@@ -109,8 +111,16 @@ def run(n: int) -> str:
     f50, f99 = median(floor), pct(floor, 99)
     rows = [("bare pty echo (floor)", n, f50 * 1e3, pct(floor, 99) * 1e3, 1.0, 1.0)]
     for name, times in measured.items():
-        rows.append((f"console `{name}`", n, median(times) * 1e3, pct(times, 99) * 1e3,
-                     median(times) / f50, pct(times, 99) / f99))
+        rows.append(
+            (
+                f"console `{name}`",
+                n,
+                median(times) * 1e3,
+                pct(times, 99) * 1e3,
+                median(times) / f50,
+                pct(times, 99) / f99,
+            )
+        )
     return table(["round trip", "n", "median ms", "p99 ms", "x floor (median)", "x floor (p99)"], rows)
 
 

@@ -33,9 +33,10 @@ import argparse
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,7 +65,7 @@ INJECTION_POINT = {
     "idle": "ready, nothing presented; 2 s later the operator presents a connector (the next attempt meets the fault)",
     "identifying": "just after the connector is seated, while the guide pins are read (before they settle)",
     "advancing": "in the last position of the move: 0.02 s after the simulator saw the wheel reach position "
-                 "N-1 (past the index slot, stepper enabled, the final index pulse still to come)",
+    "N-1 (past the index slot, stepper enabled, the final index pulse still to come)",
     "dispensing": "at the start of dispensing: as the advance is confirmed, before the pump pulse",
     "swipe_ready": "0.2 s after swipe-now, before the operator swipes (at 0.5 s)",
     "swiping": "mid-stroke: gate A passed, gate B not yet (1.0 s stroke, injected 0.5 s in)",
@@ -151,83 +152,185 @@ def expected(fault: str, phase: str) -> Expected:
     no_effect = "injected after the point where it can matter"
     if f is Fault.JAM:
         if phase in BEFORE_ADVANCE:
-            return _fault("jam", "failed", Reason.JAM, "rule 1: no index pulse within the allowed steps; ribbon reserved first, so failed")
+            return _fault(
+                "jam",
+                "failed",
+                Reason.JAM,
+                "rule 1: no index pulse within the allowed steps; ribbon reserved first, so failed",
+            )
         return _cleaned("no effect", no_effect + " (the wheel has finished moving)")
     if f is Fault.SLIP:
         if phase in BEFORE_ADVANCE:
-            return _cleaned("tolerated", f"slip of {SLIP_STEPS} steps < jam margin {MARGIN}: the firmware steps until the index confirms")
+            return _cleaned(
+                "tolerated",
+                f"slip of {SLIP_STEPS} steps < jam margin {MARGIN}: the firmware steps until the index confirms",
+            )
         return _cleaned("no effect", no_effect)
     if f is Fault.MISSING_INDEX:
         if phase in BEFORE_ADVANCE:
-            return _fault("jam", "failed", Reason.JAM, "rule 1: a position counts only when the index sees it; a missed pulse looks like a jam")
+            return _fault(
+                "jam",
+                "failed",
+                Reason.JAM,
+                "rule 1: a position counts only when the index sees it; a missed pulse looks like a jam",
+            )
         return _cleaned("no effect", no_effect)
     if f is Fault.EMPTY_RIBBON:
         if phase in BEFORE_ADVANCE:
-            return _fault("jam", "failed", Reason.JAM, "rules 1, 6: the wheel cannot turn past the ribbon's end, no index pulse: jam, never swipe-now")
+            return _fault(
+                "jam",
+                "failed",
+                Reason.JAM,
+                "rules 1, 6: the wheel cannot turn past the ribbon's end, no index pulse: jam, never swipe-now",
+            )
         return _cleaned("no effect", no_effect + " (the fresh section is already exposed)")
     if f is Fault.PUMP_CLOG:
         if phase in BEFORE_DROP:
-            return _fault("no_drop", "failed", Reason.NO_DROP, "rule 4: the drop sensor sees no drop; no wet-to-dry swipe-now on a dry section")
+            return _fault(
+                "no_drop",
+                "failed",
+                Reason.NO_DROP,
+                "rule 4: the drop sensor sees no drop; no wet-to-dry swipe-now on a dry section",
+            )
         return _cleaned("no effect", no_effect + " (the drop is already placed)")
     if f is Fault.EMPTY_RESERVOIR:
         if phase in ("idle", "identifying"):
-            return Expected("effect", "idle", None, "rejected", (Reason.FLUID_LOW.value,),
-                            "rule 4: a low reservoir refuses wet mode before anything is consumed (not a fault)")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "rejected",
+                (Reason.FLUID_LOW.value,),
+                "rule 4: a low reservoir refuses wet mode before anything is consumed (not a fault)",
+            )
         if phase in ("advancing", "dispensing"):
-            return _fault("no_drop", "failed", Reason.NO_DROP,
-                          "rule 4: emptied after the fluid check: the pump runs dry, the drop sensor sees nothing")
+            return _fault(
+                "no_drop",
+                "failed",
+                Reason.NO_DROP,
+                "rule 4: emptied after the fluid check: the pump runs dry, the drop sensor sees nothing",
+            )
         return _cleaned("no effect", no_effect + " (the drop is already placed)")
     if f is Fault.STUCK_SENSOR:
         if phase == "idle":
-            return Expected("effect", "idle", None, "rejected", (Reason.GATE_BLOCKED_EARLY.value,),
-                            "rule 5/6: a gate reading blocked before the clean: the swipe could never be "
-                            "judged, so refused before any ribbon is used")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "rejected",
+                (Reason.GATE_BLOCKED_EARLY.value,),
+                "rule 5/6: a gate reading blocked before the clean: the swipe could never be "
+                "judged, so refused before any ribbon is used",
+            )
         if phase == "identifying":
-            return Expected("effect", "fault", "sensor", "rejected", (Reason.DAMAGED_PINS.value,),
-                            "rule 3: one guide pin sensed is rejected before anything is consumed; with the "
-                            "connector taken away the sensor still reads a pin: a sensor fault")
+            return Expected(
+                "effect",
+                "fault",
+                "sensor",
+                "rejected",
+                (Reason.DAMAGED_PINS.value,),
+                "rule 3: one guide pin sensed is rejected before anything is consumed; with the "
+                "connector taken away the sensor still reads a pin: a sensor fault",
+            )
         if phase == "advancing":
-            return _fault("jam", "failed", Reason.INDEX_FAULT,
-                          "rule 1: an index pulse far too soon is a sensor fault, not a position: never swipe-now")
+            return _fault(
+                "jam",
+                "failed",
+                Reason.INDEX_FAULT,
+                "rule 1: an index pulse far too soon is a sensor fault, not a position: never swipe-now",
+            )
         if phase == "dispensing":
             return _fault("no_drop", "failed", Reason.NO_DROP, "rule 4: the drop is not confirmed: no swipe-now")
         if phase == "swipe_ready":
-            return Expected("effect", "idle", None, "failed",
-                            (Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.PARTIAL.value, Reason.GATE_BLOCKED.value),
-                            "rule 5: gate B blocked first: the stroke does not read as one pass A then B, so failed")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "failed",
+                (Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.PARTIAL.value, Reason.GATE_BLOCKED.value),
+                "rule 5: gate B blocked first: the stroke does not read as one pass A then B, so failed",
+            )
         if phase == "swiping":
-            return Expected("effect", "idle", None, "failed", (Reason.PARTIAL.value,),
-                            "rule 5: gate B never seen: a partial swipe fails")
-        return _cleaned("effect", "the removal is never seen: the station keeps showing the result and starts nothing", state="done")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "failed",
+                (Reason.PARTIAL.value,),
+                "rule 5: gate B never seen: a partial swipe fails",
+            )
+        return _cleaned(
+            "effect", "the removal is never seen: the station keeps showing the result and starts nothing", state="done"
+        )
     if f is Fault.GATE_BOUNCE:
         if phase == "swiping" or phase == "done":
             return _cleaned("no effect", no_effect + " (the stroke's gate edges are already made)")
         return _cleaned("tolerated", "rule 5: contact bounce (< glitch_s) is filtered, a good swipe is still good")
     if f is Fault.CASSETTE_PULLED:
         if phase == "idle":
-            return Expected("effect", "fault", "no_cassette", None, ("",),
-                            "no cassette: the station waits and starts nothing; refitting clears it")
+            return Expected(
+                "effect",
+                "fault",
+                "no_cassette",
+                None,
+                ("",),
+                "no cassette: the station waits and starts nothing; refitting clears it",
+            )
         if phase == "identifying":
-            return Expected("effect", "fault", "cassette_pulled", "rejected", (Reason.CASSETTE_PULLED.value,),
-                            "rule 7: pulled mid-cycle is a fault; no ribbon reserved yet, so rejected")
+            return Expected(
+                "effect",
+                "fault",
+                "cassette_pulled",
+                "rejected",
+                (Reason.CASSETTE_PULLED.value,),
+                "rule 7: pulled mid-cycle is a fault; no ribbon reserved yet, so rejected",
+            )
         if phase == "done":
-            return Expected("effect", "fault", "no_cassette", "cleaned", ("",),
-                            "the attempt was already concluded (cleaned); a missing cassette outside a cycle is the self-clearing no_cassette fault")
-        return _fault("cassette_pulled", "failed", Reason.CASSETTE_PULLED,
-                      "rule 7: pulled mid-cycle is a fault; the ribbon was reserved, so failed")
+            return Expected(
+                "effect",
+                "fault",
+                "no_cassette",
+                "cleaned",
+                ("",),
+                "the attempt was already concluded (cleaned); a missing cassette outside a cycle is the self-clearing no_cassette fault",
+            )
+        return _fault(
+            "cassette_pulled",
+            "failed",
+            Reason.CASSETTE_PULLED,
+            "rule 7: pulled mid-cycle is a fault; the ribbon was reserved, so failed",
+        )
     if f is Fault.CONNECTOR_PULLED:
         if phase == "idle":
             return _cleaned("no effect", "nothing in the guide to pull; the next clean is normal")
         if phase == "identifying":
-            return Expected("effect", "idle", None, "rejected", (Reason.REMOVED_EARLY.value,),
-                            "removed before anything was consumed: rejected")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "rejected",
+                (Reason.REMOVED_EARLY.value,),
+                "removed before anything was consumed: rejected",
+            )
         if phase == "swiping":
-            return Expected("effect", "idle", None, "failed", (Reason.REMOVED_MID_CYCLE.value, Reason.PARTIAL.value),
-                            "rule 5: lifted after gate A, before gate B")
+            return Expected(
+                "effect",
+                "idle",
+                None,
+                "failed",
+                (Reason.REMOVED_MID_CYCLE.value, Reason.PARTIAL.value),
+                "rule 5: lifted after gate A, before gate B",
+            )
         if phase == "done":
             return _cleaned("no effect", "taking the connector away is the normal end of a clean")
-        return Expected("effect", "idle", None, "failed", (Reason.REMOVED_MID_CYCLE.value,),
-                        "rule 1: the reserved ribbon is consumed; the clean failed")
+        return Expected(
+            "effect",
+            "idle",
+            None,
+            "failed",
+            (Reason.REMOVED_MID_CYCLE.value,),
+            "rule 1: the reserved ribbon is consumed; the clean failed",
+        )
     raise ValueError(fault)
 
 
@@ -542,7 +645,9 @@ class CellRun:
             out.append(f"{len(records)} durable records for {len(results)} announced results")
         for rec, res in zip(records, results):
             if rec.id != res["id"] or rec.outcome != res["outcome"] or not (rec.reason or "").startswith(res["reason"]):
-                out.append(f"record {rec.id} {rec.outcome} {rec.reason!r} != result {res['id']} {res['outcome']} {res['reason']!r}")
+                out.append(
+                    f"record {rec.id} {rec.outcome} {rec.reason!r} != result {res['id']} {res['outcome']} {res['reason']!r}"
+                )
         return out
 
     # ------------------------------------------------------------------ recovery
@@ -670,8 +775,13 @@ def markdown(cells: list[Cell]) -> str:
         "- Injection point per phase:",
     ]
     lines += [f"  - {PHASE_TITLES[p]}: {INJECTION_POINT[p]}." for p in PHASES]
-    lines.append("- stuck_sensor, per phase: " + "; ".join(
-        f"{PHASE_TITLES[p]}: `{s}` stuck {'active' if a else 'inactive'}" for p, (s, a) in STUCK_SENSOR.items()) + ".")
+    lines.append(
+        "- stuck_sensor, per phase: "
+        + "; ".join(
+            f"{PHASE_TITLES[p]}: `{s}` stuck {'active' if a else 'inactive'}" for p, (s, a) in STUCK_SENSOR.items()
+        )
+        + "."
+    )
     failing = [c for c in cells if not c.passed]
     if failing:
         lines += ["", "Failing cells:", ""]
@@ -723,7 +833,9 @@ def write(path: Path, body: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", metavar="FILE", help="replace the fault-matrix section of FILE (e.g. docs/reliability.md)")
+    ap.add_argument(
+        "--write", metavar="FILE", help="replace the fault-matrix section of FILE (e.g. docs/reliability.md)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # the firmware logs every fault it handles
     cells = run_matrix()

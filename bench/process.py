@@ -50,8 +50,9 @@ def station_runs(n: int, idle_s: float) -> dict[str, list[float]]:
             sock.settimeout(30)
             env = dict(os.environ, NOTIFY_SOCKET=address)
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "station_child.py"), os.path.join(tmp, "state")],
-                                    env=env)
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "station_child.py"), os.path.join(tmp, "state")], env=env
+            )
             try:
                 while b"READY=1" not in sock.recv(4096):
                     pass

@@ -14,7 +14,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,40 +48,83 @@ def main() -> int:
     r = reaction.run(100 if q else 1000)
     f, s = r["floor"], r["station"]
     ratio = pct(s, 99) / pct(f, 99)
-    sections.append("## Reaction: sensor edge to state change\n\n" + table(
-        ["path", "median", "p99"],
-        [("floor: bare gpiozero callback -> queue -> waiting thread", us(median(f)), us(pct(f, 99))),
-         ("station: cassette edge -> controller state change", us(median(s)), us(pct(s, 99)))]))
-    summary.append(("reaction p99", us(pct(s, 99)), f"floor {us(pct(f, 99))} ({ratio:.1f}x)", "≤ 3x floor", verdict(ratio <= 3)))
+    sections.append(
+        "## Reaction: sensor edge to state change\n\n"
+        + table(
+            ["path", "median", "p99"],
+            [
+                ("floor: bare gpiozero callback -> queue -> waiting thread", us(median(f)), us(pct(f, 99))),
+                ("station: cassette edge -> controller state change", us(median(s)), us(pct(s, 99))),
+            ],
+        )
+    )
+    summary.append(
+        ("reaction p99", us(pct(s, 99)), f"floor {us(pct(f, 99))} ({ratio:.1f}x)", "≤ 3x floor", verdict(ratio <= 3))
+    )
 
     life = sim_life.run(500)
-    sections.append("## Simulation: a 500-clean cassette life in virtual time\n\n" + table(
-        ["state directory", "wall time", "violations"],
-        [("temporary directory on disk", f"{life['disk_s']:.2f} s", life["violations"]),
-         ("tmpfs (/dev/shm)", f"{life['tmpfs_s']:.2f} s", life["violations"])]))
+    sections.append(
+        "## Simulation: a 500-clean cassette life in virtual time\n\n"
+        + table(
+            ["state directory", "wall time", "violations"],
+            [
+                ("temporary directory on disk", f"{life['disk_s']:.2f} s", life["violations"]),
+                ("tmpfs (/dev/shm)", f"{life['tmpfs_s']:.2f} s", life["violations"]),
+            ],
+        )
+    )
     summary.append(("500-clean simulated life", f"{life['disk_s']:.2f} s", "", "< 10 s", verdict(life["disk_s"] < 10)))
 
     proc = process.station_runs(3 if q else 10, 10.0 if q else 60.0)
     bare = process.bare_imports(3 if q else 10)
     st, idle, peak = proc["startup"], proc["idle_cpu_s_per_min"][0], max(proc["peak_mb"])
-    sections.append("## Start-up, idle CPU, memory (a station process: `station run`'s Service on mock pins)\n\n" + table(
-        ["figure", "median", "p99 / max", "floor"],
-        [("process start to READY=1", ms(median(st)), ms(pct(st, 99)), f"bare imports {ms(median(bare))}"),
-         ("idle CPU, waiting for a connector", f"{idle:.3f} CPU s/min ({idle / 60 * 100:.2f}% of a core)", "", ""),
-         ("peak resident memory (VmHWM)", f"{median(proc['peak_mb']):.1f} MB", f"{peak:.1f} MB", "")]))
-    summary.append(("start-up to ready", ms(median(st)), f"bare imports {ms(median(bare))}", "< 1 s", verdict(pct(st, 99) < 1.0)))
+    sections.append(
+        "## Start-up, idle CPU, memory (a station process: `station run`'s Service on mock pins)\n\n"
+        + table(
+            ["figure", "median", "p99 / max", "floor"],
+            [
+                ("process start to READY=1", ms(median(st)), ms(pct(st, 99)), f"bare imports {ms(median(bare))}"),
+                (
+                    "idle CPU, waiting for a connector",
+                    f"{idle:.3f} CPU s/min ({idle / 60 * 100:.2f}% of a core)",
+                    "",
+                    "",
+                ),
+                ("peak resident memory (VmHWM)", f"{median(proc['peak_mb']):.1f} MB", f"{peak:.1f} MB", ""),
+            ],
+        )
+    )
+    summary.append(
+        ("start-up to ready", ms(median(st)), f"bare imports {ms(median(bare))}", "< 1 s", verdict(pct(st, 99) < 1.0))
+    )
     summary.append(("idle CPU", f"{idle / 60 * 100:.2f}% of a core", "", "< 1%", verdict(idle / 60 < 0.01)))
     summary.append(("peak memory", f"{peak:.1f} MB", "", "< 60 MB", verdict(peak < 60)))
 
     steps = step_timing.run(5 if q else 30)
     d, j = steps["duration_ratio"], [abs(x) for x in steps["jitter_s"]]
-    sections.append("## Step timing: a 3-position advance on the real-time motion worker\n\n" + table(
-        ["figure", "median", "p99 / max"],
-        [(f"duration / nominal ({steps['steps'][0]} steps, nominal {ms(steps['nominal_s'][0])})",
-          f"{median(d):.4f}", f"{max(d):.4f}"),
-         ("step interval minus nominal, absolute (jitter)", us(median(j)), us(pct(j, 99)))]))
-    summary.append(("step-train duration", f"{(median(d) - 1) * 100:+.2f}% of nominal", "", "within 10%",
-                    verdict(abs(max(d) - 1) <= 0.10)))
+    sections.append(
+        "## Step timing: a 3-position advance on the real-time motion worker\n\n"
+        + table(
+            ["figure", "median", "p99 / max"],
+            [
+                (
+                    f"duration / nominal ({steps['steps'][0]} steps, nominal {ms(steps['nominal_s'][0])})",
+                    f"{median(d):.4f}",
+                    f"{max(d):.4f}",
+                ),
+                ("step interval minus nominal, absolute (jitter)", us(median(j)), us(pct(j, 99))),
+            ],
+        )
+    )
+    summary.append(
+        (
+            "step-train duration",
+            f"{(median(d) - 1) * 100:+.2f}% of nominal",
+            "",
+            "within 10%",
+            verdict(abs(max(d) - 1) <= 0.10),
+        )
+    )
 
     sections.append("## Console: command round trip over a pty\n\n" + console_latency.run(100 if q else 500))
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +133,7 @@ def main() -> int:
     total = time.perf_counter() - started
     head = f"""# Benchmarks
 
-Generated by `python bench/run_all.py{' --quick' if q else ''}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC
+Generated by `python bench/run_all.py{" --quick" if q else ""}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 ({platform.machine()}, {platform.python_implementation()} {platform.python_version()}, {total:.0f} s).
 The machine is a shared 2-core development VM, not a Raspberry Pi: absolute numbers are
 indicative; the ratios to floors measured in the same run are the point. Unit tests never

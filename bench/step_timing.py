@@ -61,5 +61,7 @@ def run(moves: int = 20) -> dict[str, list[float]]:
 if __name__ == "__main__":
     r = run()
     d, j = r["duration_ratio"], sorted(abs(x) for x in r["jitter_s"])
-    print(f"nominal {r['nominal_s'][0]*1e3:.1f} ms for {r['steps'][0]} steps; duration ratio median "
-          f"{sorted(d)[len(d)//2]:.3f} max {max(d):.3f}; |jitter| median {j[len(j)//2]*1e6:.0f} us p99 {j[int(len(j)*0.99)]*1e6:.0f} us")
+    print(
+        f"nominal {r['nominal_s'][0] * 1e3:.1f} ms for {r['steps'][0]} steps; duration ratio median "
+        f"{sorted(d)[len(d) // 2]:.3f} max {max(d):.3f}; |jitter| median {j[len(j) // 2] * 1e6:.0f} us p99 {j[int(len(j) * 0.99)] * 1e6:.0f} us"
+    )

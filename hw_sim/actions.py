@@ -7,8 +7,9 @@ that say what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .bench import SimBench
 from .world import ConnectorKind, Fault, SwipeVariant
@@ -44,7 +45,9 @@ def _swipe(b: SimBench, direction: str, duration_s: float, variant: str, bounce:
     return f"swipe {direction} {duration_s:g} s {variant}{' with bounce' if bounce else ''}"
 
 
-def _clean(b: SimBench, connector: str, wet: bool, direction: str, duration_s: float, variant: str, delay_s: float) -> str:
+def _clean(
+    b: SimBench, connector: str, wet: bool, direction: str, duration_s: float, variant: str, delay_s: float
+) -> str:
     result = b.clean(connector, wet=wet, direction=direction, duration_s=duration_s, variant=variant, delay_s=delay_s)
     if result is None:
         return f"no result (station {b.state})"
@@ -86,36 +89,98 @@ STATES = ("idle", "identifying", "advancing", "dispensing", "swipe_ready", "swip
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in [
-        Action("present", (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0)), _present,
-               "seat a connector in the guide (male, female or bent)"),
+        Action(
+            "present",
+            (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0)),
+            _present,
+            "seat a connector in the guide (male, female or bent)",
+        ),
         Action("remove", (), lambda b: (b.world.remove(), "connector removed")[1], "lift the connector out"),
-        Action("swipe", (Param("direction", ("down", "up"), "down"), Param("duration_s", float, 0.6),
-                         Param("variant", VARIANTS, "full"), Param("bounce", bool, False)), _swipe,
-               "pull the connector across the window (down = A then B, the right way)"),
-        Action("clean", (Param("connector", CONNECTORS, required=True), Param("wet", bool, False),
-                         Param("direction", ("down", "up"), "down"), Param("duration_s", float, 0.6),
-                         Param("variant", VARIANTS, "full"), Param("delay_s", float, 0.5)), _clean,
-               "a whole attempt done by a disciplined operator"),
-        Action("mode", (Param("mode", ("dry", "wet"), required=True),),
-               lambda b, mode: (b.world.set_mode(mode == "wet"), f"mode switch {mode}")[1], "set the mode switch"),
-        Action("button", (Param("hold_s", float, 0.1),),
-               lambda b, hold_s: (b.world.press_button(hold_s), f"button pressed {hold_s:g} s")[1],
-               "press the panel button (hold 2 s or more for a long press)"),
-        Action("fit_cassette", (Param("name", str, "standard"), Param("type", ("standard", "male_mt"), "standard"),
-                                Param("capacity", int, None)), _fit,
-               "fit a cassette; a name used before is the same physical cassette"),
-        Action("remove_cassette", (), lambda b: (b.world.remove_cassette(), "cassette removed")[1], "take the cassette out"),
-        Action("refill", (Param("drops", int, None),),
-               lambda b, drops: (b.world.refill(drops), f"reservoir refilled ({b.world.reservoir} drops)")[1],
-               "fill the reservoir (to its capacity, or to `drops`)"),
-        Action("inject", (Param("fault", FAULTS, required=True), Param("sensor", str, None), Param("active", bool, True),
-                          Param("steps", int, None), Param("count", int, 1)), _inject, "inject a fault"),
-        Action("clear", (Param("fault", FAULTS, required=True),),
-               lambda b, fault: (b.world.clear(fault), f"fault {fault} cleared")[1], "remove a fault's cause"),
-        Action("wait", (Param("seconds", float, required=True),),
-               lambda b, seconds: (b.run_for(seconds), f"waited {seconds:g} s")[1], "let time pass"),
-        Action("wait_for", (Param("state", STATES, required=True), Param("limit_s", float, 60.0)), _wait_for,
-               "let time pass until the station reaches a state (or swipe_now)"),
+        Action(
+            "swipe",
+            (
+                Param("direction", ("down", "up"), "down"),
+                Param("duration_s", float, 0.6),
+                Param("variant", VARIANTS, "full"),
+                Param("bounce", bool, False),
+            ),
+            _swipe,
+            "pull the connector across the window (down = A then B, the right way)",
+        ),
+        Action(
+            "clean",
+            (
+                Param("connector", CONNECTORS, required=True),
+                Param("wet", bool, False),
+                Param("direction", ("down", "up"), "down"),
+                Param("duration_s", float, 0.6),
+                Param("variant", VARIANTS, "full"),
+                Param("delay_s", float, 0.5),
+            ),
+            _clean,
+            "a whole attempt done by a disciplined operator",
+        ),
+        Action(
+            "mode",
+            (Param("mode", ("dry", "wet"), required=True),),
+            lambda b, mode: (b.world.set_mode(mode == "wet"), f"mode switch {mode}")[1],
+            "set the mode switch",
+        ),
+        Action(
+            "button",
+            (Param("hold_s", float, 0.1),),
+            lambda b, hold_s: (b.world.press_button(hold_s), f"button pressed {hold_s:g} s")[1],
+            "press the panel button (hold 2 s or more for a long press)",
+        ),
+        Action(
+            "fit_cassette",
+            (
+                Param("name", str, "standard"),
+                Param("type", ("standard", "male_mt"), "standard"),
+                Param("capacity", int, None),
+            ),
+            _fit,
+            "fit a cassette; a name used before is the same physical cassette",
+        ),
+        Action(
+            "remove_cassette", (), lambda b: (b.world.remove_cassette(), "cassette removed")[1], "take the cassette out"
+        ),
+        Action(
+            "refill",
+            (Param("drops", int, None),),
+            lambda b, drops: (b.world.refill(drops), f"reservoir refilled ({b.world.reservoir} drops)")[1],
+            "fill the reservoir (to its capacity, or to `drops`)",
+        ),
+        Action(
+            "inject",
+            (
+                Param("fault", FAULTS, required=True),
+                Param("sensor", str, None),
+                Param("active", bool, True),
+                Param("steps", int, None),
+                Param("count", int, 1),
+            ),
+            _inject,
+            "inject a fault",
+        ),
+        Action(
+            "clear",
+            (Param("fault", FAULTS, required=True),),
+            lambda b, fault: (b.world.clear(fault), f"fault {fault} cleared")[1],
+            "remove a fault's cause",
+        ),
+        Action(
+            "wait",
+            (Param("seconds", float, required=True),),
+            lambda b, seconds: (b.run_for(seconds), f"waited {seconds:g} s")[1],
+            "let time pass",
+        ),
+        Action(
+            "wait_for",
+            (Param("state", STATES, required=True), Param("limit_s", float, 60.0)),
+            _wait_for,
+            "let time pass until the station reaches a state (or swipe_now)",
+        ),
     ]
 }
 
@@ -196,8 +261,6 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]]:
 def usage() -> str:
     lines = []
     for a in ACTIONS.values():
-        params = " ".join(
-            (f"<{p.name}>" if p.required else f"[{p.name}={p.default}]") for p in a.params
-        )
+        params = " ".join((f"<{p.name}>" if p.required else f"[{p.name}={p.default}]") for p in a.params)
         lines.append(f"  {a.name} {params}".rstrip() + f"\n      {a.doc}")
     return "\n".join(lines)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import queue
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from station.app import Station, build_station, open_store
 from station.config import Config
-import queue
-import threading
-import time
-
 from station.loop import EventLoop, VirtualClock
 
 from .pins import SimFactory
@@ -67,7 +67,10 @@ class SimBench:
             self.world.attach()
 
         self.station: Station = build_station(
-            self.config, self.loop, self.factory, store,
+            self.config,
+            self.loop,
+            self.factory,
+            store,
             wall_clock=lambda: wall_start + self.clock.now(),
             before_controller=attach_world,
         )
@@ -103,7 +106,7 @@ class SimBench:
         """Let virtual time pass until `predicate()` holds (checked after every timer)."""
         return self.loop.run_while(lambda: not predicate(), limit_s)
 
-    def run_paced(self, stop: threading.Event, inbox: "queue.Queue[Callable[[], None]] | None" = None) -> None:
+    def run_paced(self, stop: threading.Event, inbox: queue.Queue[Callable[[], None]] | None = None) -> None:
         """Let virtual time follow the wall clock until `stop` is set, on this thread.
 
         Other threads talk to the bench by posting to the loop (the console does) or by putting
@@ -162,7 +165,7 @@ class SimBench:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self) -> "SimBench":
+    def __enter__(self) -> SimBench:
         return self
 
     def __exit__(self, *exc: object) -> None:

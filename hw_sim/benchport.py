@@ -9,7 +9,8 @@ time is real, so the script waits itself.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from station import MODEL, __version__
 from station.console import protocol as P
@@ -73,12 +74,27 @@ def registry(bench: SimBench) -> dict[str, Command]:
         return lambda ctx, args: fn()
 
     call = bench.loop.call_sync
-    reg["*idn?"] = Command("*idn?", query(lambda: f"Fibreclean Labs,{MODEL}-SIM bench,0,{__version__}"), "*IDN?", "identify")
-    reg["phys?"] = Command("phys?", query(lambda: json.dumps(call(lambda: physical_record(bench)), separators=(",", ":"))),
-                           "PHYS?", "the physical record as one line of JSON")
-    reg["viol?"] = Command("viol?", query(lambda: json.dumps(call(lambda: [f"rule {v.rule}: {v.text}" for v in bench.world.violations]))),
-                           "VIOL?", "violations of docs/design.md section 3 seen so far, as a JSON list")
-    reg["state?"] = Command("state?", query(lambda: call(lambda: bench.state)), "STATE?", "the station's state (as the simulator sees the controller)")
+    reg["*idn?"] = Command(
+        "*idn?", query(lambda: f"Fibreclean Labs,{MODEL}-SIM bench,0,{__version__}"), "*IDN?", "identify"
+    )
+    reg["phys?"] = Command(
+        "phys?",
+        query(lambda: json.dumps(call(lambda: physical_record(bench)), separators=(",", ":"))),
+        "PHYS?",
+        "the physical record as one line of JSON",
+    )
+    reg["viol?"] = Command(
+        "viol?",
+        query(lambda: json.dumps(call(lambda: [f"rule {v.rule}: {v.text}" for v in bench.world.violations]))),
+        "VIOL?",
+        "violations of docs/design.md section 3 seen so far, as a JSON list",
+    )
+    reg["state?"] = Command(
+        "state?",
+        query(lambda: call(lambda: bench.state)),
+        "STATE?",
+        "the station's state (as the simulator sees the controller)",
+    )
     reg["syst:err?"] = Command("syst:err?", lambda ctx, args: P.scpi_error(*ctx.pop()), "SYST:ERR?", "oldest error")
 
     def help_(ctx: Any, args: list[str]) -> Reply:

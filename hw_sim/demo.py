@@ -47,12 +47,18 @@ def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: C
         for r in bench.results():
             print(f"  #{r['id']:<3} {r['outcome']:<9} {r['gender'] or '-':<7} {r['mode']:<4} {r['reason']}", file=out)
         status = bench.controller.status()
-        print(f"  ribbon left on the fitted cassette: {status['ribbon_remaining']} positions "
-              f"({status['cleans_remaining']} cleans); fluid: {status['fluid_drops_left']} drops", file=out)
+        print(
+            f"  ribbon left on the fitted cassette: {status['ribbon_remaining']} positions "
+            f"({status['cleans_remaining']} cleans); fluid: {status['fluid_drops_left']} drops",
+            file=out,
+        )
         touched = world.touched_twice()
-        print(f"  simulator: {len(world.swipes)} swipes, {world.positions_total} wheel positions, "
-              f"{world.drops_total} drops, sections touched twice: {len(touched)}, "
-              f"violations: {len(world.violations)}", file=out)
+        print(
+            f"  simulator: {len(world.swipes)} swipes, {world.positions_total} wheel positions, "
+            f"{world.drops_total} drops, sections touched twice: {len(touched)}, "
+            f"violations: {len(world.violations)}",
+            file=out,
+        )
         for v in world.violations:
             print(f"  VIOLATION rule {v.rule}: {v.text}", file=out)
         ok = ok and not world.violations and not touched

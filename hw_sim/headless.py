@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from station.app import default_state_dir
 from station.config import Config
@@ -34,15 +35,26 @@ def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str
     Yields the user-side paths: {"console": ..., "bench": ...}."""
     cfg = bench.config.console
     cables = {"console": NullModem()}
-    console = Console(bench.controller, serial_url=cables["console"].station_end, baud=cfg.baud,
-                      tcp_port=cfg.tcp_port, idle_logout_s=cfg.idle_logout_s, max_per_s=cfg.max_commands_per_s)
+    console = Console(
+        bench.controller,
+        serial_url=cables["console"].station_end,
+        baud=cfg.baud,
+        tcp_port=cfg.tcp_port,
+        idle_logout_s=cfg.idle_logout_s,
+        max_per_s=cfg.max_commands_per_s,
+    )
     servers = list(console.servers)
     if bench_port:
         cables["bench"] = NullModem()
         reg = benchport.registry(bench)
-        servers.append(SerialPortServer(cables["bench"].station_end, cfg.baud,
-                                        lambda: Dispatcher(reg, lambda write, session, errors: errors, None),
-                                        name="bench"))
+        servers.append(
+            SerialPortServer(
+                cables["bench"].station_end,
+                cfg.baud,
+                lambda: Dispatcher(reg, lambda write, session, errors: errors, None),
+                name="bench",
+            )
+        )
         servers[-1].start()
     console.start()
     for server in servers:
@@ -74,8 +86,9 @@ def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.s
         signal.signal(sig, on_signal)
     directory = sim_state_dir(state_dir)
     notifier = Notifier()
-    with SimBench(config, directory, wall_start=time.time(),
-                  world_options={"state_file": directory / "sim-world.json"}) as bench:
+    with SimBench(
+        config, directory, wall_start=time.time(), world_options={"state_file": directory / "sim-world.json"}
+    ) as bench:
         bench.loop.heartbeat = notifier.heartbeat
         with serial_ports(bench, bench_port=True) as paths:
             for name, path in paths.items():

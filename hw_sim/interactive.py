@@ -7,8 +7,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from station.config import Config
 
@@ -21,18 +22,25 @@ BANNER = """Simulated MPO cleaning station (real time). Type a command, `help` f
 Try:  present female   (wait for SWIPE NOW)   swipe   remove"""
 
 
-def run(config: Config | None, state_dir: str | Path | None, lines: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+def run(
+    config: Config | None, state_dir: str | Path | None, lines: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> int:
     inbox: queue.Queue[Callable[[], None]] = queue.Queue()
     stop = threading.Event()
     directory = sim_state_dir(state_dir)
     world = {"state_file": directory / "sim-world.json"}
     print(f"state directory: {directory}", file=out)
-    with SimBench(config, directory, wall_start=time.time(), world_options=world) as bench, \
-            serial_ports(bench, bench_port=False) as paths:
+    with (
+        SimBench(config, directory, wall_start=time.time(), world_options=world) as bench,
+        serial_ports(bench, bench_port=False) as paths,
+    ):
         bench.controller.subscribe(printer(bench.loop, out))
         print(BANNER, file=out)
-        print(f"maintenance console: {sys.executable} -m serial.tools.miniterm --echo {paths['console']} 115200",
-              file=out, flush=True)
+        print(
+            f"maintenance console: {sys.executable} -m serial.tools.miniterm --echo {paths['console']} 115200",
+            file=out,
+            flush=True,
+        )
 
         def handle(line: str) -> None:
             line = line.strip()

@@ -7,7 +7,7 @@ the inputs with `drive_high()` / `drive_low()` like a test does.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from gpiozero.pins.mock import MockFactory, MockPin
 

@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         if bench.state == "fault":
             bench.world.press_button()
             bench.run_for(1.0)
-        bench.clean(connector, wet=wet, direction=direction, duration_s=duration, variant=variant,
-                    delay_s=rng.uniform(0.1, 1.0))
+        bench.clean(
+            connector, wet=wet, direction=direction, duration_s=duration, variant=variant, delay_s=rng.uniform(0.1, 1.0)
+        )
         done += 1
     bench.close()
     return 0

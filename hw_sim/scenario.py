@@ -34,7 +34,16 @@ from .actions import ACTIONS, ActionError, bind, perform
 from .bench import SimBench
 from .report import printer
 
-EXPECT_KEYS = {"outcome", "reason", "state", "fault", "violations", "stepper_enabled", "pump_on", "ribbon_touched_twice"}
+EXPECT_KEYS = {
+    "outcome",
+    "reason",
+    "state",
+    "fault",
+    "violations",
+    "stepper_enabled",
+    "pump_on",
+    "ribbon_touched_twice",
+}
 TOP_KEYS = {"name", "description", "setup", "config", "steps"}
 SETUP_KEYS = {"cassette", "drop_sensor"}
 
@@ -76,7 +85,9 @@ def load(path: str | Path) -> dict[str, Any]:
                 raise ScenarioError(f"{p}: step {i}: {name}: {exc}") from None
         bad = sorted(set(step.get("expect", {})) - EXPECT_KEYS)
         if bad:
-            raise ScenarioError(f"{p}: step {i}: unknown expectation {bad[0]!r}; allowed {', '.join(sorted(EXPECT_KEYS))}")
+            raise ScenarioError(
+                f"{p}: step {i}: unknown expectation {bad[0]!r}; allowed {', '.join(sorted(EXPECT_KEYS))}"
+            )
     return data
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from enum import Enum
-from typing import Callable
+from pathlib import Path
 
 from station.config import Config
 from station.loop import EventLoop, Timer
@@ -160,7 +160,10 @@ class World:
         if self.state_file is not None and self.state_file.exists():
             self._load()
         factory.on_output = self._output_changed
-        self._pin_role = {getattr(self.pins, k): k for k in ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")}
+        self._pin_role = {
+            getattr(self.pins, k): k
+            for k in ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")
+        }
         self._role_pin = {role: bcm for bcm, role in self._pin_role.items()}
         self._pin_cache: dict[str, object] = {}
         for bcm in self._pin_role:  # outputs the firmware already set before the world was wired
@@ -242,8 +245,7 @@ class World:
             "move_positions": self._move_positions,
             "violations": [asdict(v) for v in self.violations],
             "swipes": self.swipes_before + len(self.swipes),
-            "outputs": {"stepper_enabled": self.stepper_enabled, "pump_on": self.pump_on,
-                        "leds": list(self.leds())},
+            "outputs": {"stepper_enabled": self.stepper_enabled, "pump_on": self.pump_on, "leds": list(self.leds())},
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -462,7 +464,11 @@ class World:
         `chatter_s` > 0 makes the pin sensors flicker that long (a loose, badly seated plug)."""
         kind = ConnectorKind(kind)
         self.connector = kind
-        left, right = {ConnectorKind.MALE: (True, True), ConnectorKind.FEMALE: (False, False), ConnectorKind.BENT: (True, False)}[kind]
+        left, right = {
+            ConnectorKind.MALE: (True, True),
+            ConnectorKind.FEMALE: (False, False),
+            ConnectorKind.BENT: (True, False),
+        }[kind]
         self._drive("pin_left", left)
         self._drive("pin_right", right)
         self._drive("connector", True)
@@ -486,10 +492,12 @@ class World:
         self.connector = None
         self._drive("connector", False)
         if pins_lag_s > 0:
+
             def release() -> None:
                 if self.connector is None:  # not seated again meanwhile
                     self._drive("pin_left", False)
                     self._drive("pin_right", False)
+
             self.loop.call_later(pins_lag_s, release)
             return
         self._drive("pin_left", False)
@@ -529,7 +537,9 @@ class World:
         if bounce:  # a few fast flickers (< 2 ms) before the contact settles
             for k in range(3):
                 self._hand.append(self.loop.call_later(at + k * 0.0004, lambda g=gate, v=active: self._drive(g, v)))
-                self._hand.append(self.loop.call_later(at + k * 0.0004 + 0.0002, lambda g=gate, v=not active: self._drive(g, v)))
+                self._hand.append(
+                    self.loop.call_later(at + k * 0.0004 + 0.0002, lambda g=gate, v=not active: self._drive(g, v))
+                )
             at += 0.0015
         self._hand.append(self.loop.call_later(at, lambda: self._drive(gate, active)))
 
@@ -542,7 +552,14 @@ class World:
         drop_t = cassette.drop_time.get(section)
         self.swipes.append(
             SwipeRecord(
-                self.loop.now(), section, cassette.name, direction, variant, duration_s, self.prompting, fresh,
+                self.loop.now(),
+                section,
+                cassette.name,
+                direction,
+                variant,
+                duration_s,
+                self.prompting,
+                fresh,
                 None if drop_t is None else self.loop.now() - drop_t,
             )
         )

@@ -6,9 +6,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from gpiozero.pins import Factory
 
@@ -38,8 +38,9 @@ def open_store(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> 
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create the state directory {directory}: {exc.strerror}; "
-                         "choose another with --state-dir") from exc
+        raise StoreError(
+            f"cannot create the state directory {directory}: {exc.strerror}; choose another with --state-dir"
+        ) from exc
     if not os.access(directory, os.W_OK):
         raise StoreError(f"the state directory {directory} is not writable; fix its permissions or use --state-dir")
     return Store(directory / DB_NAME, fluid_capacity=config.dispenser.reservoir_drops)

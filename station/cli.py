@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from . import __version__
@@ -95,8 +93,9 @@ def _db_path(args: argparse.Namespace, config: station_config.Config) -> Path:
 def _existing_db(args: argparse.Namespace, config: station_config.Config) -> Path | None:
     path = _db_path(args, config)
     if not path.exists():
-        print(f"station {args.command}: no database at {path}; name the state directory with --state-dir",
-              file=sys.stderr)
+        print(
+            f"station {args.command}: no database at {path}; name the state directory with --state-dir", file=sys.stderr
+        )
         return None
     return path
 
@@ -257,8 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--demo", action="store_true", help="run the scripted demo and exit")
     mode.add_argument("--scenario", metavar="FILE", help="run a scenario file; exit 1 if an expectation fails")
-    mode.add_argument("--headless", action="store_true",
-                      help="real time, no prompt: print the console and bench port paths and run until SIGTERM/SIGINT")
+    mode.add_argument(
+        "--headless",
+        action="store_true",
+        help="real time, no prompt: print the console and bench port paths and run until SIGTERM/SIGINT",
+    )
     mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
     p.set_defaults(func=cmd_sim)
 
@@ -307,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if getattr(args, "action", None) == "check" and not args.file:
         print("station config check: name the file to check", file=sys.stderr)
         return 2

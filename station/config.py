@@ -98,7 +98,9 @@ class Dispenser:
 
     pulse_s: float = _num(0.03, 0.001, 1.0, "pump pulse length for one drop")
     drop_sensor_fitted: bool = _flag(True, "confirm each drop with the drop sensor")
-    drop_timeout_s: float = _num(0.5, 0.01, 10.0, "time for the drop sensor to see the drop, from the start of the pulse (longer than pulse_s)")
+    drop_timeout_s: float = _num(
+        0.5, 0.01, 10.0, "time for the drop sensor to see the drop, from the start of the pulse (longer than pulse_s)"
+    )
     reservoir_drops: int = _int(2000, 1, 10_000_000, "drops in a full reservoir")
 
 
@@ -163,7 +165,7 @@ class Config:
     panel: Panel = field(default_factory=Panel)
     console: Console = field(default_factory=Console)
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    def replace(self, section: str, **values: Any) -> Config:
         """A copy with some values of one section changed, validated like a file."""
         raw = to_dict(self)
         if section not in raw:
@@ -196,8 +198,7 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
             raise ConfigError(f"{key} = {value}: not a BCM GPIO pin; allowed 2-27")
         if value in RESERVED_PINS:
             raise ConfigError(
-                f"{key} = {value}: GPIO {value} is kept free for the {RESERVED_PINS[value]}; "
-                "choose another pin"
+                f"{key} = {value}: GPIO {value} is kept free for the {RESERVED_PINS[value]}; choose another pin"
             )
         return value
     integer = meta.get("integer", False)
@@ -230,9 +231,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError("configuration must be a table of sections")
     unknown = sorted(set(raw) - set(sections))
     if unknown:
-        raise ConfigError(
-            f"unknown section [{unknown[0]}]; allowed sections are {', '.join(sections)}"
-        )
+        raise ConfigError(f"unknown section [{unknown[0]}]; allowed sections are {', '.join(sections)}")
     built: dict[str, Any] = {}
     for name, cls in sections.items():
         values = raw.get(name, {})
@@ -241,9 +240,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
         known = {f.name: f for f in fields(cls)}
         bad = sorted(set(values) - set(known))
         if bad:
-            raise ConfigError(
-                f"unknown key {name}.{bad[0]}; allowed keys in [{name}] are {', '.join(known)}"
-            )
+            raise ConfigError(f"unknown key {name}.{bad[0]}; allowed keys in [{name}] are {', '.join(known)}")
         built[name] = cls(**{k: _check_value(f"{name}.{k}", known[k], v) for k, v in values.items()})
     config = Config(**built)
     _check_cross(config)

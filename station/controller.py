@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from transitions import Machine
 
@@ -43,8 +44,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "finish", "source": ["advancing", "dispensing", "swipe_ready", "swiping"], "dest": "done"},
     {"trigger": "taken_away", "source": "done", "dest": "idle"},
     {"trigger": "fault", "source": "*", "dest": "fault"},
-    {"trigger": "clear_fault", "source": "fault", "dest": "idle", "conditions": "fault_cause_gone",
-     "before": "_record_fault_clear"},
+    {
+        "trigger": "clear_fault",
+        "source": "fault",
+        "dest": "idle",
+        "conditions": "fault_cause_gone",
+        "before": "_record_fault_clear",
+    },
     {"trigger": "service", "source": "idle", "dest": "servicing"},
     {"trigger": "serviced", "source": "servicing", "dest": "idle"},
     {"trigger": "reset", "source": [s for s in STATES if s != "fault"], "dest": "idle"},
@@ -67,8 +73,16 @@ PATTERN_OF_OUTCOME = {
     Outcome.INTERRUPTED: Pattern.FAILED,
 }
 RESULT_HOLD_S = 1.0  # shortest time a result is shown, even if the connector is already gone
-FAULT_SEVERITY = [FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED, FaultCode.NO_DROP, FaultCode.JAM,
-                  FaultCode.SENSOR, FaultCode.STARTUP, FaultCode.INTERNAL, FaultCode.STORAGE]  # least to most serious
+FAULT_SEVERITY = [
+    FaultCode.NO_CASSETTE,
+    FaultCode.CASSETTE_PULLED,
+    FaultCode.NO_DROP,
+    FaultCode.JAM,
+    FaultCode.SENSOR,
+    FaultCode.STARTUP,
+    FaultCode.INTERNAL,
+    FaultCode.STORAGE,
+]  # least to most serious
 NEW_CASSETTE_WINDOW_S = 120.0  # a long press declares a new cassette only this soon after fitting
 
 
@@ -289,7 +303,9 @@ class Controller(Maintenance):
     def _record_fault_clear(self) -> None:
         if self._clearing_by is not None:
             code = self.fault_code or FaultCode.INTERNAL
-            self.store.audit("maintenance", "fault_clear", self.wall(), detail={"fault": code.value}, source=self._clearing_by)
+            self.store.audit(
+                "maintenance", "fault_clear", self.wall(), detail={"fault": code.value}, source=self._clearing_by
+            )
 
     def fault_cause_gone(self) -> bool:
         if self.fault_code in (FaultCode.NO_CASSETTE, FaultCode.CASSETTE_PULLED):
@@ -345,7 +361,9 @@ class Controller(Maintenance):
         if self.state != "identifying" or a is None:
             return
         g = self.config.guide_pins
-        reading = read_guide_pins(a.pin_samples, present_at=a.started_at, now=self.loop.now(), settle_s=g.settle_s, timeout_s=g.timeout_s)
+        reading = read_guide_pins(
+            a.pin_samples, present_at=a.started_at, now=self.loop.now(), settle_s=g.settle_s, timeout_s=g.timeout_s
+        )
         if not reading.done:
             self._at(reading.check_at, self._check_pins)  # type: ignore[arg-type]
             return
@@ -399,8 +417,11 @@ class Controller(Maintenance):
         if result.status in (MotionStatus.JAM, MotionStatus.EARLY_INDEX):
             jam = result.status is MotionStatus.JAM
             self._conclude(Outcome.FAILED, Reason.JAM if jam else Reason.INDEX_FAULT)
-            self._fault(FaultCode.JAM, f"{'jam' if jam else 'index pulse far too soon'}: confirmed "
-                                       f"{result.positions} of {a.positions_reserved} positions after {result.steps} steps")
+            self._fault(
+                FaultCode.JAM,
+                f"{'jam' if jam else 'index pulse far too soon'}: confirmed "
+                f"{result.positions} of {a.positions_reserved} positions after {result.steps} steps",
+            )
         elif result.status is not MotionStatus.DONE or result.positions != a.positions_reserved:
             self._conclude(Outcome.FAILED, Reason.FAULT)
             self._fault(FaultCode.INTERNAL, f"wheel move ended {result.status.value} at {result.positions} positions")
@@ -485,7 +506,11 @@ class Controller(Maintenance):
         self._after(RESULT_HOLD_S, self._maybe_taken_away)
 
     def _maybe_taken_away(self) -> None:
-        if self.state == "done" and not self._read(Sensor.CONNECTOR) and self.loop.now() - self._done_at >= RESULT_HOLD_S - 1e-9:
+        if (
+            self.state == "done"
+            and not self._read(Sensor.CONNECTOR)
+            and self.loop.now() - self._done_at >= RESULT_HOLD_S - 1e-9
+        ):
             self.taken_away()
 
     def on_enter_fault(self) -> None:
@@ -504,7 +529,9 @@ class Controller(Maintenance):
                 self._defer(lambda: self._fault(FaultCode.STORAGE, f"could not record the end of attempt {a.id}"))
         self.attempt = None
         try:
-            self.store.audit("fault", (self.fault_code or FaultCode.INTERNAL).value, self.wall(), detail=self.fault_detail)
+            self.store.audit(
+                "fault", (self.fault_code or FaultCode.INTERNAL).value, self.wall(), detail=self.fault_detail
+            )
         except Exception:
             log.exception("could not record the fault")  # pragma: no mutate
         self._emit("fault", code=(self.fault_code or FaultCode.INTERNAL).value, detail=self.fault_detail)
@@ -533,9 +560,15 @@ class Controller(Maintenance):
             pass_s = round(v.pass_s, 4)
         try:
             text = (reason.value if reason else "") + (f": {detail}" if detail else "")
-            self.store.finish_attempt(a.id, outcome, text, self.wall(),
-                                      gender=a.gender.value if a.gender else None,
-                                      swipe_start_s=swipe_start_s, pass_s=pass_s)
+            self.store.finish_attempt(
+                a.id,
+                outcome,
+                text,
+                self.wall(),
+                gender=a.gender.value if a.gender else None,
+                swipe_start_s=swipe_start_s,
+                pass_s=pass_s,
+            )
         except Exception:
             if not guarded:
                 raise
@@ -543,9 +576,17 @@ class Controller(Maintenance):
             recorded = False
         else:
             recorded = True
-        self._emit("result", id=a.id, outcome=outcome.value, reason=reason.value if reason else "",
-                   gender=a.gender.value if a.gender else None, mode=a.mode.value, drops=a.drops,
-                   positions=a.positions_confirmed, pass_s=a.verdict.pass_s if a.verdict else None)
+        self._emit(
+            "result",
+            id=a.id,
+            outcome=outcome.value,
+            reason=reason.value if reason else "",
+            gender=a.gender.value if a.gender else None,
+            mode=a.mode.value,
+            drops=a.drops,
+            positions=a.positions_confirmed,
+            pass_s=a.verdict.pass_s if a.verdict else None,
+        )
         return recorded
 
     def _cassette_warning(self) -> None:
@@ -618,8 +659,10 @@ class Controller(Maintenance):
         if not edge.active:
             if self.state != "fault":
                 in_cycle = self.state in CYCLE
-                self._fault(FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE,
-                            "cassette removed during a clean" if in_cycle else "no cassette fitted")
+                self._fault(
+                    FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE,
+                    "cassette removed during a clean" if in_cycle else "no cassette fitted",
+                )
             self._fitted_at = None
             self.store.cassette_removed(self.wall())
             return
@@ -667,8 +710,10 @@ class Controller(Maintenance):
         if self.state != "idle" or not self._read(Sensor.CASSETTE):
             return
         if self._fitted_at is None or self.loop.now() - self._fitted_at > NEW_CASSETTE_WINDOW_S:
-            self._emit("warning", text=f"to declare a new cassette, long-press within "
-                                       f"{NEW_CASSETTE_WINDOW_S:.0f} s of fitting it")
+            self._emit(
+                "warning",
+                text=f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it",
+            )
             return
         self.new_cassette(source="panel")
 
@@ -709,8 +754,17 @@ class Controller(Maintenance):
         current = {c.id for t in CassetteType if (c := self.store.cassette(t)) is not None}
         return {
             "attempts": self.store.summary(),
-            "cassettes": [dict(id=r["id"], type=r["type"], capacity=r["capacity"], used=r["used"], fits=r["fits"],
-                               current=r["id"] in current) for r in self.store.cassettes()],
+            "cassettes": [
+                dict(
+                    id=r["id"],
+                    type=r["type"],
+                    capacity=r["capacity"],
+                    used=r["used"],
+                    fits=r["fits"],
+                    current=r["id"] in current,
+                )
+                for r in self.store.cassettes()
+            ],
             "fluid_used": used,
             "fluid_capacity": capacity,
         }
@@ -730,8 +784,13 @@ class Controller(Maintenance):
             new = self.config if later else self.config.replace(section, **{key: value})
         except ConfigError as exc:
             return ServiceResult(False, error=f"{exc} (with the other saved changes; config reset one of them first)")
-        self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(), source=source,
-                               audit_detail={f"{section}.{key}": value})
+        self.store.set_setting(
+            OVERRIDES_SETTING,
+            json.dumps(saved, sort_keys=True),
+            self.wall(),
+            source=source,
+            audit_detail={f"{section}.{key}": value},
+        )
         if later:
             return ServiceResult(True, [f"{section}.{key} = {value!r} saved; takes effect at the next start"])
         self._apply_config(new)
@@ -768,15 +827,28 @@ class Controller(Maintenance):
                 section, _, key = name.partition(".")
                 live = live.replace(section, **{key: _value(self.file_config, name)})
         except ConfigError as exc:
-            return ServiceResult(False, error=f"resetting {', '.join(names)} leaves a configuration that is not "
-                                              f"valid: {exc}; reset the other saved change too")
-        self.store.set_setting(OVERRIDES_SETTING, json.dumps(saved, sort_keys=True), self.wall(),
-                               source=source, audit_detail={"reset": names})
+            return ServiceResult(
+                False,
+                error=f"resetting {', '.join(names)} leaves a configuration that is not "
+                f"valid: {exc}; reset the other saved change too",
+            )
+        self.store.set_setting(
+            OVERRIDES_SETTING,
+            json.dumps(saved, sort_keys=True),
+            self.wall(),
+            source=source,
+            audit_detail={"reset": names},
+        )
         self._apply_config(live)
-        return ServiceResult(True, [
-            f"{name} = {_value(self.file_config, name)!r} (configuration file) in effect now" if name in now else
-            f"{name} = {_value(self.file_config, name)!r} (configuration file) from the next start"
-            for name in names])
+        return ServiceResult(
+            True,
+            [
+                f"{name} = {_value(self.file_config, name)!r} (configuration file) in effect now"
+                if name in now
+                else f"{name} = {_value(self.file_config, name)!r} (configuration file) from the next start"
+                for name in names
+            ],
+        )
 
     def _apply_config(self, new: Config) -> None:
         self.config = new

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import config as station_config
 from .app import DB_NAME, default_state_dir
@@ -26,7 +26,9 @@ def check_config(path: str | None) -> tuple[Check, station_config.Config | None]
     try:
         cfg = station_config.load(path)
     except station_config.ConfigError as exc:
-        return Check("configuration", False, str(exc), "correct the key named above; `station config show` lists them"), None
+        return Check(
+            "configuration", False, str(exc), "correct the key named above; `station config show` lists them"
+        ), None
     return Check("configuration", True, f"{path or 'defaults'} valid"), cfg
 
 
@@ -36,8 +38,12 @@ def check_pin_factory() -> Check:
     try:
         factory = hardware_pin_factory()
     except NoGPIO as exc:
-        return Check("pin factory", False, str(exc).split(". To run")[0],
-                     "on a Pi: install with the pi extra (deploy/install.sh does); elsewhere use `station sim`")
+        return Check(
+            "pin factory",
+            False,
+            str(exc).split(". To run")[0],
+            "on a Pi: install with the pi extra (deploy/install.sh does); elsewhere use `station sim`",
+        )
     factory.close()
     return Check("pin factory", True, "lgpio opened the GPIO chip")
 
@@ -48,8 +54,12 @@ def check_gpiochips() -> Check:
         return Check("GPIO chips", False, "no /dev/gpiochip* on this machine", "run this on the Raspberry Pi")
     denied = [str(c) for c in chips if not os.access(c, os.R_OK | os.W_OK)]
     if denied:
-        return Check("GPIO chips", False, f"no read/write permission on {', '.join(denied)}",
-                     "add the user to the gpio group: sudo usermod -aG gpio $USER (then log in again)")
+        return Check(
+            "GPIO chips",
+            False,
+            f"no read/write permission on {', '.join(denied)}",
+            "add the user to the gpio group: sudo usermod -aG gpio $USER (then log in again)",
+        )
     return Check("GPIO chips", True, ", ".join(str(c) for c in chips))
 
 
@@ -65,11 +75,19 @@ def check_serial(port: str) -> Check:
 def check_state_dir(cfg: station_config.Config, state_dir: str | None) -> Check:
     directory = Path(state_dir or cfg.station.state_dir or default_state_dir(on_pi=True))
     if not directory.exists():
-        return Check("state directory", False, f"{directory} does not exist",
-                     "run deploy/install.sh, or create it owned by the service user")
+        return Check(
+            "state directory",
+            False,
+            f"{directory} does not exist",
+            "run deploy/install.sh, or create it owned by the service user",
+        )
     if not os.access(directory, os.W_OK):
-        return Check("state directory", False, f"{directory} is not writable by this user",
-                     "run as the service user (sudo -u mpo-station ...) or fix its owner")
+        return Check(
+            "state directory",
+            False,
+            f"{directory} is not writable by this user",
+            "run as the service user (sudo -u mpo-station ...) or fix its owner",
+        )
     db = directory / DB_NAME
     if not db.exists():
         return Check("state directory", True, f"{directory} writable; no database yet (created at first start)")
@@ -78,8 +96,12 @@ def check_state_dir(cfg: station_config.Config, state_dir: str | None) -> Check:
         version = store.schema_version
         store.close()
     except StoreError as exc:
-        return Check("state directory", False, str(exc), "restore the last backup (station backup) or move the file away")
-    return Check("state directory", True, f"{db} schema {version}" + (" (will be upgraded)" if version < SCHEMA_VERSION else ""))
+        return Check(
+            "state directory", False, str(exc), "restore the last backup (station backup) or move the file away"
+        )
+    return Check(
+        "state directory", True, f"{db} schema {version}" + (" (will be upgraded)" if version < SCHEMA_VERSION else "")
+    )
 
 
 def check_service(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Check:
@@ -87,8 +109,12 @@ def check_service(run: Callable[..., subprocess.CompletedProcess] = subprocess.r
         return Check("service", False, "systemd is not running here", "on the Pi: sudo deploy/install.sh")
     state = run(["systemctl", "is-active", "mpo-station.service"], capture_output=True, text=True).stdout.strip()
     if state != "active":
-        return Check("service", False, f"mpo-station.service is {state or 'unknown'}",
-                     "sudo systemctl enable --now mpo-station; see journalctl -u mpo-station -e")
+        return Check(
+            "service",
+            False,
+            f"mpo-station.service is {state or 'unknown'}",
+            "sudo systemctl enable --now mpo-station; see journalctl -u mpo-station -e",
+        )
     return Check("service", True, "mpo-station.service active")
 
 
@@ -97,8 +123,13 @@ def run_checks(config_path: str | None, state_dir: str | None) -> list[Check]:
     checks = [first]
     if cfg is None:
         cfg = station_config.Config()
-    checks += [check_pin_factory(), check_gpiochips(), check_serial(cfg.console.port),
-               check_state_dir(cfg, state_dir), check_service()]
+    checks += [
+        check_pin_factory(),
+        check_gpiochips(),
+        check_serial(cfg.console.port),
+        check_state_dir(cfg, state_dir),
+        check_service(),
+    ]
     return checks
 
 

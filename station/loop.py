@@ -17,7 +17,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Timer:
         """Will still run (neither cancelled nor already run), whatever its due time."""
         return not (self.cancelled or self.fired)
 
-    def __lt__(self, other: "Timer") -> bool:
+    def __lt__(self, other: Timer) -> bool:
         return (self.due, self._seq) < (other.due, other._seq)
 
 

@@ -8,8 +8,9 @@ it came from (the console port, or the panel).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .domain import FaultCode, Mode, Outcome, Reason
 from .ports import MotionResult, MotionStatus, Sensor
@@ -50,7 +51,7 @@ class Maintenance:
     _service: _Job | None
 
     # ------------------------------------------------------------------ guards
-    def _may_service(self: "Controller", need_cassette: bool) -> str | None:
+    def _may_service(self: Controller, need_cassette: bool) -> str | None:
         if self.state != "idle":
             return f"the station is {self.state}; wait for ready (or clear the fault) first"
         if self._read(Sensor.CONNECTOR):
@@ -59,13 +60,13 @@ class Maintenance:
             return "no cassette fitted"
         return None
 
-    def _begin(self: "Controller", kind: str, source: str, done: Done, detail: dict[str, Any]) -> _Job:
+    def _begin(self: Controller, kind: str, source: str, done: Done, detail: dict[str, Any]) -> _Job:
         self.store.audit("maintenance", kind, self.wall(), detail=detail, source=source)
         self._service = _Job(kind, done)
         self.service()
         return self._service
 
-    def _end(self: "Controller", ok: bool, error: str = "") -> None:
+    def _end(self: Controller, ok: bool, error: str = "") -> None:
         job = self._service
         self._service = None
         if self.state == "servicing":
@@ -74,7 +75,7 @@ class Maintenance:
             job.done(ServiceResult(ok, job.lines, error))
 
     # ------------------------------------------------------------------ jog
-    def jog(self: "Controller", positions: int, source: str, done: Done) -> None:
+    def jog(self: Controller, positions: int, source: str, done: Done) -> None:
         """Advance the wheel by whole positions (each index-confirmed); the ribbon is booked first."""
         refusal = self._may_service(need_cassette=True)
         if refusal is None and not 1 <= positions <= MAX_JOG:
@@ -90,12 +91,14 @@ class Maintenance:
         job.count = positions
         self.bench.wheel.advance(positions, lambda r: self.loop.post(lambda: self._on_motion(r)))
 
-    def _service_motion_done(self: "Controller", result: MotionResult) -> None:
+    def _service_motion_done(self: Controller, result: MotionResult) -> None:
         job = self._service
         if job is None:
             return
-        job.lines.append(f"wheel: {result.positions} of {job.count} positions confirmed in {result.steps} steps "
-                         f"({result.duration_s:.3f} s)")
+        job.lines.append(
+            f"wheel: {result.positions} of {job.count} positions confirmed in {result.steps} steps "
+            f"({result.duration_s:.3f} s)"
+        )
         if result.status is MotionStatus.DONE:
             if job.steps:
                 job.steps.pop(0)()
@@ -107,7 +110,7 @@ class Maintenance:
         job.done(ServiceResult(False, job.lines, f"wheel {result.status.value}: station is now in fault"))
 
     # ------------------------------------------------------------------ prime
-    def prime(self: "Controller", drops: int, source: str, done: Done) -> None:
+    def prime(self: Controller, drops: int, source: str, done: Done) -> None:
         """Pump drops to fill the line (into the waste, with no connector in the guide)."""
         refusal = self._may_service(need_cassette=False)
         if refusal is None and not 1 <= drops <= MAX_PRIME:
@@ -119,7 +122,7 @@ class Maintenance:
         job.count = drops
         self._prime_next()
 
-    def _prime_next(self: "Controller") -> None:
+    def _prime_next(self: Controller) -> None:
         job = self._service
         if job is None:
             return
@@ -133,11 +136,15 @@ class Maintenance:
         self.store.record_drop(self.wall(), source=job.kind)
         self.bench.dispenser.pulse()
         job.finished += 1
-        wait = self.config.dispenser.drop_timeout_s if self.bench.sensors.fitted(Sensor.DROP) else self.config.dispenser.pulse_s
+        wait = (
+            self.config.dispenser.drop_timeout_s
+            if self.bench.sensors.fitted(Sensor.DROP)
+            else self.config.dispenser.pulse_s
+        )
         self._after(wait + 0.05, self._prime_check)
         self._prime_seen = False
 
-    def _prime_check(self: "Controller") -> None:
+    def _prime_check(self: Controller) -> None:
         if self._service is None:
             return
         if self.bench.sensors.fitted(Sensor.DROP) and not self._prime_seen:
@@ -145,12 +152,14 @@ class Maintenance:
             self._service = None
             job.lines.append(f"pump: drop {job.finished} not seen by the drop sensor")
             self._fault(FaultCode.NO_DROP, f"{job.kind}: no drop seen")
-            job.done(ServiceResult(False, job.lines, "no drop seen: check the pump and nozzle; station is now in fault"))
+            job.done(
+                ServiceResult(False, job.lines, "no drop seen: check the pump and nozzle; station is now in fault")
+            )
             return
         self._prime_next()
 
     # ------------------------------------------------------------------ self-test
-    def selftest(self: "Controller", source: str, done: Done) -> None:
+    def selftest(self: Controller, source: str, done: Done) -> None:
         """Check each part: sensors at rest, the wheel (one position), the pump (one drop),
         lights and buzzer. Costs one ribbon position and one drop, both booked."""
         refusal = self._may_service(need_cassette=True)
@@ -163,8 +172,15 @@ class Maintenance:
         job = self._begin("selftest", source, done, {})
         lines = job.lines
         snapshot = self.bench.sensors.snapshot()
-        rest = {Sensor.GATE_A: False, Sensor.GATE_B: False, Sensor.PIN_LEFT: False, Sensor.PIN_RIGHT: False,
-                Sensor.DROP: False, Sensor.BUTTON: False, Sensor.CASSETTE: True}
+        rest = {
+            Sensor.GATE_A: False,
+            Sensor.GATE_B: False,
+            Sensor.PIN_LEFT: False,
+            Sensor.PIN_RIGHT: False,
+            Sensor.DROP: False,
+            Sensor.BUTTON: False,
+            Sensor.CASSETTE: True,
+        }
         failed = [s.value for s, want in rest.items() if s in snapshot and snapshot[s] != want]
         lines.append("sensors: " + ("PASS (at rest)" if not failed else f"FAIL ({', '.join(failed)} not at rest)"))
         left = cassette.remaining  # type: ignore[union-attr]
@@ -184,15 +200,16 @@ class Maintenance:
             self.bench.panel.lamp_test(finish)  # a reset or fault cancels it (panel timers)
 
         def finish() -> None:
-            job.lines.append("lights and buzzer: shown green, amber, red one at a time, then a beep "
-                             "(check by eye and ear)")
+            job.lines.append(
+                "lights and buzzer: shown green, amber, red one at a time, then a beep (check by eye and ear)"
+            )
             self._end(not failed, "" if not failed else "sensors not at rest")
 
         job.steps = [pump, panel]
         self.bench.wheel.advance(1, lambda r: self.loop.post(lambda: self._on_motion(r)))
 
     # ------------------------------------------------------------------ faults, reset, mode
-    def request_fault_clear(self: "Controller", source: str) -> ServiceResult:
+    def request_fault_clear(self: Controller, source: str) -> ServiceResult:
         if self.state != "fault":
             return ServiceResult(False, error="no fault to clear")
         code, detail = (self.fault_code or FaultCode.INTERNAL).value, self.fault_detail
@@ -200,7 +217,7 @@ class Maintenance:
             return ServiceResult(False, error=f"fault {code} still present: {detail}")
         return ServiceResult(True, [f"fault {code} cleared"])
 
-    def request_reset(self: "Controller", source: str) -> ServiceResult:
+    def request_reset(self: Controller, source: str) -> ServiceResult:
         """*RST: abort whatever is running, safely, to ready. A fault is not reset this way."""
         if self.state == "fault":
             return ServiceResult(False, error="in fault: clear the fault (fault clear) instead")
@@ -216,8 +233,10 @@ class Maintenance:
             self.reset()
         return ServiceResult(True, ["reset to ready"])
 
-    def set_mode(self: "Controller", mode: Mode | None, source: str) -> ServiceResult:
+    def set_mode(self: Controller, mode: Mode | None, source: str) -> ServiceResult:
         self.mode_override = mode
-        self.store.audit("maintenance", "mode", self.wall(), detail={"mode": mode.value if mode else "switch"}, source=source)
+        self.store.audit(
+            "maintenance", "mode", self.wall(), detail={"mode": mode.value if mode else "switch"}, source=source
+        )
         self._emit("mode", mode=mode.value if mode else None, source=source)
         return ServiceResult(True, [f"mode {self.mode_switch().value} ({'console' if mode else 'panel switch'})"])

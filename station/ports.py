@@ -3,9 +3,10 @@ gpiozero; the controller never knows which pin factory (lgpio or MockFactory) is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Protocol
+from typing import Protocol
 
 
 class Sensor(str, Enum):

@@ -6,8 +6,9 @@ import csv
 import dataclasses
 import io
 import json
-from datetime import datetime, timezone
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TextIO
 
 from .domain import Outcome
 from .store import AttemptRecord, Store
@@ -23,14 +24,14 @@ def parse_time(text: str) -> float:
     except ValueError:
         raise ValueError(f"{text!r} is not a date or date-time; use e.g. 2026-11-24 or 2026-11-24T13:05") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
 def iso(t: float | None) -> str:
     if t is None:
         return ""
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _row(record: AttemptRecord) -> dict[str, object]:
@@ -63,13 +64,18 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 def summary(store: Store, positions_per_clean: int) -> str:
     counts = store.summary()
-    lines = ["clean attempts: " + ", ".join(f"{o} {counts.get(o, 0)}" for o in OUTCOMES)
-             + (f", open {counts['open']}" if counts.get("open") else "")]
+    lines = [
+        "clean attempts: "
+        + ", ".join(f"{o} {counts.get(o, 0)}" for o in OUTCOMES)
+        + (f", open {counts['open']}" if counts.get("open") else "")
+    ]
     for c in store.cassettes():
         state = "retired" if c["retired_at"] else "current"
         left = max(0, c["capacity"] - c["used"])
-        lines.append(f"cassette #{c['id']} {c['type']} ({state}): {left} of {c['capacity']} positions left "
-                     f"({left // positions_per_clean} cleans), fitted {c['fits']} time{'s' if c['fits'] != 1 else ''}")
+        lines.append(
+            f"cassette #{c['id']} {c['type']} ({state}): {left} of {c['capacity']} positions left "
+            f"({left // positions_per_clean} cleans), fitted {c['fits']} time{'s' if c['fits'] != 1 else ''}"
+        )
     used, capacity = store.fluid()
     lines.append(f"fluid: {max(0, capacity - used)} of {capacity} drops left since the last refill")
     return "\n".join(lines)

@@ -33,8 +33,10 @@ def serial_problem(url: str) -> str | None:
     if "://" in url or not url:
         return None
     if not Path(url).exists():
-        return (f"console port {url} does not exist: enable the UART (raspi-config: serial port on, "
-                "login shell off) or set [console] port")
+        return (
+            f"console port {url} does not exist: enable the UART (raspi-config: serial port on, "
+            "login shell off) or set [console] port"
+        )
     if not os.access(url, os.R_OK | os.W_OK):
         return f"no permission on {url}: add the service user to the dialout group"
     return None
@@ -43,8 +45,9 @@ def serial_problem(url: str) -> str | None:
 class Service:
     """A running station with its console and its systemd conversation."""
 
-    def __init__(self, config: Config, state_dir: str | None, pin_factory: Factory,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, config: Config, state_dir: str | None, pin_factory: Factory, notifier: Notifier | None = None
+    ) -> None:
         self.notifier = notifier or Notifier()
         self.problems: list[tuple[FaultCode, str]] = []
         try:
@@ -57,8 +60,14 @@ class Service:
         self.station: Station = build_station(config, self.loop, pin_factory, store)
         self.controller = self.station.controller
         c = config.console
-        self.console = Console(self.controller, serial_url=c.port, baud=c.baud, tcp_port=c.tcp_port,
-                               idle_logout_s=c.idle_logout_s, max_per_s=c.max_commands_per_s)
+        self.console = Console(
+            self.controller,
+            serial_url=c.port,
+            baud=c.baud,
+            tcp_port=c.tcp_port,
+            idle_logout_s=c.idle_logout_s,
+            max_per_s=c.max_commands_per_s,
+        )
         if (text := serial_problem(c.port)) is not None:
             log.warning(text)  # not a fault: the bench cleans without its console
         self.loop.heartbeat = self._heartbeat
@@ -70,7 +79,9 @@ class Service:
         """On the controller loop, once per turn: a stuck controller stops the watchdog pings."""
         self.notifier.heartbeat()
         code = self.controller.fault_code
-        self.notifier.status(self.controller.state + (f" ({code.value}: {self.controller.fault_detail})" if code else ""))
+        self.notifier.status(
+            self.controller.state + (f" ({code.value}: {self.controller.fault_detail})" if code else "")
+        )
 
     def start(self) -> None:
         self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]

@@ -210,7 +210,7 @@ class Store:
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-    def _tx(self) -> "_Transaction":
+    def _tx(self) -> _Transaction:
         return _Transaction(self)
 
     def _write(self, sql: str, args: tuple = ()) -> int:
@@ -234,7 +234,9 @@ class Store:
         ).fetchone()
         return CassetteState(row["id"], CassetteType(row["type"]), row["capacity"], row["used"]) if row else None
 
-    def new_cassette(self, ctype: CassetteType, capacity: int, t: float, *, note: str = "", source: str = "station") -> CassetteState:
+    def new_cassette(
+        self, ctype: CassetteType, capacity: int, t: float, *, note: str = "", source: str = "station"
+    ) -> CassetteState:
         """Retire the current cassette of this type and start a fresh count for a new one."""
         with self._tx() as db:
             db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
@@ -266,23 +268,37 @@ class Store:
         ).fetchall()
 
     # -- ribbon ----------------------------------------------------------------------------
-    def reserve_positions(self, cassette: CassetteState, positions: int, t: float, *,
-                          attempt_id: int | None = None, gender: str | None = None, source: str = "clean") -> int:
+    def reserve_positions(
+        self,
+        cassette: CassetteState,
+        positions: int,
+        t: float,
+        *,
+        attempt_id: int | None = None,
+        gender: str | None = None,
+        source: str = "clean",
+    ) -> int:
         """Durably mark ribbon positions used *before* the wheel moves; returns the first one.
 
         Refuses to reserve past the end of the cassette (the books never claim ribbon that
         is not there)."""
         with self._tx() as db:
-            used = db.execute("SELECT coalesce(sum(positions), 0) FROM ribbon WHERE cassette_id = ?", (cassette.id,)).fetchone()[0]
+            used = db.execute(
+                "SELECT coalesce(sum(positions), 0) FROM ribbon WHERE cassette_id = ?", (cassette.id,)
+            ).fetchone()[0]
             if used + positions > cassette.capacity:
-                raise StoreError(f"cassette #{cassette.id} has {cassette.capacity - used} positions left, {positions} asked")
+                raise StoreError(
+                    f"cassette #{cassette.id} has {cassette.capacity - used} positions left, {positions} asked"
+                )
             db.execute(
                 "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions, source) VALUES (?, ?, ?, ?, ?, ?)",
                 (t, cassette.id, attempt_id, used, positions, source),
             )
             if attempt_id is not None:
-                db.execute("UPDATE attempts SET cassette_id = ?, gender = coalesce(?, gender) WHERE id = ?",
-                           (cassette.id, gender, attempt_id))
+                db.execute(
+                    "UPDATE attempts SET cassette_id = ?, gender = coalesce(?, gender) WHERE id = ?",
+                    (cassette.id, gender, attempt_id),
+                )
         return int(used)
 
     # -- fluid -----------------------------------------------------------------------------
@@ -299,10 +315,15 @@ class Store:
 
     def refill(self, t: float, *, source: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO refills(t, capacity, last_drop_id, source) "
-                       "VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM drops), ?)", (t, self.fluid_capacity, source))
-            db.execute("INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'fluid', 'refill', ?, ?)",
-                       (t, json.dumps({"capacity": self.fluid_capacity}), source))
+            db.execute(
+                "INSERT INTO refills(t, capacity, last_drop_id, source) "
+                "VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM drops), ?)",
+                (t, self.fluid_capacity, source),
+            )
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'fluid', 'refill', ?, ?)",
+                (t, json.dumps({"capacity": self.fluid_capacity}), source),
+            )
 
     # -- clean attempts --------------------------------------------------------------------
     def begin_attempt(self, t: float, mode: Mode) -> int:
@@ -312,8 +333,17 @@ class Store:
         """The mode an open attempt is now cleaned in (switched to dry before its drop)."""
         self._write("UPDATE attempts SET mode = ? WHERE id = ? AND outcome IS NULL", (mode.value, attempt_id))
 
-    def finish_attempt(self, attempt_id: int, outcome: Outcome, reason: str, t: float, *,
-                       gender: str | None = None, swipe_start_s: float | None = None, pass_s: float | None = None) -> None:
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        outcome: Outcome,
+        reason: str,
+        t: float,
+        *,
+        gender: str | None = None,
+        swipe_start_s: float | None = None,
+        pass_s: float | None = None,
+    ) -> None:
         """The one outcome of an attempt, with what was measured; never overwrites an outcome."""
         self._write(
             "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ?, gender = coalesce(?, gender), "
@@ -330,12 +360,21 @@ class Store:
                     "UPDATE attempts SET outcome = ?, reason = ?, ended_at = ? WHERE outcome IS NULL",
                     (Outcome.INTERRUPTED.value, "power lost or station stopped during the clean", t),
                 )
-                db.execute("INSERT INTO audit(t, kind, action, detail) VALUES (?, 'recovery', 'interrupted', ?)",
-                           (t, json.dumps({"attempts": ids})))
+                db.execute(
+                    "INSERT INTO audit(t, kind, action, detail) VALUES (?, 'recovery', 'interrupted', ?)",
+                    (t, json.dumps({"attempts": ids})),
+                )
         return ids
 
-    def attempts(self, *, limit: int | None = None, since: float | None = None, until: float | None = None,
-                 outcome: str | None = None, newest_first: bool = True) -> list[AttemptRecord]:
+    def attempts(
+        self,
+        *,
+        limit: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        outcome: str | None = None,
+        newest_first: bool = True,
+    ) -> list[AttemptRecord]:
         where, args = [], []
         if since is not None:
             where.append("a.started_at >= ?")
@@ -354,7 +393,9 @@ class Store:
         return [AttemptRecord(**dict(r)) for r in self._db.execute(sql, args)]
 
     def summary(self) -> dict[str, int]:
-        return {r[0] or "open": r[1] for r in self._db.execute("SELECT outcome, count(*) FROM attempts GROUP BY outcome")}
+        return {
+            r[0] or "open": r[1] for r in self._db.execute("SELECT outcome, count(*) FROM attempts GROUP BY outcome")
+        }
 
     def backup(self, destination: str | Path) -> None:
         """A consistent copy while the station runs (SQLite online backup, WAL included)."""
@@ -375,16 +416,23 @@ class Store:
         """Change a setting and audit it in one transaction (the value itself is not audited:
         it may be a PIN hash)."""
         with self._tx() as db:
-            db.execute("INSERT INTO settings(key, value, t) VALUES (?, ?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, t = excluded.t", (key, value, t))
+            db.execute(
+                "INSERT INTO settings(key, value, t) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, t = excluded.t",
+                (key, value, t),
+            )
             detail = audit_detail if isinstance(audit_detail, str) else json.dumps(audit_detail, sort_keys=True)
-            db.execute("INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'setting', ?, ?, ?)",
-                       (t, key, detail, source))
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'setting', ?, ?, ?)",
+                (t, key, detail, source),
+            )
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:
         text = detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True)
-        self._write("INSERT INTO audit(t, kind, action, detail, source) VALUES (?, ?, ?, ?, ?)", (t, kind, action, text, source))
+        self._write(
+            "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, ?, ?, ?, ?)", (t, kind, action, text, source)
+        )
 
     def audit_log(self, limit: int = 50) -> list[sqlite3.Row]:
         return self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
@@ -435,4 +483,3 @@ def _explain(path: str, exc: BaseException) -> str:
     else:
         hint = "check the state directory"
     return f"database {path}: {text} ({hint})"
-

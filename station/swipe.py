@@ -8,8 +8,9 @@ test a different path from the one that runs on the bench.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from .domain import Reason
 
@@ -102,7 +103,9 @@ def judge_swipe(
     passes = sorted(a + b, key=lambda iv: iv.start)
     if not passes:
         if now >= start_deadline or connector_gone:
-            return SwipeVerdict(True, reason=Reason.REMOVED_MID_CYCLE if connector_gone and now < start_deadline else Reason.NO_SWIPE)
+            return SwipeVerdict(
+                True, reason=Reason.REMOVED_MID_CYCLE if connector_gone and now < start_deadline else Reason.NO_SWIPE
+            )
         return SwipeVerdict(False, check_at=start_deadline)
     first = passes[0]
     if first.start > start_deadline:

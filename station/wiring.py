@@ -19,31 +19,49 @@ WIRING_PATH = Path("docs") / "wiring.md"
 # The Raspberry Pi 40-pin header (J8), identical on the Pi 5, Pi 4 and Zero 2 W:
 # physical pin number -> what is on it. Odd pins are one row, even pins the other.
 HEADER: dict[int, str] = {
-    1: "3V3", 2: "5V",
-    3: "GPIO2", 4: "5V",
-    5: "GPIO3", 6: "GND",
-    7: "GPIO4", 8: "GPIO14",
-    9: "GND", 10: "GPIO15",
-    11: "GPIO17", 12: "GPIO18",
-    13: "GPIO27", 14: "GND",
-    15: "GPIO22", 16: "GPIO23",
-    17: "3V3", 18: "GPIO24",
-    19: "GPIO10", 20: "GND",
-    21: "GPIO9", 22: "GPIO25",
-    23: "GPIO11", 24: "GPIO8",
-    25: "GND", 26: "GPIO7",
-    27: "GPIO0", 28: "GPIO1",
-    29: "GPIO5", 30: "GND",
-    31: "GPIO6", 32: "GPIO12",
-    33: "GPIO13", 34: "GND",
-    35: "GPIO19", 36: "GPIO16",
-    37: "GPIO26", 38: "GPIO20",
-    39: "GND", 40: "GPIO21",
+    1: "3V3",
+    2: "5V",
+    3: "GPIO2",
+    4: "5V",
+    5: "GPIO3",
+    6: "GND",
+    7: "GPIO4",
+    8: "GPIO14",
+    9: "GND",
+    10: "GPIO15",
+    11: "GPIO17",
+    12: "GPIO18",
+    13: "GPIO27",
+    14: "GND",
+    15: "GPIO22",
+    16: "GPIO23",
+    17: "3V3",
+    18: "GPIO24",
+    19: "GPIO10",
+    20: "GND",
+    21: "GPIO9",
+    22: "GPIO25",
+    23: "GPIO11",
+    24: "GPIO8",
+    25: "GND",
+    26: "GPIO7",
+    27: "GPIO0",
+    28: "GPIO1",
+    29: "GPIO5",
+    30: "GND",
+    31: "GPIO6",
+    32: "GPIO12",
+    33: "GPIO13",
+    34: "GND",
+    35: "GPIO19",
+    36: "GPIO16",
+    37: "GPIO26",
+    38: "GPIO20",
+    39: "GND",
+    40: "GPIO21",
 }
 
-BCM_TO_PHYSICAL: dict[int, int] = {
-    int(name[4:]): pin for pin, name in HEADER.items() if name.startswith("GPIO")
-}
+BCM_TO_PHYSICAL: dict[int, int] = {int(name[4:]): pin for pin, name in HEADER.items() if name.startswith("GPIO")}
 
 # Not for the station: the configuration's reserved buses, plus the HAT ID EEPROM pins
 # (which the configuration cannot name at all: valid pins start at BCM 2).
@@ -98,26 +116,40 @@ GATE = f"{OPEN_COLLECTOR}; no filter capacitor: the swipe is timed on this edge"
 LED = "pin → 330 Ω to 1 kΩ resistor → LED → GND (active high)"
 
 WIRES: dict[str, Wire] = {
-    "step": Wire("stepper driver", Direction.OUT, "one rising edge = one (micro)step",
-                 hold=Hold(False, "10 kΩ pull-down to GND", required=False)),
+    "step": Wire(
+        "stepper driver",
+        Direction.OUT,
+        "one rising edge = one (micro)step",
+        hold=Hold(False, "10 kΩ pull-down to GND", required=False),
+    ),
     "dir": Wire("stepper driver", Direction.OUT, "sets the turning direction"),
-    "enable": Wire("stepper driver", Direction.OUT,
-                   "active low: low = motor energised; driver boards often pull ENABLE low (enabled) themselves",
-                   hold=Hold(True, "4.7 kΩ to 10 kΩ pull-up to 3.3 V (the driver's logic supply)", required=True)),
-    "index": Wire("slotted optical sensor on the wheel", Direction.IN,
-                  f"{INPUT}; open-collector output, or a bare phototransistor (collector to the pin, emitter to GND)"),
+    "enable": Wire(
+        "stepper driver",
+        Direction.OUT,
+        "active low: low = motor energised; driver boards often pull ENABLE low (enabled) themselves",
+        hold=Hold(True, "4.7 kΩ to 10 kΩ pull-up to 3.3 V (the driver's logic supply)", required=True),
+    ),
+    "index": Wire(
+        "slotted optical sensor on the wheel",
+        Direction.IN,
+        f"{INPUT}; open-collector output, or a bare phototransistor (collector to the pin, emitter to GND)",
+    ),
     "cassette_present": Wire("micro switch in the cradle", Direction.IN, f"{INPUT}; normally open contact"),
-    "cassette_type": Wire("micro switch under the male MT cassette's tab", Direction.IN,
-                          f"{INPUT}; normally open contact"),
+    "cassette_type": Wire(
+        "micro switch under the male MT cassette's tab", Direction.IN, f"{INPUT}; normally open contact"
+    ),
     "connector_present": Wire("reflective or through-beam sensor, top of the window", Direction.IN, OPEN_COLLECTOR),
     "guide_pin_left": Wire("small optical or Hall sensor, left guide pin", Direction.IN, OPEN_COLLECTOR),
     "guide_pin_right": Wire("small optical or Hall sensor, right guide pin", Direction.IN, OPEN_COLLECTOR),
     "gate_a": Wire("through-beam or reflective sensor, top of the window", Direction.IN, GATE),
     "gate_b": Wire("through-beam or reflective sensor, bottom of the window", Direction.IN, GATE),
-    "pump": Wire("peristaltic micro pump or solenoid valve", Direction.OUT,
-                 "pin → 100 Ω → gate of a logic-level N-MOSFET; pump or valve (5 V or 12 V) on the drain, "
-                 "flyback diode across it",
-                 hold=Hold(False, "100 kΩ pull-down from the MOSFET gate to GND", required=True)),
+    "pump": Wire(
+        "peristaltic micro pump or solenoid valve",
+        Direction.OUT,
+        "pin → 100 Ω → gate of a logic-level N-MOSFET; pump or valve (5 V or 12 V) on the drain, "
+        "flyback diode across it",
+        hold=Hold(False, "100 kΩ pull-down from the MOSFET gate to GND", required=True),
+    ),
     "drop_sensor": Wire("optical drop sensor under the nozzle (optional)", Direction.IN, OPEN_COLLECTOR),
     "fluid_low": Wire("float switch in the reservoir", Direction.IN, f"{INPUT}; closes when the level is low"),
     "mode_switch": Wire("toggle switch on the panel", Direction.IN, f"{INPUT}; closed = WET-TO-DRY, open = DRY"),
@@ -125,9 +157,12 @@ WIRES: dict[str, Wire] = {
     "led_ready": Wire("green LED", Direction.OUT, LED),
     "led_busy": Wire("amber LED", Direction.OUT, LED),
     "led_fault": Wire("red LED", Direction.OUT, LED),
-    "buzzer": Wire("active buzzer", Direction.OUT,
-                   "pin → 1 kΩ → base of an NPN transistor (2N2222, BC337); buzzer from 5 V to the collector",
-                   hold=Hold(False, "10 kΩ pull-down from the pin to GND", required=False)),
+    "buzzer": Wire(
+        "active buzzer",
+        Direction.OUT,
+        "pin → 1 kΩ → base of an NPN transistor (2N2222, BC337); buzzer from 5 V to the collector",
+        hold=Hold(False, "10 kΩ pull-down from the pin to GND", required=False),
+    ),
 }
 
 
@@ -176,8 +211,10 @@ def _notes(c: Connection, config: Config) -> str:
         parts.append(f"**{hold}**")
         pull = power_on_pull(c.bcm)
         if pull != ("up" if hold.level else "down"):
-            parts.append(f"a Pi 4 / Zero 2 W pulls BCM {c.bcm} {pull} at power-on, which would switch "
-                         "this on: the resistor must overpower it")
+            parts.append(
+                f"a Pi 4 / Zero 2 W pulls BCM {c.bcm} {pull} at power-on, which would switch "
+                "this on: the resistor must overpower it"
+            )
     if c.bcm in SPI0_PINS:
         parts.append("SPI0 pin: keep SPI disabled")
     if not c.fitted:
@@ -227,8 +264,7 @@ def header_drawing(config: Config | None = None) -> list[str]:
     for odd in range(1, 41, 2):
         even = odd + 1
         (lm, llabel), (rm, rlabel) = left[odd], right[even]
-        line = (f"{llabel:>{width}}  {HEADER[odd]:>6}  {odd:>3} [{lm}]  [{rm}] {even:<3}  "
-                f"{HEADER[even]:<6}  {rlabel}")
+        line = f"{llabel:>{width}}  {HEADER[odd]:>6}  {odd:>3} [{lm}]  [{rm}] {even:<3}  {HEADER[even]:<6}  {rlabel}"
         lines.append(line.rstrip())
     lines += [
         "",
@@ -239,23 +275,36 @@ def header_drawing(config: Config | None = None) -> list[str]:
 
 
 def _parts_list(config: Config) -> list[str]:
-    drop = "optional; " + ("fitted in this configuration" if config.dispenser.drop_sensor_fitted
-                           else "not fitted in this configuration")
+    drop = "optional; " + (
+        "fitted in this configuration" if config.dispenser.drop_sensor_fitted else "not fitted in this configuration"
+    )
     uart_tx, uart_rx = physical_pin(14), physical_pin(15)
     grounds = ", ".join(str(p) for p, name in HEADER.items() if name == "GND")
     rows = [
-        ("1", "Raspberry Pi 5, Pi 4 or Zero 2 W",
-         "Raspberry Pi OS Bookworm 64-bit Lite; the Zero 2 W needs a header soldered on"),
+        (
+            "1",
+            "Raspberry Pi 5, Pi 4 or Zero 2 W",
+            "Raspberry Pi OS Bookworm 64-bit Lite; the Zero 2 W needs a header soldered on",
+        ),
         ("1", "power supply for the Pi", "official 27 W USB-C (Pi 5), 15 W USB-C (Pi 4), 2.5 A micro-USB (Zero 2 W)"),
-        ("1", "stepper driver carrier, STEP/DIR: A4988, DRV8825 or TMC2209",
-         "100 µF electrolytic across VMOT/GND at the carrier; logic supply (VDD/VIO) from the Pi's 3.3 V"),
-        ("1", "stepper motor: small NEMA-17 (0.4-1.0 A) or 28BYJ-48",
-         "the 28BYJ-48 only converted to bipolar (centre tap cut) and at low current"),
+        (
+            "1",
+            "stepper driver carrier, STEP/DIR: A4988, DRV8825 or TMC2209",
+            "100 µF electrolytic across VMOT/GND at the carrier; logic supply (VDD/VIO) from the Pi's 3.3 V",
+        ),
+        (
+            "1",
+            "stepper motor: small NEMA-17 (0.4-1.0 A) or 28BYJ-48",
+            "the 28BYJ-48 only converted to bipolar (centre tap cut) and at low current",
+        ),
         ("1", "12 V supply for the motor (and a 12 V pump)", "grounds of all supplies joined to the Pi's GND"),
         ("1", "slotted optical sensor (wheel index)", "one pulse per wheel position"),
         ("2", "micro switches (cassette present, cassette type)", "normally open"),
-        ("3", "reflective or through-beam optical sensors (connector present, gates A and B)",
-         "open-collector outputs"),
+        (
+            "3",
+            "reflective or through-beam optical sensors (connector present, gates A and B)",
+            "open-collector outputs",
+        ),
         ("2", "small optical or Hall sensors (left and right guide pin)", "open-collector outputs"),
         ("1", "5 V or 12 V peristaltic micro pump or solenoid valve", "one pulse = one drop"),
         ("1", "logic-level N-MOSFET", "fully on at VGS = 2.5 V, e.g. AO3400 or IRLML6344"),
@@ -266,12 +315,21 @@ def _parts_list(config: Config) -> list[str]:
         ("1", "push button (panel)", "normally open"),
         ("3", "LEDs: green, amber, red", "each with a 330 Ω to 1 kΩ series resistor"),
         ("1", "active buzzer (5 V) with NPN transistor and 1 kΩ base resistor", "2N2222 or BC337"),
-        *(("1", f"resistor: {c.wire.hold.resistor}",
-           f"holds `pins.{c.key}` safe ({'required' if c.wire.hold.required else 'recommended'})")
-          for c in connections(config) if c.wire.hold),
-        ("1", "USB-serial adapter with 3.3 V logic (FTDI, CP2102)",
-         f"the console: adapter RX to header pin {uart_tx} (GPIO14 TXD), adapter TX to pin {uart_rx} "
-         f"(GPIO15 RXD), GND to any ground pin ({grounds})"),
+        *(
+            (
+                "1",
+                f"resistor: {c.wire.hold.resistor}",
+                f"holds `pins.{c.key}` safe ({'required' if c.wire.hold.required else 'recommended'})",
+            )
+            for c in connections(config)
+            if c.wire.hold
+        ),
+        (
+            "1",
+            "USB-serial adapter with 3.3 V logic (FTDI, CP2102)",
+            f"the console: adapter RX to header pin {uart_tx} (GPIO14 TXD), adapter TX to pin {uart_rx} "
+            f"(GPIO15 RXD), GND to any ground pin ({grounds})",
+        ),
     ]
     lines = ["| qty | part | notes |", "|---|---|---|"]
     lines += [f"| {qty} | {part} | {notes} |" for qty, part, notes in rows]
@@ -279,8 +337,11 @@ def _parts_list(config: Config) -> list[str]:
 
 
 def _held_safe(rows: list[Connection]) -> list[str]:
-    return [f"- `pins.{c.key}` on GPIO{c.bcm} (header pin {c.physical}), {c.meaning}: **{c.wire.hold}**."
-            for c in rows if c.wire.hold]
+    return [
+        f"- `pins.{c.key}` on GPIO{c.bcm} (header pin {c.physical}), {c.meaning}: **{c.wire.hold}**."
+        for c in rows
+        if c.wire.hold
+    ]
 
 
 def document(config: Config | None = None) -> str:
@@ -318,7 +379,7 @@ def document(config: Config | None = None) -> str:
         "",
         "Inputs are wired active low: the sensor or switch connects the pin to GND when it is active",
         "and the Pi's internal pull-up (about 50 kΩ) holds the pin high at rest, so a broken wire reads",
-        "as \"absent\". Outputs are push-pull 3.3 V, a few mA: LEDs through a resistor, everything",
+        'as "absent". Outputs are push-pull 3.3 V, a few mA: LEDs through a resistor, everything',
         "else through a transistor or the driver's logic input.",
         "",
         "## The header",
@@ -359,4 +420,3 @@ def write(path: str | Path = WIRING_PATH, config: Config | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document(config), encoding="utf-8")
-

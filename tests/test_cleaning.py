@@ -44,8 +44,15 @@ class Snap:
 
 def snap(bench: SimBench) -> Snap:
     w = bench.world
-    return Snap(w.positions_total, w.steps_total, w.drops_total, len(w.swipes), w.prompts,
-                len(bench.results()), len(bench.controller.store.attempts()))
+    return Snap(
+        w.positions_total,
+        w.steps_total,
+        w.drops_total,
+        len(w.swipes),
+        w.prompts,
+        len(bench.results()),
+        len(bench.controller.store.attempts()),
+    )
 
 
 def records(bench: SimBench):
@@ -300,9 +307,11 @@ def test_the_simulator_catches_a_drop_against_the_mode(bench, monkeypatch, seate
     if seated_wet:
         monkeypatch.setattr(c, "mode_switch", lambda: Mode.WET)  # never sees the switch move
     else:
+
         def wet_on_the_way(kind, data):
             if kind == "state" and data["state"] == "advancing":
                 c.attempt.mode = Mode.WET
+
         c.subscribe(wet_on_the_way)
     w = bench.world
     w.set_mode(seated_wet)
@@ -734,9 +743,14 @@ def test_five_hundred_mixed_cleans_without_a_violation(fast_state_dir):
         assert not w.stepper_enabled and not w.pump_on
 
 
-@pytest.mark.parametrize("kind, cassette, outcome", [
-    ("male", "male_mt", "cleaned"), ("female", "standard", "cleaned"), ("bent", "male_mt", "rejected"),
-])
+@pytest.mark.parametrize(
+    "kind, cassette, outcome",
+    [
+        ("male", "male_mt", "cleaned"),
+        ("female", "standard", "cleaned"),
+        ("bent", "male_mt", "rejected"),
+    ],
+)
 def test_a_chattering_connector_is_read_as_what_it_is_once_its_pins_settle(bench, kind, cassette, outcome):
     """A loosely seated plug: the left pin sensor flickers for 0.4 s, then settles. Every
     reading taken while it flickers has both pins (the right one steady)."""

@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from station.config import RESERVED_PINS, Config, ConfigError, Pins, dumps, from_dict, load, to_dict
 
@@ -125,7 +126,9 @@ def test_a_file_overrides_only_the_values_it_names(tmp_path):
     assert config.station.state_dir == untouched.station.state_dir
     assert config.wheel.steps_per_position == untouched.wheel.steps_per_position
     assert config.swipe.glitch_s == untouched.swipe.glitch_s
-    assert dataclasses.replace(config.pins, gate_a=untouched.pins.gate_a, gate_b=untouched.pins.gate_b) == untouched.pins
+    assert (
+        dataclasses.replace(config.pins, gate_a=untouched.pins.gate_a, gate_b=untouched.pins.gate_b) == untouched.pins
+    )
 
 
 def test_an_unfitted_drop_sensor_may_share_its_pin(tmp_path):
@@ -199,7 +202,9 @@ def test_the_reserved_pins_are_the_uart_console_and_i2c():
 @pytest.mark.parametrize("max_steps", [64, 10])
 def test_the_jam_limit_must_exceed_the_nominal_steps(tmp_path, max_steps):
     message = load_error(tmp_path, f"[wheel]\nsteps_per_position = 64\nmax_steps_per_position = {max_steps}\n")
-    assert_names(message, f"wheel.max_steps_per_position = {max_steps}", "wheel.steps_per_position (64)", "must be more than")
+    assert_names(
+        message, f"wheel.max_steps_per_position = {max_steps}", "wheel.steps_per_position (64)", "must be more than"
+    )
 
 
 @pytest.mark.parametrize(

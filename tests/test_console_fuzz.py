@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,13 +39,48 @@ FUZZ = settings(max_examples=max(10, settings.default.max_examples // 5))
 
 COMMANDS = [
     # protected: must all be refused without a login
-    "jog 3", "jog 30", "prime 2", "prime 20", "selftest", "*RST", "fault clear", "cassette new",
-    "fluid refill", "config set swipe.max_pass_s 9", "config set wheel.positions_per_clean 1",
+    "jog 3",
+    "jog 30",
+    "prime 2",
+    "prime 20",
+    "selftest",
+    "*RST",
+    "fault clear",
+    "cassette new",
+    "fluid refill",
+    "config set swipe.max_pass_s 9",
+    "config set wheel.positions_per_clean 1",
     "pin set 1234",
     # open, some of them wrong
-    "mode wet", "mode set wet", "mode set dry", "mode set switch", "login 0000", "login", "logout", "*IDN?", "STAT?", "SYST:ERR?",
-    "FAULT?", "*OPC?", "*CLS", "help", "help jog", "status", "sensors", "counters", "log 3", "audit 2",
-    "cassette", "fluid", "config show swipe", "jog", "jog -1", "prime x", "NOPE?", "fault", "config",
+    "mode wet",
+    "mode set wet",
+    "mode set dry",
+    "mode set switch",
+    "login 0000",
+    "login",
+    "logout",
+    "*IDN?",
+    "STAT?",
+    "SYST:ERR?",
+    "FAULT?",
+    "*OPC?",
+    "*CLS",
+    "help",
+    "help jog",
+    "status",
+    "sensors",
+    "counters",
+    "log 3",
+    "audit 2",
+    "cassette",
+    "fluid",
+    "config show swipe",
+    "jog",
+    "jog -1",
+    "prime x",
+    "NOPE?",
+    "fault",
+    "config",
 ]
 # What the console may leave in the audit without a login.
 OPEN_AUDIT_ACTIONS = {"login_failed", "mode"}
@@ -52,7 +88,8 @@ OPEN_AUDIT_ACTIONS = {"login_failed", "mode"}
 
 def mixed_case(word: str) -> st.SearchStrategy[str]:
     return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
-        lambda flips: "".join(c.upper() if up else c.lower() for c, up in zip(word, flips)))
+        lambda flips: "".join(c.upper() if up else c.lower() for c, up in zip(word, flips))
+    )
 
 
 command_lines = st.one_of(
@@ -93,8 +130,13 @@ class ConsoleTraffic:
     def __init__(self, bench: SimBench, chunks: list[bytes]) -> None:
         clock = bench.clock.now
         self.session = Session("fuzz", bench.config.console.idle_logout_s, clock=clock)
-        self.dispatcher = Dispatcher(REGISTRY, console_context(bench.controller), self.session,
-                                     max_per_s=bench.config.console.max_commands_per_s, clock=clock)
+        self.dispatcher = Dispatcher(
+            REGISTRY,
+            console_context(bench.controller),
+            self.session,
+            max_per_s=bench.config.console.max_commands_per_s,
+            clock=clock,
+        )
         self.buffer = P.LineBuffer()
         self.chunks = list(chunks)
         self.replies = 0

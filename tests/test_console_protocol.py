@@ -214,8 +214,9 @@ def test_verify_accepts_the_right_pin_only():
         assert not verify_pin(wrong, PIN_HASH)
 
 
-@pytest.mark.parametrize("stored", ["", "4711", "plain$4711", "md5$1$2$3$00$00", "scrypt$x$8$1$00$00",
-                                    "scrypt$16384$8$1$zz$00"])
+@pytest.mark.parametrize(
+    "stored", ["", "4711", "plain$4711", "md5$1$2$3$00$00", "scrypt$x$8$1$00$00", "scrypt$16384$8$1$zz$00"]
+)
 def test_a_malformed_stored_hash_never_verifies_and_never_raises(stored):
     assert not verify_pin(PIN, stored)
 
@@ -272,8 +273,9 @@ class Console:
         self.bench = bench
         self.clock = FakeClock()
         self.session = Session(PORT, idle_logout_s, clock=self.clock)
-        self.dispatcher = Dispatcher(REGISTRY, console_context(bench.controller), self.session,
-                                     max_per_s=max_per_s, clock=self.clock)
+        self.dispatcher = Dispatcher(
+            REGISTRY, console_context(bench.controller), self.session, max_per_s=max_per_s, clock=self.clock
+        )
         self.streamed: list[str] = []
 
     def handle(self, text: str) -> list[str]:
@@ -324,9 +326,26 @@ def console(station):
 
 
 QUERIES = sorted(name for name in REGISTRY if name.endswith("?"))
-OPEN_COMMANDS = ["help", "help jog", "help fault clear", "status", "sensors", "counters", "log", "log 5",
-                 "audit", "audit 3", "mode", "cassette", "fluid", "config show", "config show swipe",
-                 "*CLS", "logout", "FAULT?"]
+OPEN_COMMANDS = [
+    "help",
+    "help jog",
+    "help fault clear",
+    "status",
+    "sensors",
+    "counters",
+    "log",
+    "log 5",
+    "audit",
+    "audit 3",
+    "mode",
+    "cassette",
+    "fluid",
+    "config show",
+    "config show swipe",
+    "*CLS",
+    "logout",
+    "FAULT?",
+]
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -360,9 +379,21 @@ def test_each_other_command_ends_with_exactly_one_ok_or_err_line(console, comman
         assert out[-1].startswith("OK"), out
 
 
-@pytest.mark.parametrize("command", ["log 0", "log x", "audit 1000", "mode sideways", "sensors 99",
-                                     "config show nosuchsection", "help nosuchcommand", "login",
-                                     "jog", "config set"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "log 0",
+        "log x",
+        "audit 1000",
+        "mode sideways",
+        "sensors 99",
+        "config show nosuchsection",
+        "help nosuchcommand",
+        "login",
+        "jog",
+        "config set",
+    ],
+)
 def test_refused_commands_end_with_one_err_line(console, command):
     out = console.send(command)
     assert_framed(command, out)
@@ -423,16 +454,30 @@ def test_the_protected_commands_are_the_ones_that_move_configure_reset_or_clear(
 def test_a_protected_command_without_login_is_minus_203_and_does_nothing(console, name):
     bench = console.bench
     world = bench.world
-    before = (world.positions_total, world.drops_total, world.steps_total, bench.controller.config,
-              bench.controller.store.setting(PIN_KEY), bench.controller.store.setting("config.overrides"),
-              len(audit_rows(bench)), bench.state)
+    before = (
+        world.positions_total,
+        world.drops_total,
+        world.steps_total,
+        bench.controller.config,
+        bench.controller.store.setting(PIN_KEY),
+        bench.controller.store.setting("config.overrides"),
+        len(audit_rows(bench)),
+        bench.state,
+    )
     out = console.send(PROTECTED[name])
     assert len(out) == 1 and err_code(out[0]) == -203, out
     assert "login" in out[0]
     bench.run_for(2.0)  # anything it had started would have moved by now
-    after = (world.positions_total, world.drops_total, world.steps_total, bench.controller.config,
-             bench.controller.store.setting(PIN_KEY), bench.controller.store.setting("config.overrides"),
-             len(audit_rows(bench)), bench.state)
+    after = (
+        world.positions_total,
+        world.drops_total,
+        world.steps_total,
+        bench.controller.config,
+        bench.controller.store.setting(PIN_KEY),
+        bench.controller.store.setting("config.overrides"),
+        len(audit_rows(bench)),
+        bench.state,
+    )
     assert after == before
     assert console.send("SYST:ERR?")[0].startswith('-203,"')
 
@@ -630,7 +675,11 @@ def test_config_reset_brings_back_the_file_value_at_once(console):
     assert json.loads(c.store.setting("config.overrides")) == {}
     assert not any(line.startswith("#") for line in console.send("config show"))
     row = audit_rows(bench)[0]
-    assert (row["action"], json.loads(row["detail"]), row["source"]) == ("config.overrides", {"reset": ["swipe.max_pass_s"]}, SOURCE)
+    assert (row["action"], json.loads(row["detail"]), row["source"]) == (
+        "config.overrides",
+        {"reset": ["swipe.max_pass_s"]},
+        SOURCE,
+    )
     # nothing left to reset: a clear error naming what was asked
     out = console.send("config reset swipe.max_pass_s")
     assert len(out) == 1 and err_code(out[0]) == -222 and "swipe.max_pass_s" in out[0] and "(changed: none)" in out[0]
@@ -659,8 +708,11 @@ def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_star
         out = console.send("config reset")
         assert len(out) == 1 and err_code(out[0]) == -102 and "config reset <section.key>|all" in out[0], out
         out = console.send("config reset all")
-        assert out == [f"console.idle_logout_s = {file_timeout!r} (configuration file) from the next start",
-                       f"swipe.max_pass_s = {Config().swipe.max_pass_s!r} (configuration file) in effect now", "OK"], out
+        assert out == [
+            f"console.idle_logout_s = {file_timeout!r} (configuration file) from the next start",
+            f"swipe.max_pass_s = {Config().swipe.max_pass_s!r} (configuration file) in effect now",
+            "OK",
+        ], out
         assert bench.controller.config.console.idle_logout_s == 77  # until the next start, as it says
         assert bench.controller.config.swipe.max_pass_s == Config().swipe.max_pass_s  # at once, as it says
     bench, console = life(tmp_path)
@@ -706,9 +758,12 @@ def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(t
         console = Console(bench)
         capacity = bench.config.cassette.capacity_positions
         out = console.send("status")
-        assert out[:4] == ["state:    idle", "mode:     dry",
-                           f"cassette: standard, {capacity} positions ({capacity // 3} cleans) left",
-                           "fluid:    2 drops left"], out
+        assert out[:4] == [
+            "state:    idle",
+            "mode:     dry",
+            f"cassette: standard, {capacity} positions ({capacity // 3} cleans) left",
+            "fluid:    2 drops left",
+        ], out
         done = []
         bench.world.refill(100)  # a bigger bottle than the configuration says: the books run out first
         bench.controller.prime(3, "console:test", done.append)
@@ -719,8 +774,13 @@ def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(t
         bench.world.remove_cassette()
         bench.run_for(0.5)
         out = console.send("status")
-        assert out[:5] == ["state:    fault", "mode:     dry", "cassette: none fitted", "fluid:    0 drops left",
-                           "fault:    no_cassette: no cassette fitted"], out
+        assert out[:5] == [
+            "state:    fault",
+            "mode:     dry",
+            "cassette: none fitted",
+            "fluid:    0 drops left",
+            "fault:    no_cassette: no cassette fitted",
+        ], out
         stat = json.loads(console.send("STAT?")[0])
         assert (stat["cassette"], stat["ribbon_remaining"], stat["cleans_remaining"]) == (None, None, None)
         assert console.send("cassette") == ["no cassette fitted", "OK"]
@@ -762,7 +822,8 @@ def test_config_set_is_refused_mid_clean_allowed_in_fault_and_saved_sorted(conso
     assert out[0] == "dispenser.reservoir_drops = 50 in effect now", out
     assert c.store.fluid() == (0, 50)
     assert c.store.setting("config.overrides") == (
-        '{"console": {"idle_logout_s": 77.0}, "dispenser": {"reservoir_drops": 50}, "swipe": {"max_pass_s": 2.5}}')
+        '{"console": {"idle_logout_s": 77.0}, "dispenser": {"reservoir_drops": 50}, "swipe": {"max_pass_s": 2.5}}'
+    )
     details = [json.loads(r["detail"]) for r in audit_rows(bench) if r["action"] == "config.overrides"]
     assert details == [{"dispenser.reservoir_drops": 50}, {"console.idle_logout_s": 77.0}, {"swipe.max_pass_s": 2.5}]
 
@@ -807,7 +868,10 @@ def test_resetting_one_value_does_not_bring_forward_another_pending_for_the_next
     assert c.config.wheel.positions_per_clean == 3, "pending for the next start, not now"
     assert c.config.swipe.max_pass_s == Config().swipe.max_pass_s
     shown = console.send("config show")
-    assert shown[-2] == "# changed on the console (undo with config reset): wheel.positions_per_clean (from the next start)"
+    assert (
+        shown[-2]
+        == "# changed on the console (undo with config reset): wheel.positions_per_clean (from the next start)"
+    )
 
 
 def test_a_reset_that_would_leave_an_invalid_configuration_is_refused_naming_why(console):

@@ -17,8 +17,8 @@ import random
 import re
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import serial
@@ -148,8 +148,9 @@ class Station:
         return state
 
     def login(self) -> None:
-        assert self.console.command(f"login {PIN}") == [f"OK logged in; idle sessions log out after "
-                                                        f"{self.bench.config.console.idle_logout_s:.0f} s"]
+        assert self.console.command(f"login {PIN}") == [
+            f"OK logged in; idle sessions log out after {self.bench.config.console.idle_logout_s:.0f} s"
+        ]
 
     def clean_on_bench(self, connector: str = "female") -> str:
         """A disciplined operator on the bench port; returns `log 1` from the console."""
@@ -240,7 +241,7 @@ def test_help_lists_every_command_with_its_registry_text(live):
     assert len(body) == len(REGISTRY)
     for line, cmd in zip(body, REGISTRY.values()):
         assert line.strip().startswith(cmd.usage)
-        summary = line[len(f"  {cmd.usage:<28} "):].removesuffix(" *")
+        summary = line[len(f"  {cmd.usage:<28} ") :].removesuffix(" *")
         assert cmd.help.startswith(summary), (line, cmd.help)
         assert line.endswith(" *") == cmd.protected
 
@@ -411,7 +412,7 @@ def test_a_64_kb_binary_flood_neither_stops_the_console_nor_disturbs_a_clean(liv
     reader = threading.Thread(target=lambda: replies.append(live.console.drain(1.0, 120.0)), daemon=True)
     reader.start()  # a client that reads its error replies, as a terminal would
     for i in range(0, len(flood), 1024):
-        live.console.serial.write(flood[i:i + 1024])
+        live.console.serial.write(flood[i : i + 1024])
     live.console.serial.flush()
     live.wait_state("swipe_ready")
     time.sleep(0.3)
@@ -455,8 +456,9 @@ def test_the_console_survives_its_device_vanishing_and_reconnects_when_it_is_bac
     second: NullModem | None = None
     os.symlink(first.station_end, device)
     session = Session(str(device), 300.0)
-    server = SerialPortServer(str(device), 115200,
-                              lambda: Dispatcher(REGISTRY, console_context(bench.controller), session))
+    server = SerialPortServer(
+        str(device), 115200, lambda: Dispatcher(REGISTRY, console_context(bench.controller), session)
+    )
     server.start()
     try:
         assert server.connected.wait(10.0)

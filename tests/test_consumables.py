@@ -9,7 +9,6 @@ simulator's physical truth (wheel positions, ribbon sections touched, drops, vio
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -229,7 +228,8 @@ def test_used_up_cassette_refuses_before_anything_moves_until_a_new_one_is_decla
         if i == 0:
             promised = bench.controller.status()["cleans_remaining"]
     assert outcomes == [("cleaned", "")] * possible + [("rejected", Reason.CASSETTE_EMPTY.value)], (
-        f"capacity {capacity}: {possible} cleans fit; simulator violations: {world.violations}")
+        f"capacity {capacity}: {possible} cleans fit; simulator violations: {world.violations}"
+    )
     assert promised == possible - 1  # after one clean: the count shown to people is not overstated either
     assert world.violations == []
 
@@ -308,8 +308,13 @@ def test_firmware_fluid_count_refuses_wet_allows_dry_and_refill_resets(make_benc
 
     recs = store.attempts(newest_first=False)
     assert [(r.mode, r.outcome, r.drops) for r in recs] == [
-        ("wet", "cleaned", 1), ("wet", "cleaned", 1), ("wet", "cleaned", 1),
-        ("wet", "rejected", 0), ("dry", "cleaned", 0), ("wet", "cleaned", 1)]
+        ("wet", "cleaned", 1),
+        ("wet", "cleaned", 1),
+        ("wet", "cleaned", 1),
+        ("wet", "rejected", 0),
+        ("dry", "cleaned", 0),
+        ("wet", "cleaned", 1),
+    ]
     assert_physics_clean(bench)
 
 
@@ -505,4 +510,5 @@ def test_a_long_press_before_any_cassette_was_fitted_since_start_only_explains(m
     assert bench.state == "idle" and bench.controller.fault_code is None
     assert bench.controller.store.cassette(STD) == before
     assert [w["text"] for w in events(bench, "warning")] == [
-        f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it"]
+        f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it"
+    ]

@@ -71,8 +71,9 @@ def checkable_unit(tmp_path: Path) -> Path:
     program = tmp_path / "station"
     program.write_text("#!/bin/sh\nexit 0\n")
     program.chmod(0o755)
-    text, n = re.subn(r"^(ExecStart=[-@:+!]*)(\S+)", lambda m: m[1] + str(program),
-                      UNIT.read_text(encoding="utf-8"), flags=re.M)
+    text, n = re.subn(
+        r"^(ExecStart=[-@:+!]*)(\S+)", lambda m: m[1] + str(program), UNIT.read_text(encoding="utf-8"), flags=re.M
+    )
     assert n == 1, "expected one ExecStart= line"
     unit = tmp_path / UNIT_NAME
     unit.write_text(text, encoding="utf-8")
@@ -81,21 +82,27 @@ def checkable_unit(tmp_path: Path) -> Path:
 
 # -- the unit --------------------------------------------------------------------------------
 
+
 @needs_systemd_analyze
 def test_unit_passes_systemd_analyze_verify(checkable_unit):
-    result = subprocess.run([SYSTEMD_ANALYZE, "verify", str(checkable_unit)], capture_output=True,
-                            text=True, env=QUIET_SYSTEMD, timeout=60)
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", str(checkable_unit)], capture_output=True, text=True, env=QUIET_SYSTEMD, timeout=60
+    )
     output = (result.stdout + result.stderr).splitlines()
-    complaints = [line for line in output
-                  if "mpo-station" in line and re.search(r"unknown|error", line, re.I)]
+    complaints = [line for line in output if "mpo-station" in line and re.search(r"unknown|error", line, re.I)]
     assert result.returncode == 0, "\n".join(output)
     assert not complaints, "\n".join(complaints)
 
 
 @needs_systemd_analyze
 def test_unit_exposure_is_low(checkable_unit):
-    result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=yes", str(checkable_unit)],
-                            capture_output=True, text=True, env=QUIET_SYSTEMD, timeout=60)
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=yes", str(checkable_unit)],
+        capture_output=True,
+        text=True,
+        env=QUIET_SYSTEMD,
+        timeout=60,
+    )
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert m, f"no exposure level in the output:\n{result.stdout}\n{result.stderr}"
     assert float(m[1]) <= 3.0, result.stdout
@@ -135,10 +142,12 @@ def test_unit_lets_gpiozero_identify_the_board():
 
 # -- the shipped configuration ---------------------------------------------------------------
 
+
 def test_shipped_configuration_is_the_defaults_but_the_serial_number():
     shipped = load(DEPLOY / "station.toml")
-    same_serial = dataclasses.replace(Config(), station=dataclasses.replace(
-        Config().station, serial_number=shipped.station.serial_number))
+    same_serial = dataclasses.replace(
+        Config(), station=dataclasses.replace(Config().station, serial_number=shipped.station.serial_number)
+    )
     assert to_dict(shipped) == to_dict(same_serial)
 
 
@@ -150,12 +159,14 @@ def test_shipped_configuration_names_every_key():
 
 # -- the installer ---------------------------------------------------------------------------
 
+
 def base_python() -> str:
     """A real interpreter (not this test's virtual environment) of the version the station needs."""
     python = getattr(sys, "_base_executable", None) or shutil.which("python3")
     assert python, "no python3 to install with"
-    version = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tuple(map(int, version)) >= (3, 11), f"{python} is Python {'.'.join(version)}; the station needs 3.11+"
     return python
 
@@ -165,8 +176,14 @@ def run_script(script: str, root: Path, *args: str, pin: str | None = None) -> s
     env["PYTHON"] = base_python()
     if pin is not None:
         env["MPO_PIN"] = pin
-    result = subprocess.run(["bash", str(DEPLOY / script), "--root", str(root), *args], env=env,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(DEPLOY / script), "--root", str(root), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -229,8 +246,9 @@ def test_install_twice_keeps_settings_then_uninstall_and_purge(fresh_root, tmp_p
     # root is the running system, so here it runs through the staged interpreter.
     station = program / "venv/bin/station"
     assert station.read_text(encoding="utf-8").startswith("#!/opt/mpo-station/venv/bin/python")
-    version = subprocess.run([program / "venv/bin/python", station, "--version"],
-                             capture_output=True, text=True, check=True)
+    version = subprocess.run(
+        [program / "venv/bin/python", station, "--version"], capture_output=True, text=True, check=True
+    )
     assert version.stdout.split() == ["station", __version__]
     assert (root / "etc/systemd/system/mpo-station.service").read_bytes() == UNIT.read_bytes()
     assert conf.read_bytes() == (DEPLOY / "station.toml").read_bytes()

@@ -49,8 +49,12 @@ def test_no_gpio_here_is_reported_with_the_way_out():
 
 
 def test_the_command_prints_the_checklist_and_fails_when_a_check_fails(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "station", "doctor", "--state-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "station", "doctor", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     for name in ("configuration", "pin factory", "GPIO chips", "console port", "state directory", "service"):
         assert name in proc.stdout

@@ -35,7 +35,9 @@ PINS = CONFIG.pins
 WAIT_S = 10.0  # real-thread tests wait on events, never on durations
 
 # A quick wheel for real-thread tests: 8 steps a position, jam after 12 without an index.
-SMALL_WHEEL = Config().replace("wheel", steps_per_position=8, max_steps_per_position=12, start_rate_hz=2000, max_rate_hz=4000)
+SMALL_WHEEL = Config().replace(
+    "wheel", steps_per_position=8, max_steps_per_position=12, start_rate_hz=2000, max_rate_hz=4000
+)
 
 
 @pytest.fixture
@@ -435,7 +437,9 @@ def test_a_threaded_move_without_index_pulses_is_a_jam(sim):
 
 
 def test_stop_aborts_a_threaded_move(sim):
-    slow = Config().replace("wheel", steps_per_position=8, max_steps_per_position=20_000, start_rate_hz=100, max_rate_hz=100)
+    slow = Config().replace(
+        "wheel", steps_per_position=8, max_steps_per_position=20_000, start_rate_hz=100, max_rate_hz=100
+    )
     wheel = threaded_wheel(slow, sim)
     model = WheelModel(sim, RealClock(), steps_per_slot=None)  # would take minutes to jam
     outcome = Outcome()
@@ -569,7 +573,13 @@ BLINK_HALF_PERIOD = {
     Pattern.REMOVE: 0.5,
     Pattern.SERVICE: 0.125,
 }
-BEEPS = {Pattern.SWIPE_NOW: (1, 1.0), Pattern.CLEANED: (2, 1.0), Pattern.FAILED: (1, 4.0), Pattern.REJECTED: (3, 1.0), Pattern.FAULT: (5, 2.0)}
+BEEPS = {
+    Pattern.SWIPE_NOW: (1, 1.0),
+    Pattern.CLEANED: (2, 1.0),
+    Pattern.FAILED: (1, 4.0),
+    Pattern.REJECTED: (3, 1.0),
+    Pattern.FAULT: (5, 2.0),
+}
 WATCH_S = 3.0  # long enough for every beep sequence and several blink periods
 
 

@@ -24,6 +24,7 @@ from hw_sim import Fault  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 
+
 @pytest.fixture(scope="session")
 def cell():
     """Each cell runs once per test session (the staleness test reuses the per-cell runs). A
@@ -76,7 +77,9 @@ def test_write_keeps_the_hand_written_sections(tmp_path):
     assert text.startswith("# Reliability\n") and "## Fault matrix" in text
     for heading in ("## Stateful testing", "## Soak", "## Mutation testing"):
         assert heading in text
-    doc.write_text(text.replace("## Soak\n\nTo be filled.", "## Soak\n\n1000 cassettes, no violation."), encoding="utf-8")
+    doc.write_text(
+        text.replace("## Soak\n\nTo be filled.", "## Soak\n\n1000 cassettes, no violation."), encoding="utf-8"
+    )
     fm.write(doc, "second table\n")
     text = doc.read_text(encoding="utf-8")
     assert fm.section(text) == "second table\n"

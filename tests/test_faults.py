@@ -118,7 +118,9 @@ def test_slip_within_the_jam_margin_still_cleans(bench):
     assert result["outcome"] == "cleaned", result
     advanced = [e for e in bench.events if e.kind == "advanced"][-1].data
     assert advanced["positions"] == N
-    assert advanced["steps"] == N * CFG.wheel.steps_per_position + margin // 2, "the firmware stepped until the index confirmed"
+    assert advanced["steps"] == N * CFG.wheel.steps_per_position + margin // 2, (
+        "the firmware stepped until the index confirmed"
+    )
     assert w.positions_total == N
     s = w.swipes[swipes]
     assert s.prompted and s.fresh and s.section == N
@@ -549,7 +551,9 @@ def test_a_more_serious_fault_replaces_the_cause_a_lesser_or_equal_one_does_not(
     faults = [(r["action"], r["detail"]) for r in _audits(bench, "fault")]
     assert faults == [("no_cassette", "no cassette fitted"), ("sensor", "first sensor problem")]
     assert [e.data for e in bench.events if e.kind == "fault"] == [
-        {"code": "no_cassette", "detail": "no cassette fitted"}, {"code": "sensor", "detail": "first sensor problem"}]
+        {"code": "no_cassette", "detail": "no cassette fitted"},
+        {"code": "sensor", "detail": "first sensor problem"},
+    ]
     w.fit_cassette("standard")  # the cassette is back, but the sensor fault is not a missing cassette
     bench.run_for(0.5)
     assert_safe_fault(bench, "sensor")
@@ -602,7 +606,10 @@ def test_with_one_position_per_clean_a_fault_after_the_reservation_is_a_failure(
         w.remove_cassette()
         bench.run_for(0.5)
         assert_safe_fault(bench, "cassette_pulled")
-        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == ("failed", Reason.CASSETTE_PULLED.value)
+        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == (
+            "failed",
+            Reason.CASSETTE_PULLED.value,
+        )
 
 
 def test_a_storage_fault_clears_only_once_a_durable_write_goes_through(bench, monkeypatch):
@@ -625,13 +632,16 @@ def test_a_storage_fault_clears_only_once_a_durable_write_goes_through(bench, mo
 
 
 # ---------------------------------------------------------------------------- a short press, phase by phase
-@pytest.mark.parametrize("phase, outcome, reason", [
-    ("identifying", "rejected", Reason.CANCELLED_EARLY),
-    ("advancing", "failed", Reason.CANCELLED),
-    ("dispensing", "failed", Reason.CANCELLED),
-    ("swipe_ready", "failed", Reason.CANCELLED),
-    ("swiping", "failed", Reason.CANCELLED),
-])
+@pytest.mark.parametrize(
+    "phase, outcome, reason",
+    [
+        ("identifying", "rejected", Reason.CANCELLED_EARLY),
+        ("advancing", "failed", Reason.CANCELLED),
+        ("dispensing", "failed", Reason.CANCELLED),
+        ("swipe_ready", "failed", Reason.CANCELLED),
+        ("swiping", "failed", Reason.CANCELLED),
+    ],
+)
 def test_a_short_press_cancels_the_clean_in_every_phase(bench, phase, outcome, reason):
     w = bench.world
     w.set_mode(phase == "dispensing")
@@ -749,7 +759,9 @@ def test_a_missing_cassette_clearing_itself_is_not_recorded_as_an_acknowledgemen
     w.fit_cassette("standard")  # the no-cassette fault clears by itself: nobody acknowledged it
     bench.run_for(0.5)
     assert_safe_idle(bench)
-    clears = [(r["source"], json.loads(r["detail"])) for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"]
+    clears = [
+        (r["source"], json.loads(r["detail"])) for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"
+    ]
     assert clears == [("console:test", {"fault": "sensor"})]
 
 

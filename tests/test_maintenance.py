@@ -183,7 +183,9 @@ def assert_safe_fault(bench: SimBench, code: str, detail: str) -> None:
 
 
 def wheel_line(positions: int, of: int, steps: int, seconds: float, *, passed: bool = False) -> str:
-    return f"wheel: {'PASS, ' if passed else ''}{positions} of {of} positions confirmed in {steps} steps ({seconds:.3f} s)"
+    return (
+        f"wheel: {'PASS, ' if passed else ''}{positions} of {of} positions confirmed in {steps} steps ({seconds:.3f} s)"
+    )
 
 
 def wheel_steps(line: str) -> tuple[int, int, int, float]:
@@ -255,7 +257,9 @@ def test_while_one_action_runs_another_is_refused(bench):
     assert bench.state == "servicing"
     for action, args in (("jog", (1,)), ("prime", (1,)), ("selftest", ())):
         other = start(bench, action, *args)
-        assert other.result == ServiceResult(False, [], "the station is servicing; wait for ready (or clear the fault) first")
+        assert other.result == ServiceResult(
+            False, [], "the station is servicing; wait for ready (or clear the fault) first"
+        )
     assert bench.wait_until(lambda: jog.got, 10)
     assert jog.result.ok and bench.world.positions_total == 2
     assert [r["action"] for r in maintenance_rows(bench)] == ["jog"]
@@ -567,7 +571,9 @@ def test_a_pump_pulse_that_outlasts_the_drop_timeout_is_refused_by_the_configura
     no-op while the pump still ran (a drop booked but never pumped, then a false no_drop
     fault); a clean's drop timeout would also end before its pulse. The configuration now
     refuses it, naming both keys."""
-    with pytest.raises(ConfigError, match=r"dispenser\.drop_timeout_s = 0\.1: must be longer than dispenser\.pulse_s \(0\.2\)"):
+    with pytest.raises(
+        ConfigError, match=r"dispenser\.drop_timeout_s = 0\.1: must be longer than dispenser\.pulse_s \(0\.2\)"
+    ):
         Config().replace("dispenser", pulse_s=0.2, drop_timeout_s=0.1)
     with pytest.raises(ConfigError, match="drop_timeout_s"):
         Config().replace("dispenser", pulse_s=0.1, drop_timeout_s=0.1)
@@ -681,8 +687,11 @@ def test_selftest_with_a_jammed_wheel_is_a_jam_fault(bench):
     call = run(bench, "selftest")
     assert call.result == ServiceResult(
         False,
-        ["sensors: PASS (at rest)", "cassette: standard, 1500 positions left",
-         wheel_line(0, 1, JAM_STEPS, call.elapsed)],
+        [
+            "sensors: PASS (at rest)",
+            "cassette: standard, 1500 positions left",
+            wheel_line(0, 1, JAM_STEPS, call.elapsed),
+        ],
         JAM_ERROR,
     )
     assert call.states_at_done == ["fault"]
@@ -732,8 +741,9 @@ def test_selftest_really_drives_every_light_and_the_buzzer(bench):
     def look() -> None:
         green, amber, red = w.leds()
         most[0] = max(most[0], green + amber + red)
-        seen.update(name for name, on in (("green", green), ("amber", amber), ("red", red),
-                                          ("beep", w.output("buzzer"))) if on)
+        seen.update(
+            name for name, on in (("green", green), ("amber", amber), ("red", red), ("beep", w.output("buzzer"))) if on
+        )
 
     call = start(bench, "selftest")
     look()
@@ -759,7 +769,9 @@ def test_fault_clear_refused_while_the_cause_is_still_there(bench):
     detail = "a guide-pin sensor reads a pin with no connector: check the sensor"
     assert_safe_fault(bench, "sensor", detail)
     before = snap(bench)
-    assert bench.controller.request_fault_clear(SRC) == ServiceResult(False, [], f"fault sensor still present: {detail}")
+    assert bench.controller.request_fault_clear(SRC) == ServiceResult(
+        False, [], f"fault sensor still present: {detail}"
+    )
     assert snap(bench) == before
     assert_safe_fault(bench, "sensor", detail)
     assert maintenance_rows(bench) == []
@@ -781,7 +793,8 @@ def test_fault_clear_refused_with_no_cassette(bench):
     bench.run_for(0.5)
     assert_safe_fault(bench, "no_cassette", "no cassette fitted")
     assert bench.controller.request_fault_clear("console:other") == ServiceResult(
-        False, [], "fault no_cassette still present: no cassette fitted")
+        False, [], "fault no_cassette still present: no cassette fitted"
+    )
     assert bench.state == "fault" and maintenance_rows(bench) == []
 
 
@@ -805,7 +818,9 @@ def test_fault_clear_of_a_jam_once_repaired(bench):
 def test_reset_is_refused_in_fault(bench):
     jam_the_wheel_into_fault(bench)
     before = snap(bench)
-    assert bench.controller.request_reset(SRC) == ServiceResult(False, [], "in fault: clear the fault (fault clear) instead")
+    assert bench.controller.request_reset(SRC) == ServiceResult(
+        False, [], "in fault: clear the fault (fault clear) instead"
+    )
     bench.run_for(0.5)
     assert snap(bench) == before
     assert_safe_fault(bench, "jam", "jog: jam after 0 positions")
@@ -978,8 +993,12 @@ def test_mode_override_wet_then_dry_then_back_to_the_panel(bench):
     w.set_mode(False)
     assert c.set_mode(None, "panel") == ServiceResult(True, ["mode dry (panel switch)"], "")
 
-    assert events(bench, "mode") == [{"mode": "wet", "source": SRC}, {"mode": "dry", "source": "console:other"},
-                                     {"mode": None, "source": SRC}, {"mode": None, "source": "panel"}]
+    assert events(bench, "mode") == [
+        {"mode": "wet", "source": SRC},
+        {"mode": "dry", "source": "console:other"},
+        {"mode": None, "source": SRC},
+        {"mode": None, "source": "panel"},
+    ]
     rows = maintenance_rows(bench)
     assert [r["action"] for r in rows] == ["mode"] * 4
     assert_audited(rows[0], "mode", {"mode": "wet"}, at=t1)

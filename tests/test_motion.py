@@ -44,7 +44,7 @@ def test_the_ramp_accelerates_then_decelerates_symmetrically(expected):
     assert rates == rates[::-1]
     half = (expected + 1) // 2
     assert rates[:half] == sorted(rates[:half])  # speeding up (or cruising)
-    assert rates[half - 1:] == sorted(rates[half - 1:], reverse=True)  # slowing down
+    assert rates[half - 1 :] == sorted(rates[half - 1 :], reverse=True)  # slowing down
 
 
 @pytest.mark.parametrize("past", [0, 1, 10, 1000])

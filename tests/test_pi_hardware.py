@@ -171,7 +171,8 @@ def test_input_rests_inactive_and_follows_the_technician(sensor, config, hardwar
     bcm = getattr(config.pins, SENSOR_PINS[sensor])
     technician.ask(f"{sensor.value} (GPIO{bcm}): make sure: {at_rest}. Press Enter.")
     assert not hardware.sensors.read(sensor), (
-        f"GPIO{bcm} reads active at rest: it must be pulled to GND only when active")
+        f"GPIO{bcm} reads active at rest: it must be pulled to GND only when active"
+    )
     watch = EdgeWatch(hardware.sensors)
     technician.tell(f"Now {actuate} (within {ACTION_S:.0f} s).")
     assert watch.wait(sensor, True, ACTION_S), f"GPIO{bcm} never went active: check the sensor and its wire to GND"

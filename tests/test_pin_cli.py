@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parent.parent
 def station(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "station", "pin", *args], input=stdin, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "station", "pin", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_status_of_a_state_directory_that_does_not_exist_creates_nothing(tmp_path):

@@ -30,14 +30,37 @@ from station.store import Store
 
 KILLS = int(os.environ.get("POWERCUT_KILLS", "40"))
 N = 3  # positions per clean (default configuration, used by hw_sim.powercut)
-EXACT_POINTS = ["attempt:1", "advanced:1", "advanced:2", "swipe_now:1", "swipe_now:3", "result:1", "result:2", "recovered:1"]
+EXACT_POINTS = [
+    "attempt:1",
+    "advanced:1",
+    "advanced:2",
+    "swipe_now:1",
+    "swipe_now:3",
+    "result:1",
+    "result:2",
+    "recovered:1",
+]
 
 
 def start(tmp: Path, seed: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "hw_sim.powercut", "--state-dir", str(tmp / "state"), "--world", str(tmp / "world.json"),
-         "--log", str(tmp / "log.txt"), "--seed", str(seed), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hw_sim.powercut",
+            "--state-dir",
+            str(tmp / "state"),
+            "--world",
+            str(tmp / "world.json"),
+            "--log",
+            str(tmp / "log.txt"),
+            "--seed",
+            str(seed),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -114,7 +137,8 @@ def test_power_cut_at_any_instant_loses_nothing_and_reuses_no_ribbon(tmp_path):
                 proc.wait()
         stderr = proc.stderr.read()
         assert proc.returncode == -signal.SIGKILL or (point and proc.returncode == 0), (
-            f"kill {k}: child ended {proc.returncode}: {stderr[-2000:]}")
+            f"kill {k}: child ended {proc.returncode}: {stderr[-2000:]}"
+        )
         killed_running += proc.returncode == -signal.SIGKILL
         check_books(tmp_path)
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,8 +30,8 @@ from station.store import AttemptRecord, Store
 
 REPO = Path(__file__).resolve().parent.parent
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-NOV24 = datetime(2026, 11, 24, tzinfo=timezone.utc).timestamp()
-SECOND_SESSION = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc).timestamp()
+NOV24 = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+SECOND_SESSION = datetime(2026, 11, 24, 13, 0, tzinfo=UTC).timestamp()
 
 # (connector, clean() keywords, expected outcome, expected reason)
 FIRST_SESSION = [
@@ -138,7 +138,11 @@ def test_json_round_trip(store):
         expected["ended_at"] = records.iso(rec.ended_at)
         assert row == expected  # nulls stay null, numbers stay numbers
     assert [r["reason"] for r in rows if r["outcome"] == "failed"] == [
-        Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.TOO_FAST.value, Reason.PARTIAL.value]
+        Reason.REVERSED.value,
+        Reason.BACK_AND_FORTH.value,
+        Reason.TOO_FAST.value,
+        Reason.PARTIAL.value,
+    ]
 
 
 def test_timestamps_are_iso_8601_utc_with_z(store):
@@ -188,8 +192,9 @@ def test_summary_counts_outcomes_cassettes_and_fluid(store):
 def station(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY",)}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "station", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "station", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_prints_the_summary(state_dir):
@@ -214,7 +219,11 @@ def test_cli_filters_by_result(state_dir):
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [r["reason"] for r in rows] == [
-        Reason.REVERSED.value, Reason.BACK_AND_FORTH.value, Reason.TOO_FAST.value, Reason.PARTIAL.value]
+        Reason.REVERSED.value,
+        Reason.BACK_AND_FORTH.value,
+        Reason.TOO_FAST.value,
+        Reason.PARTIAL.value,
+    ]
     assert {r["outcome"] for r in rows} == {"failed"}
 
 
@@ -234,10 +243,24 @@ def test_cli_filters_by_time_and_writes_a_file(state_dir, tmp_path):
     rows = json.loads(done.stdout)
     assert [(r["outcome"], r["reason"]) for r in rows] == [(o, why) for _, _, o, why in FIRST_SESSION]
 
-    done = station("records", "--state-dir", str(state_dir), "--format", "json",
-                   "--since", "2026-01-01T00:00:05", "--until", "2026-11-24", "--result", "rejected")
+    done = station(
+        "records",
+        "--state-dir",
+        str(state_dir),
+        "--format",
+        "json",
+        "--since",
+        "2026-01-01T00:00:05",
+        "--until",
+        "2026-11-24",
+        "--result",
+        "rejected",
+    )
     assert done.returncode == 0, done.stderr
-    assert [r["reason"] for r in json.loads(done.stdout)] == [Reason.WRONG_CASSETTE_MALE.value, Reason.DAMAGED_PINS.value]
+    assert [r["reason"] for r in json.loads(done.stdout)] == [
+        Reason.WRONG_CASSETTE_MALE.value,
+        Reason.DAMAGED_PINS.value,
+    ]
 
 
 def test_cli_rejects_a_bad_time_clearly(state_dir):

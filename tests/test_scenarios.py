@@ -64,17 +64,30 @@ def test_failing_expectation_example_fails(tmp_path):
 
 # ---------------------------------------------------------------------------------- the runner
 def test_expectations_that_hold_and_that_do_not(tmp_path):
-    ok, text = run_scenario(write(tmp_path, """
+    ok, text = run_scenario(
+        write(
+            tmp_path,
+            """
 [[steps]]
 clean = { connector = "female", direction = "up" }
 expect = { outcome = "failed", reason = "REVERSED", state = "idle", stepper_enabled = false, pump_on = false, violations = 0, ribbon_touched_twice = 0 }
-"""), tmp_path / "a")
+""",
+        ),
+        tmp_path / "a",
+    )
     assert ok, text
-    ok, text = run_scenario(write(tmp_path, """
+    ok, text = run_scenario(
+        write(
+            tmp_path,
+            """
 [[steps]]
 clean = { connector = "female" }
 expect = { outcome = "cleaned", reason = "reversed" }
-""", "b.toml"), tmp_path / "b")
+""",
+            "b.toml",
+        ),
+        tmp_path / "b",
+    )
     assert not ok
     assert "FAILED expected reason = 'reversed'" in text
 
@@ -82,14 +95,20 @@ expect = { outcome = "cleaned", reason = "reversed" }
 def test_an_unexpected_violation_fails_the_run(tmp_path):
     """Without a drop sensor a clogged pump cannot be noticed by the firmware: the simulator
     records a wet-to-dry swipe-now on a dry section, and the scenario did not expect it."""
-    ok, text = run_scenario(write(tmp_path, """
+    ok, text = run_scenario(
+        write(
+            tmp_path,
+            """
 [setup]
 drop_sensor = false
 [[steps]]
 inject = "pump_clog"
 [[steps]]
 clean = { connector = "female", wet = true }
-"""), tmp_path / "a")
+""",
+        ),
+        tmp_path / "a",
+    )
     assert not ok
     assert "VIOLATION rule 4" in text
     assert "scenario FAILED" in text
@@ -98,7 +117,10 @@ clean = { connector = "female", wet = true }
 def test_a_violation_after_an_early_violations_expectation_still_fails_the_run(tmp_path):
     """Expecting `violations = 0` at the first step must not silence violations that occur
     later, after the last expectation that counted them."""
-    ok, text = run_scenario(write(tmp_path, """
+    ok, text = run_scenario(
+        write(
+            tmp_path,
+            """
 [setup]
 drop_sensor = false
 [[steps]]
@@ -108,13 +130,19 @@ expect = { outcome = "cleaned", violations = 0 }
 inject = "pump_clog"
 [[steps]]
 clean = { connector = "female", wet = true }
-"""), tmp_path / "a")
+""",
+        ),
+        tmp_path / "a",
+    )
     assert not ok, "a violation nobody expected passed unnoticed:\n" + text
     assert "scenario FAILED" in text
 
 
 def test_an_expected_violation_count_passes(tmp_path):
-    ok, text = run_scenario(write(tmp_path, """
+    ok, text = run_scenario(
+        write(
+            tmp_path,
+            """
 [setup]
 drop_sensor = false
 [[steps]]
@@ -122,17 +150,23 @@ inject = "pump_clog"
 [[steps]]
 clean = { connector = "female", wet = true }
 expect = { violations = 1 }
-"""), tmp_path / "a")
+""",
+        ),
+        tmp_path / "a",
+    )
     assert ok, text
 
 
 def test_a_bad_action_argument_is_refused_before_anything_runs(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [[steps]]
 clean = { connector = "female" }
 [[steps]]
 swipe = { direction = "sideways" }
-""")
+""",
+    )
     with pytest.raises(ScenarioError) as err:
         run_scenario(path, tmp_path / "a")
     text = str(err.value)
@@ -143,17 +177,27 @@ swipe = { direction = "sideways" }
     "text, words",
     [
         ("[[steps]]\nteleport = true\n", ["unknown action", "'teleport'", "step 1"]),
-        ("[[steps]]\nclean = { connector = \"female\" }\nexpect = { outcome = \"cleaned\", colour = \"green\" }\n",
-         ["unknown expectation", "'colour'", "step 1"]),
+        (
+            '[[steps]]\nclean = { connector = "female" }\nexpect = { outcome = "cleaned", colour = "green" }\n',
+            ["unknown expectation", "'colour'", "step 1"],
+        ),
         ("[[steps]\nclean = true\n", ["not valid TOML"]),
-        ("nmae = \"typo\"\n[[steps]]\nwait = 1\n", ["unknown key", "'nmae'"]),
-        ("[setup]\ncasette = \"standard\"\n[[steps]]\nwait = 1\n", ["unknown setup key", "'casette'"]),
-        ("name = \"no steps\"\n", ["[[steps]]"]),
+        ('nmae = "typo"\n[[steps]]\nwait = 1\n', ["unknown key", "'nmae'"]),
+        ('[setup]\ncasette = "standard"\n[[steps]]\nwait = 1\n', ["unknown setup key", "'casette'"]),
+        ('name = "no steps"\n', ["[[steps]]"]),
         ("[[steps]]\nwait = 1\nremove = true\n", ["one action per step", "step 1"]),
         ("[[steps]]\n", ["empty step"]),
     ],
-    ids=["unknown_action", "unknown_expect_key", "bad_toml", "unknown_top_key", "unknown_setup_key",
-         "no_steps", "two_actions", "empty_step"],
+    ids=[
+        "unknown_action",
+        "unknown_expect_key",
+        "bad_toml",
+        "unknown_top_key",
+        "unknown_setup_key",
+        "no_steps",
+        "two_actions",
+        "empty_step",
+    ],
 )
 def test_a_malformed_scenario_raises_scenario_error_naming_the_problem(tmp_path, text, words):
     path = write(tmp_path, text)
@@ -174,8 +218,9 @@ def test_a_missing_scenario_file_raises_scenario_error(tmp_path):
 def station(*args: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
     env["XDG_STATE_HOME"] = str(tmp_path / "xdg")  # never touch the user's real state directory
-    return subprocess.run([sys.executable, "-m", "station", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "station", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_failing_scenario_exits_1(tmp_path):
@@ -185,8 +230,9 @@ def test_cli_failing_scenario_exits_1(tmp_path):
 
 
 def test_cli_passing_scenario_exits_0(tmp_path):
-    p = station("sim", "--scenario", str(EXAMPLES / "basic-tour.toml"), "--state-dir", str(tmp_path / "s"),
-                tmp_path=tmp_path)
+    p = station(
+        "sim", "--scenario", str(EXAMPLES / "basic-tour.toml"), "--state-dir", str(tmp_path / "s"), tmp_path=tmp_path
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "scenario PASSED" in p.stdout
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import serial
@@ -42,7 +41,7 @@ class FakeSystemd:
         while time.monotonic() < end:
             try:
                 data = self.sock.recv(4096)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 continue
             self.messages.append((time.monotonic(), data.decode()))
         return self.messages
@@ -175,8 +174,12 @@ def test_an_unusable_state_directory_is_a_fault_not_a_crash(systemd, tmp_path):
 @pytest.mark.slow
 def test_sigterm_during_a_clean_is_recorded_interrupted_with_safe_outputs_and_exit_0(tmp_path):
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "station", "sim", "--headless", "--state-dir", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station", "sim", "--headless", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         paths = {}
         while len(paths) < 2:
@@ -261,7 +264,9 @@ def test_saved_console_settings_the_file_no_longer_accepts_start_in_fault_not_a_
 
     (tmp_path / "state").mkdir()
     store = Store(tmp_path / "state" / "station.db")
-    store.set_setting(OVERRIDES_SETTING, json.dumps({"dispenser": {"drop_timeout_s": 0.02}}), time.time(), source="test")
+    store.set_setting(
+        OVERRIDES_SETTING, json.dumps({"dispenser": {"drop_timeout_s": 0.02}}), time.time(), source="test"
+    )
     store.close()
     factory = MockFactory()
     service = make_service(tmp_path, str(tmp_path / "notify.sock"), factory)
@@ -271,8 +276,10 @@ def test_saved_console_settings_the_file_no_longer_accepts_start_in_fault_not_a_
         systemd.wait_for("READY=1")
         c = service.controller
         assert service.loop.call_sync(lambda: (c.state, c.fault_code)) == ("fault", FaultCode.STARTUP)
-        assert c.fault_detail.startswith("saved console settings are not valid with this configuration file: "
-                                         "dispenser.drop_timeout_s = 0.02: must be longer than dispenser.pulse_s")
+        assert c.fault_detail.startswith(
+            "saved console settings are not valid with this configuration file: "
+            "dispenser.drop_timeout_s = 0.02: must be longer than dispenser.pulse_s"
+        )
         assert c.config.dispenser.drop_timeout_s == Config().dispenser.drop_timeout_s  # the file's value runs
         assert not service.loop.call_sync(lambda: c.request_fault_clear("test")).ok
         result = service.loop.call_sync(lambda: c.reset_config(["dispenser.drop_timeout_s"], source="test"))
@@ -314,7 +321,10 @@ def test_no_cassette_at_start_up_is_a_self_clearing_fault_that_says_so(systemd, 
         systemd.wait_for("READY=1")
         c = service.controller
         assert service.loop.call_sync(lambda: (c.state, c.fault_code, c.fault_detail)) == (
-            "fault", FaultCode.NO_CASSETTE, "no cassette fitted")
+            "fault",
+            FaultCode.NO_CASSETTE,
+            "no cassette fitted",
+        )
         factory.pin(Config().pins.cassette_present).drive_low()  # fitted
         deadline = time.monotonic() + 5
         while service.loop.call_sync(lambda: c.state) != "idle" and time.monotonic() < deadline:

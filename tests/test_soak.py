@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_stateful import VirtualTimeContext, reap  # the same console-in-virtual-time and power-cut helpers
 
 from hw_sim import SimBench
 from hw_sim.world import Fault
@@ -49,13 +50,14 @@ from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher
 from station.domain import CassetteType
 from station.loop import Timer
-from test_stateful import VirtualTimeContext, reap  # the same console-in-virtual-time and power-cut helpers
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("SOAK") != "1",
-                       reason="soak test: run it with `SOAK=1 python -m pytest tests/test_soak.py -s` "
-                              "(SOAK_CLEANS=N for fewer or more than 10,000 cleans)"),
+    pytest.mark.skipif(
+        os.environ.get("SOAK") != "1",
+        reason="soak test: run it with `SOAK=1 python -m pytest tests/test_soak.py -s` "
+        "(SOAK_CLEANS=N for fewer or more than 10,000 cleans)",
+    ),
 ]
 
 CLEANS = int(os.environ.get("SOAK_CLEANS", "10000"))
@@ -68,9 +70,18 @@ PIN = "4711"
 MEMORY_MARGIN = 5 * 1024 * 1024
 FD_MARGIN = 2  # one open bench at both measurements
 EPOCH = 1767225600.0  # hw_sim.bench.SIM_EPOCH
-FAULT_KINDS = [Fault.JAM, Fault.SLIP, Fault.MISSING_INDEX, Fault.EMPTY_RIBBON, Fault.PUMP_CLOG,
-               Fault.EMPTY_RESERVOIR, Fault.STUCK_SENSOR, Fault.GATE_BOUNCE, Fault.CASSETTE_PULLED,
-               Fault.CONNECTOR_PULLED]
+FAULT_KINDS = [
+    Fault.JAM,
+    Fault.SLIP,
+    Fault.MISSING_INDEX,
+    Fault.EMPTY_RIBBON,
+    Fault.PUMP_CLOG,
+    Fault.EMPTY_RESERVOIR,
+    Fault.STUCK_SENSOR,
+    Fault.GATE_BOUNCE,
+    Fault.CASSETTE_PULLED,
+    Fault.CONNECTOR_PULLED,
+]
 BAD_SWIPES = [
     {"direction": "up"},
     {"variant": "partial"},
@@ -127,8 +138,9 @@ class Soak:
     # ------------------------------------------------------------------ lives
     def boot(self, first: bool = False) -> None:
         self.lives += 1
-        bench = SimBench(self.config, self.dir, wall_start=self.wall_start,
-                         world_options={"state_file": str(self.world_file)})
+        bench = SimBench(
+            self.config, self.dir, wall_start=self.wall_start, world_options={"state_file": str(self.world_file)}
+        )
         bench.world.state_file = None  # written at the instant of a power cut (below)
         self.bench = bench
         bench.controller.subscribe(self.on_event)
@@ -138,8 +150,12 @@ class Soak:
         self.session = Session("soak", self.config.console.idle_logout_s, clock=clock)
         controller = bench.controller
         self.dispatcher = Dispatcher(
-            REGISTRY, lambda write, session, errors: VirtualTimeContext(controller, session, errors, write),
-            self.session, max_per_s=1000.0, clock=clock)
+            REGISTRY,
+            lambda write, session, errors: VirtualTimeContext(controller, session, errors, write),
+            self.session,
+            max_per_s=1000.0,
+            clock=clock,
+        )
         self.injected = set()
         bench.run_for(0.5)
         self.track_declarations()
@@ -202,8 +218,9 @@ class Soak:
         current = w.cassettes.get(name)
         n = self.config.wheel.positions_per_clean
         books = b.controller.store.cassette(CassetteType.MALE_MT if male else CassetteType.STANDARD)
-        used_up = current is not None and (current.capacity - current.position < n + 1
-                                           or (books is not None and books.remaining < n + 1))
+        used_up = current is not None and (
+            current.capacity - current.position < n + 1 or (books is not None and books.remaining < n + 1)
+        )
         if w.fitted is not None and w.fitted.name == name and not used_up:
             return
         if w.fitted is not None:
@@ -436,10 +453,14 @@ def test_soak_ten_thousand_cleans_with_faults_and_power_cuts():
         )
         reasons = soak.bench.controller.store._db.execute(
             "SELECT outcome, reason, count(*) FROM attempts WHERE outcome != 'cleaned' GROUP BY outcome, reason "
-            "ORDER BY count(*) DESC LIMIT 12").fetchall()
+            "ORDER BY count(*) DESC LIMIT 12"
+        ).fetchall()
         print("SOAK reasons: " + "; ".join(f"{o} {r or '-'}: {n}" for o, r, n in reasons))
-        print(f"SOAK injected: {dict(soak.injections)}; station faults: {dict(soak.faults)}; "
-              f"console OK: {dict(soak.console_ok)}", flush=True)
+        print(
+            f"SOAK injected: {dict(soak.injections)}; station faults: {dict(soak.faults)}; "
+            f"console OK: {dict(soak.console_ok)}",
+            flush=True,
+        )
         assert w.violations == []
         assert w.touched_twice() == []
         assert mem1 <= mem0 + MEMORY_MARGIN, f"memory grew {(mem1 - mem0) / 2**20:.1f} MB"

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, event, settings
@@ -74,31 +75,86 @@ PIN_LEVELS = {"male": (True, True), "female": (False, False), "bent": (True, Fal
 OPEN_CONSOLE_AUDIT = {("access", "login"), ("access", "login_failed"), ("access", "logout")}
 
 CONSOLE_COMMANDS = [
-    f"login {PIN}", f"login {PIN}", f"login {PIN}", "login 0000", "logout",
-    "STAT?", "SYST:ERR?", "jog 1", "jog 3", "jog 7", "jog 0", "prime 1", "prime 3", "selftest",
-    "fault clear", "*RST", "mode", "mode set wet", "mode set dry", "mode set switch", "cassette new",
-    "config set swipe.max_pass_s 2.5", "config reset all",
+    f"login {PIN}",
+    f"login {PIN}",
+    f"login {PIN}",
+    "login 0000",
+    "logout",
+    "STAT?",
+    "SYST:ERR?",
+    "jog 1",
+    "jog 3",
+    "jog 7",
+    "jog 0",
+    "prime 1",
+    "prime 3",
+    "selftest",
+    "fault clear",
+    "*RST",
+    "mode",
+    "mode set wet",
+    "mode set dry",
+    "mode set switch",
+    "cassette new",
+    "config set swipe.max_pass_s 2.5",
+    "config reset all",
 ]
 # Points of a clean cycle (controller events; "state:X" = entering state X)
-CYCLE_EVENTS = ["attempt", "state:advancing", "state:advancing", "advanced", "state:dispensing", "swipe_now",
-                "state:swiping", "result", "state:done"]
-MID_CYCLE_FAULTS = [Fault.CASSETTE_PULLED, Fault.CASSETTE_PULLED, Fault.CONNECTOR_PULLED, Fault.CONNECTOR_PULLED,
-                    Fault.JAM, Fault.PUMP_CLOG, Fault.MISSING_INDEX, Fault.SLIP, Fault.EMPTY_RIBBON]
+CYCLE_EVENTS = [
+    "attempt",
+    "state:advancing",
+    "state:advancing",
+    "advanced",
+    "state:dispensing",
+    "swipe_now",
+    "state:swiping",
+    "result",
+    "state:done",
+]
+MID_CYCLE_FAULTS = [
+    Fault.CASSETTE_PULLED,
+    Fault.CASSETTE_PULLED,
+    Fault.CONNECTOR_PULLED,
+    Fault.CONNECTOR_PULLED,
+    Fault.JAM,
+    Fault.PUMP_CLOG,
+    Fault.MISSING_INDEX,
+    Fault.SLIP,
+    Fault.EMPTY_RIBBON,
+]
 STUCK_SENSORS = ["gate_a", "gate_b", "connector", "pin_left", "pin_right"]
-PLAIN_FAULTS = [Fault.JAM, Fault.SLIP, Fault.MISSING_INDEX, Fault.PUMP_CLOG, Fault.GATE_BOUNCE,
-                Fault.EMPTY_RIBBON, Fault.EMPTY_RESERVOIR, Fault.CASSETTE_PULLED, Fault.CONNECTOR_PULLED]
-CLEARABLE = [Fault.JAM, Fault.SLIP, Fault.MISSING_INDEX, Fault.PUMP_CLOG, Fault.GATE_BOUNCE,
-             Fault.EMPTY_RESERVOIR, Fault.STUCK_SENSOR]
+PLAIN_FAULTS = [
+    Fault.JAM,
+    Fault.SLIP,
+    Fault.MISSING_INDEX,
+    Fault.PUMP_CLOG,
+    Fault.GATE_BOUNCE,
+    Fault.EMPTY_RIBBON,
+    Fault.EMPTY_RESERVOIR,
+    Fault.CASSETTE_PULLED,
+    Fault.CONNECTOR_PULLED,
+]
+CLEARABLE = [
+    Fault.JAM,
+    Fault.SLIP,
+    Fault.MISSING_INDEX,
+    Fault.PUMP_CLOG,
+    Fault.GATE_BOUNCE,
+    Fault.EMPTY_RESERVOIR,
+    Fault.STUCK_SENSOR,
+]
 
 
 connectors = st.sampled_from(["female", "female", "male", "bent"])
 chatters = st.one_of(st.just(0.0), st.just(0.0), st.floats(0.05, 2.5))
-swipes = st.fixed_dictionaries({
-    "direction": st.sampled_from(["down", "down", "down", "up"]),
-    "duration_s": st.one_of(st.floats(0.2, 2.5), st.floats(0.02, 6.0)),
-    "variant": st.sampled_from(["full", "full", "full", "partial", "back_and_forth", "double"]),
-    "bounce": st.booleans(),
-})
+swipes = st.fixed_dictionaries(
+    {
+        "direction": st.sampled_from(["down", "down", "down", "up"]),
+        "duration_s": st.one_of(st.floats(0.2, 2.5), st.floats(0.02, 6.0)),
+        "variant": st.sampled_from(["full", "full", "full", "partial", "back_and_forth", "double"]),
+        "bounce": st.booleans(),
+    }
+)
 delays = st.one_of(st.floats(0.05, 1.5), st.floats(0.05, 20.0))
 cassettes = st.sampled_from(["standard", "male", "fresh"])
 mishaps = st.one_of(
@@ -196,8 +252,9 @@ class StationMachine(RuleBasedStateMachine):
 
     def _boot(self) -> None:
         self.lives += 1
-        bench = SimBench(state_dir=self.dir, wall_start=self.wall_start,
-                         world_options={"state_file": str(self.world_file)})
+        bench = SimBench(
+            state_dir=self.dir, wall_start=self.wall_start, world_options={"state_file": str(self.world_file)}
+        )
         bench.world.state_file = None  # written at the instant of a power cut (see the module doc)
         self.bench = bench
         bench.controller.subscribe(self._on_event)
@@ -279,8 +336,11 @@ class StationMachine(RuleBasedStateMachine):
         assert not out[-1].startswith(f"ERR {P.EXECUTION_ERROR} "), (text, out)
         cmd, _ = lookup(text.split(), REGISTRY)
         rows = self.store._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id", (before,)).fetchall()
-        protected_rows = [dict(r) for r in rows
-                          if r["source"].startswith("console:") and (r["kind"], r["action"]) not in OPEN_CONSOLE_AUDIT]
+        protected_rows = [
+            dict(r)
+            for r in rows
+            if r["source"].startswith("console:") and (r["kind"], r["action"]) not in OPEN_CONSOLE_AUDIT
+        ]
         if not authorized:
             assert protected_rows == [], f"{text!r} ran without a login: {protected_rows}"
             if cmd is not None and cmd.protected:  # refused (or, in a flood, not even looked at)
@@ -347,7 +407,9 @@ class StationMachine(RuleBasedStateMachine):
         self.world.remove()
         self._settle()
 
-    @precondition(lambda self: self.world.connector is not None and self.bench.state in ("identifying", "advancing", "dispensing"))
+    @precondition(
+        lambda self: self.world.connector is not None and self.bench.state in ("identifying", "advancing", "dispensing")
+    )
     @rule()
     def wait_for_swipe_now(self) -> None:
         b, w = self.bench, self.world
@@ -357,8 +419,17 @@ class StationMachine(RuleBasedStateMachine):
     def let_time_pass(self, seconds: float) -> None:
         self.bench.run_for(seconds)
 
-    def _clean(self, kind: str, chatter: float, wet: bool | None, swipe: dict[str, Any], delay: float,
-               take_away: bool, cut_at: str | None = None, fault_at: tuple[Fault, str, float] | None = None) -> None:
+    def _clean(
+        self,
+        kind: str,
+        chatter: float,
+        wet: bool | None,
+        swipe: dict[str, Any],
+        delay: float,
+        take_away: bool,
+        cut_at: str | None = None,
+        fault_at: tuple[Fault, str, float] | None = None,
+    ) -> None:
         """The operator's routine (README): present, wait for swipe-now, swipe, take it away;
         with any connector, mode, swipe and delay (too long a delay misses the wet window).
         `cut_at`: the power fails right after the controller's first event of that kind
@@ -386,18 +457,33 @@ class StationMachine(RuleBasedStateMachine):
             self.power_loss(0.0)
 
     @precondition(lambda self: self.world.connector is None)
-    @rule(kind=connectors, chatter=chatters, wet=st.sampled_from([None, False, True]), swipe=swipes,
-          delay=delays, take_away=st.sampled_from([True, True, True, False]))
-    def clean(self, kind: str, chatter: float, wet: bool | None, swipe: dict[str, Any], delay: float,
-              take_away: bool) -> None:
+    @rule(
+        kind=connectors,
+        chatter=chatters,
+        wet=st.sampled_from([None, False, True]),
+        swipe=swipes,
+        delay=delays,
+        take_away=st.sampled_from([True, True, True, False]),
+    )
+    def clean(
+        self, kind: str, chatter: float, wet: bool | None, swipe: dict[str, Any], delay: float, take_away: bool
+    ) -> None:
         self._clean(kind, chatter, wet, swipe, delay, take_away)
 
     @precondition(lambda self: self.world.connector is None)
-    @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(),
-          what=st.one_of(
-              st.tuples(st.just("fault"), st.sampled_from(MID_CYCLE_FAULTS), st.sampled_from(CYCLE_EVENTS),
-                        st.one_of(st.just(0.0), st.floats(0.0, 0.3))),
-              st.tuples(st.just("power cut"), st.sampled_from(CYCLE_EVENTS))))
+    @rule(
+        kind=st.sampled_from(["female", "female", "male"]),
+        wet=st.booleans(),
+        what=st.one_of(
+            st.tuples(
+                st.just("fault"),
+                st.sampled_from(MID_CYCLE_FAULTS),
+                st.sampled_from(CYCLE_EVENTS),
+                st.one_of(st.just(0.0), st.floats(0.0, 0.3)),
+            ),
+            st.tuples(st.just("power cut"), st.sampled_from(CYCLE_EVENTS)),
+        ),
+    )
     def clean_cut_short(self, kind: str, wet: bool, what: tuple) -> None:
         """A clean hit by a fault (the cassette pulled while the wheel turns, the pump clogged when
         the drop is due, ...) or by a power cut, at a chosen point of its cycle."""
@@ -408,9 +494,13 @@ class StationMachine(RuleBasedStateMachine):
             self._clean(kind, 0.0, wet, swipe, 0.3, True, cut_at=what[1])
 
     @precondition(lambda self: self.world.connector is None)
-    @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(),
-          how=st.sampled_from(["panel", "console"]), at=st.sampled_from(CYCLE_EVENTS),
-          after=st.one_of(st.just(0.0), st.floats(0.0, 0.3)))
+    @rule(
+        kind=st.sampled_from(["female", "female", "male"]),
+        wet=st.booleans(),
+        how=st.sampled_from(["panel", "console"]),
+        at=st.sampled_from(CYCLE_EVENTS),
+        after=st.one_of(st.just(0.0), st.floats(0.0, 0.3)),
+    )
     def clean_with_a_change_of_mind(self, kind: str, wet: bool, how: str, at: str, after: float) -> None:
         """The mode is switched the other way at a chosen point of the clean, on the panel or by
         a maintenance engineer on the console (rule 4 still holds: see World._judge_prompt)."""
@@ -461,8 +551,13 @@ class StationMachine(RuleBasedStateMachine):
             w.fit_cassette(which, male_mt=(which == "male"))
         self._settle()
 
-    @rule(which=cassettes, male_mt=st.booleans(), capacity=st.integers(6, 30),
-          gap=st.sampled_from([0.0, 0.3, 2.0]), declare=st.booleans())
+    @rule(
+        which=cassettes,
+        male_mt=st.booleans(),
+        capacity=st.integers(6, 30),
+        gap=st.sampled_from([0.0, 0.3, 2.0]),
+        declare=st.booleans(),
+    )
     def cassette(self, which: str, male_mt: bool, capacity: int, gap: float, declare: bool) -> None:
         """Swap the cassette (or fit one if the cradle is empty): 'standard' and 'male' are the
         two long-lived ones, 'fresh-N' a new one small enough to run out. `declare`: long-press
@@ -500,7 +595,9 @@ class StationMachine(RuleBasedStateMachine):
         elif kind == "stick":
             _, sensor, active = mishap
             stuck = {**self.stuck, sensor: active}
-            if not self._may_stick(sensor, active) or (w.connector is not None and self._misread(w.connector.value, stuck)):
+            if not self._may_stick(sensor, active) or (
+                w.connector is not None and self._misread(w.connector.value, stuck)
+            ):
                 return
             w.inject(Fault.STUCK_SENSOR, sensor=sensor, active=active)
             self.stuck[sensor] = active
@@ -534,8 +631,11 @@ class StationMachine(RuleBasedStateMachine):
         self.console(text)
 
     @precondition(lambda self: not self._connector_unseen())
-    @rule(action=st.sampled_from(["jog 3", "jog 12", "prime 2", "selftest"]),
-          after_s=st.floats(0.0, 1.5), then=st.sampled_from(["power cut", "*RST"]))
+    @rule(
+        action=st.sampled_from(["jog 3", "jog 12", "prime 2", "selftest"]),
+        after_s=st.floats(0.0, 1.5),
+        then=st.sampled_from(["power cut", "*RST"]),
+    )
     def maintenance_cut_short(self, action: str, after_s: float, then: str) -> None:
         """A maintenance action (as the console starts it) cut short part-way, by a power cut or
         by `*RST` from the console: the books must still cover every position and drop."""
@@ -618,7 +718,8 @@ class StationMachine(RuleBasedStateMachine):
             name, base = self.declared[cur.id]
             moved = w.cassettes[name].position - base
             assert cur.used >= moved, (
-                f"cassette #{cur.id} ({name}): books say {cur.used} positions used, the wheel moved {moved}")
+                f"cassette #{cur.id} ({name}): books say {cur.used} positions used, the wheel moved {moved}"
+            )
 
         # rule 4 / 8: every drop that left the nozzle is in the books
         drops = self.store._db.execute("SELECT count(*) FROM drops").fetchone()[0]
@@ -684,8 +785,11 @@ def test_a_jog_right_after_rst_is_not_an_internal_error(tmp_path):
         reply = tcp.handle(P.Line("jog 3"), print)
         bench.run_for(5.0)
         assert not reply[-1].startswith(f"ERR {P.EXECUTION_ERROR} "), reply
-        assert bench.state == "idle" and controller.fault_code is None, (bench.state, controller.fault_code,
-                                                                          controller.fault_detail)
+        assert bench.state == "idle" and controller.fault_code is None, (
+            bench.state,
+            controller.fault_code,
+            controller.fault_detail,
+        )
         if not reply[-1].startswith("OK"):  # refused: then nothing may have been booked
             assert controller.store.cassette(CassetteType.STANDARD).used == booked
         assert bench.world.violations == []

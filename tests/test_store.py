@@ -13,9 +13,9 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -212,7 +212,10 @@ def _seed(db_path: Path):
 
 
 def _snapshot(db_path: Path) -> dict[str, list[tuple]]:
-    return {t: table_rows(db_path, t) for t in ("cassettes", "cassette_fits", "attempts", "ribbon", "drops", "refills", "audit")}
+    return {
+        t: table_rows(db_path, t)
+        for t in ("cassettes", "cassette_fits", "attempts", "ribbon", "drops", "refills", "audit")
+    }
 
 
 def test_readonly_store_reads_and_every_write_raises_store_error(db_path):
@@ -335,20 +338,26 @@ def _consistency(db_path: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         # every ribbon reservation of an attempt is reflected on the attempt (same transaction)
         bad = db.execute(
-            "SELECT r.id FROM ribbon r JOIN attempts a ON a.id = r.attempt_id "
-            "WHERE a.cassette_id IS NOT r.cassette_id"
+            "SELECT r.id FROM ribbon r JOIN attempts a ON a.id = r.attempt_id WHERE a.cassette_id IS NOT r.cassette_id"
         ).fetchall()
         assert bad == []
         # ledger positions are consecutive per cassette, no gaps or overlaps
         for (cid,) in db.execute("SELECT id FROM cassettes"):
-            rows = db.execute("SELECT first_position, positions FROM ribbon WHERE cassette_id = ? ORDER BY id", (cid,)).fetchall()
+            rows = db.execute(
+                "SELECT first_position, positions FROM ribbon WHERE cassette_id = ? ORDER BY id", (cid,)
+            ).fetchall()
             expected = 0
             for first, n in rows:
                 assert first == expected
                 expected += n
         # at most one current cassette per type
         for ctype in ("standard", "male_mt"):
-            assert db.execute("SELECT count(*) FROM cassettes WHERE type = ? AND retired_at IS NULL", (ctype,)).fetchone()[0] <= 1
+            assert (
+                db.execute("SELECT count(*) FROM cassettes WHERE type = ? AND retired_at IS NULL", (ctype,)).fetchone()[
+                    0
+                ]
+                <= 1
+            )
     finally:
         db.close()
 
@@ -455,8 +464,12 @@ def test_every_write_against_a_nearly_full_disk_is_all_or_nothing(db_path):
                 if ok:
                     drops.append(a)
         outcome = Outcome.CLEANED if a in reserved else Outcome.FAILED
-        ok, _ = step("finish", lambda: s.finish_attempt(a, outcome, "" if a in reserved else "x" * (i % 97), t + 0.5,
-                                                        swipe_start_s=0.5, pass_s=0.6))
+        ok, _ = step(
+            "finish",
+            lambda: s.finish_attempt(
+                a, outcome, "" if a in reserved else "x" * (i % 97), t + 0.5, swipe_start_s=0.5, pass_s=0.6
+            ),
+        )
         if ok:
             outcomes[a] = outcome.value
         step("audit", lambda: s.audit("clean", "done", t, detail="p" * (i * 7 % 300)))
@@ -468,7 +481,12 @@ def test_every_write_against_a_nearly_full_disk_is_all_or_nothing(db_path):
     assert sorted(recs) == begun
     for a, rec in recs.items():
         if a in reserved:
-            assert (rec.positions, rec.first_position, rec.cassette_id, rec.gender) == (3, reserved[a], cassette.id, "female")
+            assert (rec.positions, rec.first_position, rec.cassette_id, rec.gender) == (
+                3,
+                reserved[a],
+                cassette.id,
+                "female",
+            )
         else:
             assert (rec.positions, rec.first_position, rec.cassette_id) == (0, None, None)
         assert rec.drops == drops.count(a)
@@ -483,7 +501,8 @@ def test_every_write_against_a_nearly_full_disk_is_all_or_nothing(db_path):
     s = Store(db_path, fluid_capacity=100_000)
     try:
         assert {r.id: (r.outcome, r.positions, r.drops) for r in s.attempts()} == {
-            a: (rec.outcome, rec.positions, rec.drops) for a, rec in recs.items()}
+            a: (rec.outcome, rec.positions, rec.drops) for a, rec in recs.items()
+        }
     finally:
         s.close()
 
@@ -580,7 +599,11 @@ def test_fluid_counts_drops_since_the_last_refill(db_path):
         audit = db.execute("SELECT kind, action, source, detail FROM audit WHERE kind = 'fluid' ORDER BY id").fetchall()
     finally:
         db.close()
-    assert [(k, a, src) for k, a, src, _ in audit] == [("fluid", "refill", "console"), ("fluid", "refill", "panel"), ("fluid", "refill", "panel")]
+    assert [(k, a, src) for k, a, src, _ in audit] == [
+        ("fluid", "refill", "console"),
+        ("fluid", "refill", "panel"),
+        ("fluid", "refill", "panel"),
+    ]
     assert json.loads(audit[0][3]) == {"capacity": 10}
 
 
@@ -666,7 +689,13 @@ def test_finish_attempt_records_the_measurements_with_the_outcome(store):
     assert (rec.gender, rec.cassette_id, rec.outcome) == ("female", c.id, None)
     store.finish_attempt(a, Outcome.CLEANED, "", 2.0, swipe_start_s=0.5, pass_s=0.6)  # gender kept
     [rec] = store.attempts()
-    assert (rec.gender, rec.swipe_start_s, rec.pass_s, rec.outcome, rec.ended_at) == ("female", 0.5, 0.6, "cleaned", 2.0)
+    assert (rec.gender, rec.swipe_start_s, rec.pass_s, rec.outcome, rec.ended_at) == (
+        "female",
+        0.5,
+        0.6,
+        "cleaned",
+        2.0,
+    )
     # a later finish cannot rewrite the measurements either
     store.finish_attempt(a, Outcome.FAILED, "swipe too slow", 3.0, gender="male", swipe_start_s=9.0, pass_s=9.0)
     [rec] = store.attempts()
@@ -680,7 +709,13 @@ def test_finish_attempt_records_the_measurements_with_the_outcome(store):
 
 def test_attempts_filters_and_ordering(store):
     c = store.new_cassette(STD, 100, 0.0)
-    plan = [(10.0, Outcome.CLEANED), (20.0, Outcome.FAILED), (30.0, Outcome.CLEANED), (40.0, Outcome.REJECTED), (50.0, None)]
+    plan = [
+        (10.0, Outcome.CLEANED),
+        (20.0, Outcome.FAILED),
+        (30.0, Outcome.CLEANED),
+        (40.0, Outcome.REJECTED),
+        (50.0, None),
+    ]
     ids = []
     for t, outcome in plan:
         a = store.begin_attempt(t, Mode.DRY)
@@ -749,6 +784,10 @@ def test_cassette_fits_are_recorded_and_only_one_is_open(store, db_path):
     store.cassette_fitted(std.id, 6.0)  # fitted again without a removal seen (power cut): previous fit closed
     fits = table_rows(db_path, "cassette_fits")
     assert [(r[1], r[2], r[3]) for r in fits] == [
-        (std.id, 1.0, 2.0), (male.id, 3.0, 4.0), (std.id, 5.0, 6.0), (std.id, 6.0, None)]
+        (std.id, 1.0, 2.0),
+        (male.id, 3.0, 4.0),
+        (std.id, 5.0, 6.0),
+        (std.id, 6.0, None),
+    ]
     rows = {r["id"]: r for r in store.cassettes()}
     assert rows[std.id]["fits"] == 3 and rows[male.id]["fits"] == 1

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from station.config import Config
 from station.domain import Reason
@@ -191,7 +192,9 @@ def spikes(draw, w: Window, around: list[GateEdge], until: float) -> list[GateEd
             taken[gate].append((min(busy), max(busy)))
     added: list[GateEdge] = []
     for gate, dt, width in draw(
-        st.lists(st.tuples(st.sampled_from("AB"), st.floats(0.001, until - w.opened_at), st.floats(0.01, 0.9)), max_size=6)
+        st.lists(
+            st.tuples(st.sampled_from("AB"), st.floats(0.001, until - w.opened_at), st.floats(0.01, 0.9)), max_size=6
+        )
     ):
         starts = w.opened_at + dt
         ends = starts + width * w.glitch_s
@@ -255,7 +258,9 @@ def test_filtered_intervals_are_ordered_long_enough_and_well_separated(data):
 # --- worked examples with the default limits --------------------------------------------------
 
 DEFAULTS = Config().swipe
-BENCH = Window(100.0, DEFAULTS.timeout_s, DEFAULTS.min_pass_s, DEFAULTS.max_pass_s, DEFAULTS.glitch_s, DEFAULTS.settle_s)
+BENCH = Window(
+    100.0, DEFAULTS.timeout_s, DEFAULTS.min_pass_s, DEFAULTS.max_pass_s, DEFAULTS.glitch_s, DEFAULTS.settle_s
+)
 
 
 def test_swipe_a_then_b_is_accepted_once_quiet():
@@ -362,7 +367,9 @@ def test_a_second_pass_or_a_return_stroke_is_back_and_forth(data):
     g = w.glitch_s
     # after the first visit to gate A, visit the gates again so that one of them is seen twice
     route = "A" + "".join(
-        data.draw(st.lists(st.sampled_from("AB"), min_size=1, max_size=4).filter(lambda r: "A" in r or r.count("B") >= 2))
+        data.draw(
+            st.lists(st.sampled_from("AB"), min_size=1, max_size=4).filter(lambda r: "A" in r or r.count("B") >= 2)
+        )
     )
     t = first_at = data.draw(in_time(w))
     edges: list[GateEdge] = []
@@ -569,7 +576,9 @@ def test_the_glitch_filter_boundaries_are_exact():
     # "gaps shorter than glitch_s are bridged": a gap of exactly glitch_s is not
     gap = intervals(edges_of(("A", True, 1.0), ("A", False, 1.25), ("A", True, 1.3125), ("A", False, 1.5)), "A", 0.0625)
     assert [(i.start, i.end) for i in gap] == [(1.0, 1.25), (1.3125, 1.5)]
-    bridged = intervals(edges_of(("A", True, 1.0), ("A", False, 1.25), ("A", True, 1.28125), ("A", False, 1.5)), "A", 0.0625)
+    bridged = intervals(
+        edges_of(("A", True, 1.0), ("A", False, 1.25), ("A", True, 1.28125), ("A", False, 1.5)), "A", 0.0625
+    )
     assert [(i.start, i.end) for i in bridged] == [(1.0, 1.5)]
     # "pulses shorter than glitch_s are dropped": a pulse of exactly glitch_s is kept
     kept = intervals(edges_of(("B", True, 2.0), ("B", False, 2.0625)), "B", 0.0625)
@@ -579,7 +588,8 @@ def test_the_glitch_filter_boundaries_are_exact():
 
 def test_passes_of_exactly_the_fastest_and_slowest_allowed_time_are_good():
     for pass_s in (EXACT.min_pass_s, EXACT.max_pass_s):  # 0.25 and 1.0: the bounds are inclusive
-        edges = edges_of(("A", True, 1.0), ("A", False, 1.0 + pass_s / 2), ("B", True, 1.0 + pass_s),
-                         ("B", False, 1.5 + pass_s))
+        edges = edges_of(
+            ("A", True, 1.0), ("A", False, 1.0 + pass_s / 2), ("B", True, 1.0 + pass_s), ("B", False, 1.5 + pass_s)
+        )
         verdict = EXACT.judge(edges, 3.0)
         assert verdict.ok and verdict.pass_s == pass_s, verdict

@@ -25,9 +25,32 @@ KNOWN_PHYSICAL = {2: 3, 3: 5, 14: 8, 15: 10, 17: 11, 18: 12, 20: 38, 21: 40, 26:
 
 # The whole header, by BCM number, for the pins the configuration may use (BCM 2-27).
 ALL_PHYSICAL = {
-    2: 3, 3: 5, 4: 7, 5: 29, 6: 31, 7: 26, 8: 24, 9: 21, 10: 19, 11: 23, 12: 32, 13: 33, 14: 8,
-    15: 10, 16: 36, 17: 11, 18: 12, 19: 35, 20: 38, 21: 40, 22: 15, 23: 16, 24: 18, 25: 22,
-    26: 37, 27: 13,
+    2: 3,
+    3: 5,
+    4: 7,
+    5: 29,
+    6: 31,
+    7: 26,
+    8: 24,
+    9: 21,
+    10: 19,
+    11: 23,
+    12: 32,
+    13: 33,
+    14: 8,
+    15: 10,
+    16: 36,
+    17: 11,
+    18: 12,
+    19: 35,
+    20: 38,
+    21: 40,
+    22: 15,
+    23: 16,
+    24: 18,
+    25: 22,
+    26: 37,
+    27: 13,
 }
 
 DRAWN = re.compile(
@@ -120,7 +143,8 @@ def test_directions_and_safe_levels_match_the_drivers():
                 assert pin.pull == "up", f"pins.{key}: the sheet says inputs use the internal pull-up"
             if wire.hold is not None:
                 assert pin.state == wire.hold.level, (
-                    f"pins.{key} rests at {pin.state}, its resistor holds {wire.hold.level}")
+                    f"pins.{key} rests at {pin.state}, its resistor holds {wire.hold.level}"
+                )
     finally:
         hardware.close()
         factory.reset()
@@ -163,6 +187,10 @@ def test_station_wiring_writes_the_sheet_of_a_station_config(tmp_path):
     toml = tmp_path / "station.toml"
     toml.write_text("[pins]\nbutton = 4\n", encoding="utf-8")
     out = tmp_path / "wiring.md"
-    subprocess.run([sys.executable, "-m", "station", "wiring", "--config", str(toml), "--output", str(out)],
-                   check=True, cwd=REPO, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "station", "wiring", "--config", str(toml), "--output", str(out)],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
     assert out.read_text(encoding="utf-8") == wiring.document(Config().replace("pins", button=4))

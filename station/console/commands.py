@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from .. import MAKER, MODEL, __version__
 from .. import config as station_config
@@ -17,7 +18,7 @@ from ..config import ConfigError
 from ..domain import Mode
 from ..maintenance import MAX_JOG, MAX_PRIME, ServiceResult
 from . import protocol as P
-from .access import Session, check_pin_format, hash_pin, verify_pin
+from .access import Session, hash_pin, verify_pin
 
 if TYPE_CHECKING:
     from ..controller import Controller
@@ -46,7 +47,7 @@ class Reply:
 @dataclass(frozen=True)
 class Command:
     name: str
-    handler: Callable[["Context", list[str]], Reply | str]
+    handler: Callable[[Context, list[str]], Reply | str]
     usage: str
     help: str
     protected: bool = False
@@ -60,7 +61,7 @@ class Command:
 class Context:
     """What a handler can reach: the controller (through its loop), the session, the port."""
 
-    controller: "Controller"
+    controller: Controller
     session: Session
     errors: P.ErrorQueue
     write: Callable[[str], None]  # for commands that stream lines as they happen (sensors N)
@@ -120,7 +121,9 @@ def int_arg(args: list[str], i: int, name: str, lo: int, hi: int, default: int |
     try:
         value = int(args[i])
     except ValueError:
-        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {name} must be a whole number {lo}-{hi}, not {args[i]!r}") from None
+        raise CommandError(
+            P.DATA_OUT_OF_RANGE, f"Data out of range; {name} must be a whole number {lo}-{hi}, not {args[i]!r}"
+        ) from None
     if not lo <= value <= hi:
         raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {name} must be {lo}-{hi}, not {value}")
     return value
@@ -141,7 +144,7 @@ def service_reply(result: ServiceResult) -> Reply:
 
 
 def _iso(t: float | None) -> str:
-    return "" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # ====================================================================== IEEE 488.2 / SCPI
@@ -151,8 +154,13 @@ def idn(ctx: Context, args: list[str]) -> str:
     return f"{MAKER},{MODEL},{serial},{__version__}"
 
 
-@register("*rst", "*RST", "Abort whatever is running, safely, back to ready. A clean in progress is "
-          "recorded as interrupted. Does not clear a fault.", protected=True)
+@register(
+    "*rst",
+    "*RST",
+    "Abort whatever is running, safely, back to ready. A clean in progress is "
+    "recorded as interrupted. Does not clear a fault.",
+    protected=True,
+)
 def rst(ctx: Context, args: list[str]) -> Reply:
     return service_reply(ctx.call(lambda: ctx.controller.request_reset(ctx.source)))
 
@@ -187,8 +195,9 @@ def help_(ctx: Context, args: list[str]) -> Reply:
             raise CommandError(P.UNDEFINED_HEADER, f"Undefined header; no command {' '.join(args)!r}")
         lock = " (needs login)" if cmd.protected else ""
         return Reply([f"{cmd.usage}{lock}", f"  {cmd.help}"])
-    lines = [f"  {c.usage:<28} {c.help.split('. ')[0].rstrip('.')}{' *' if c.protected else ''}"
-             for c in REGISTRY.values()]
+    lines = [
+        f"  {c.usage:<28} {c.help.split('. ')[0].rstrip('.')}{' *' if c.protected else ''}" for c in REGISTRY.values()
+    ]
     return Reply(["Commands (* needs login; `help <command>` for more):", *lines])
 
 
@@ -197,7 +206,9 @@ def status(ctx: Context, args: list[str]) -> Reply:
     s = ctx.call(ctx.controller.status)
     lines = [f"state:    {s['state']}", f"mode:     {s['mode']}"]
     if s["cassette"]:
-        lines.append(f"cassette: {s['cassette']}, {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left")
+        lines.append(
+            f"cassette: {s['cassette']}, {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left"
+        )
     else:
         lines.append("cassette: none fitted")
     lines.append(f"fluid:    {s['fluid_drops_left']} drops left{' (LOW switch)' if s['fluid_low'] else ''}")
@@ -207,8 +218,11 @@ def status(ctx: Context, args: list[str]) -> Reply:
     return Reply(lines)
 
 
-@register("sensors", "sensors [seconds]", "Every input now; with seconds (1-60), also each change as it "
-          "happens for that long (a live view).")
+@register(
+    "sensors",
+    "sensors [seconds]",
+    "Every input now; with seconds (1-60), also each change as it happens for that long (a live view).",
+)
 def sensors(ctx: Context, args: list[str]) -> Reply:
     watch = int_arg(args, 0, "seconds", 1, 60, default=0) if args else 0
     snapshot = ctx.call(ctx.controller.sensor_report)
@@ -238,8 +252,10 @@ def counters(ctx: Context, args: list[str]) -> Reply:
     c = ctx.call(ctx.controller.counters)
     lines = ["attempts: " + ", ".join(f"{k} {v}" for k, v in c["attempts"].items())]
     for cas in c["cassettes"]:
-        lines.append(f"cassette #{cas['id']} {cas['type']}{' (current)' if cas['current'] else ''}: "
-                     f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} time{'s' if cas['fits'] != 1 else ''}")
+        lines.append(
+            f"cassette #{cas['id']} {cas['type']}{' (current)' if cas['current'] else ''}: "
+            f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} time{'s' if cas['fits'] != 1 else ''}"
+        )
     lines.append(f"fluid: {c['fluid_used']} of {c['fluid_capacity']} drops used since the last refill")
     return Reply(lines)
 
@@ -248,9 +264,12 @@ def counters(ctx: Context, args: list[str]) -> Reply:
 def log_(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "N", 1, 100, default=10)
     rows = ctx.call(lambda: ctx.controller.store.attempts(limit=n))
-    lines = [f"#{r.id:<5} {_iso(r.started_at)} {r.outcome or 'open':<11} {r.mode:<3} {r.gender or '-':<7} "
-             f"pos {r.positions} drops {r.drops}{' pass %.2fs' % r.pass_s if r.pass_s else ''}"
-             f"{'  ' + r.reason if r.reason else ''}" for r in rows]
+    lines = [
+        f"#{r.id:<5} {_iso(r.started_at)} {r.outcome or 'open':<11} {r.mode:<3} {r.gender or '-':<7} "
+        f"pos {r.positions} drops {r.drops}{' pass %.2fs' % r.pass_s if r.pass_s else ''}"
+        f"{'  ' + r.reason if r.reason else ''}"
+        for r in rows
+    ]
     return Reply(lines or ["no clean records yet"])
 
 
@@ -258,8 +277,10 @@ def log_(ctx: Context, args: list[str]) -> Reply:
 def audit(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "N", 1, 100, default=10)
     rows = ctx.call(lambda: [dict(r) for r in ctx.controller.store.audit_log(n)])
-    return Reply([f"{_iso(r['t'])} {r['kind']:<11} {r['action']:<14} {r['source']:<16} {r['detail']}" for r in rows]
-                 or ["no audit records yet"])
+    return Reply(
+        [f"{_iso(r['t'])} {r['kind']:<11} {r['action']:<14} {r['source']:<16} {r['detail']}" for r in rows]
+        or ["no audit records yet"]
+    )
 
 
 @register("mode", "mode", "Show the cleaning mode and where it comes from (panel switch or console).")
@@ -269,10 +290,14 @@ def mode(ctx: Context, args: list[str]) -> Reply:
     return Reply([f"mode {value} ({'set on the console' if override else 'panel switch'})"])
 
 
-@register("mode set", "mode set dry|wet|switch", "Set the cleaning mode from the console, overriding the "
-          "panel's switch (`switch` hands it back to the panel). Takes effect from the next clean, "
-          "except that a clean under way never gets a drop once the mode is dry.",
-          protected=True)
+@register(
+    "mode set",
+    "mode set dry|wet|switch",
+    "Set the cleaning mode from the console, overriding the "
+    "panel's switch (`switch` hands it back to the panel). Takes effect from the next clean, "
+    "except that a clean under way never gets a drop once the mode is dry.",
+    protected=True,
+)
 def mode_set(ctx: Context, args: list[str]) -> Reply:
     choice = args[0].lower() if len(args) == 1 else ""
     if choice not in ("dry", "wet", "switch"):
@@ -282,8 +307,12 @@ def mode_set(ctx: Context, args: list[str]) -> Reply:
 
 
 # ====================================================================== access
-@register("login", "login <PIN>", "Log in for maintenance (moving hardware, configuration, counters, "
-          "faults). Failed attempts lock the port out for growing times; an idle session logs out.")
+@register(
+    "login",
+    "login <PIN>",
+    "Log in for maintenance (moving hardware, configuration, counters, "
+    "faults). Failed attempts lock the port out for growing times; an idle session logs out.",
+)
 def login(ctx: Context, args: list[str]) -> Reply:
     s = ctx.session
     wait = s.lockout.remaining()
@@ -294,8 +323,10 @@ def login(ctx: Context, args: list[str]) -> Reply:
     stored = ctx.call(lambda: ctx.controller.store.setting(PIN_KEY))
     if stored is None:
         where = ctx.controller.store.path.rsplit("/", 1)[0]
-        raise CommandError(P.ACCESS_DENIED, f"Command protected; no maintenance PIN is set: run `station pin set "
-                                            f"--state-dir {where}` on the station")
+        raise CommandError(
+            P.ACCESS_DENIED,
+            f"Command protected; no maintenance PIN is set: run `station pin set --state-dir {where}` on the station",
+        )
     if not verify_pin(args[0], stored):
         s.lockout.failed()
         ctx.call(lambda: ctx.controller.store.audit("access", "login_failed", ctx.controller.wall(), source=ctx.source))
@@ -328,23 +359,37 @@ def pin_set(ctx: Context, args: list[str]) -> Reply:
 
 
 # ====================================================================== hardware
-@register("jog", "jog <positions>", f"Advance the wheel 1-{MAX_JOG} positions, each confirmed by the index "
-          "sensor. Uses ribbon (booked first). Only when ready with the guide empty.", protected=True)
+@register(
+    "jog",
+    "jog <positions>",
+    f"Advance the wheel 1-{MAX_JOG} positions, each confirmed by the index "
+    "sensor. Uses ribbon (booked first). Only when ready with the guide empty.",
+    protected=True,
+)
 def jog(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "positions", 1, MAX_JOG)
     return service_reply(ctx.service(lambda done: ctx.controller.jog(n, ctx.source, done)))
 
 
-@register("prime", "prime <drops>", f"Pump 1-{MAX_PRIME} drops to fill the fluid line. Only when ready "
-          "with the guide empty.", protected=True)
+@register(
+    "prime",
+    "prime <drops>",
+    f"Pump 1-{MAX_PRIME} drops to fill the fluid line. Only when ready with the guide empty.",
+    protected=True,
+)
 def prime(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "drops", 1, MAX_PRIME)
     return service_reply(ctx.service(lambda done: ctx.controller.prime(n, ctx.source, done)))
 
 
-@register("selftest", "selftest", "Exercise each part and report PASS/FAIL per part: sensors at rest, wheel "
-          "(one position), pump (one drop; not checked without a drop sensor), then the lights one at a time and "
-          "a beep for you to see and hear.", protected=True)
+@register(
+    "selftest",
+    "selftest",
+    "Exercise each part and report PASS/FAIL per part: sensors at rest, wheel "
+    "(one position), pump (one drop; not checked without a drop sensor), then the lights one at a time and "
+    "a beep for you to see and hear.",
+    protected=True,
+)
 def selftest(ctx: Context, args: list[str]) -> Reply:
     no_args(args, "selftest")
     return service_reply(ctx.service(lambda done: ctx.controller.selftest(ctx.source, done)))
@@ -356,9 +401,14 @@ def fault_q(ctx: Context, args: list[str]) -> str:
     return "none" if code is None else f"{code.value}: {detail}"
 
 
-@register("fault clear", "fault clear", "Clear the fault, only when its cause is gone: a sensed cause (cassette, "
-          "gates, storage) must read right again; a jam cannot be sensed at rest, so clearing it means "
-          "the wheel was freed and the next advance checks it again.", protected=True)
+@register(
+    "fault clear",
+    "fault clear",
+    "Clear the fault, only when its cause is gone: a sensed cause (cassette, "
+    "gates, storage) must read right again; a jam cannot be sensed at rest, so clearing it means "
+    "the wheel was freed and the next advance checks it again.",
+    protected=True,
+)
 def fault_clear(ctx: Context, args: list[str]) -> Reply:
     return service_reply(ctx.call(lambda: ctx.controller.request_fault_clear(ctx.source)))
 
@@ -371,8 +421,13 @@ def cassette(ctx: Context, args: list[str]) -> Reply:
     return Reply([f"{s['cassette']}: {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left"])
 
 
-@register("cassette new", "cassette new", "Declare the fitted cassette new: its count starts again. Only for "
-          "a cassette that really is new: the station cannot tell cassettes of one type apart.", protected=True)
+@register(
+    "cassette new",
+    "cassette new",
+    "Declare the fitted cassette new: its count starts again. Only for "
+    "a cassette that really is new: the station cannot tell cassettes of one type apart.",
+    protected=True,
+)
 def cassette_new(ctx: Context, args: list[str]) -> Reply:
     def act() -> ServiceResult:
         err = ctx.controller._may_service(need_cassette=True)
@@ -391,8 +446,12 @@ def fluid(ctx: Context, args: list[str]) -> Reply:
     return Reply([f"{s['fluid_drops_left']} drops left{'; LOW switch active' if s['fluid_low'] else ''}"])
 
 
-@register("fluid refill", "fluid refill", "Record that the reservoir was refilled: the drop count starts again.",
-          protected=True)
+@register(
+    "fluid refill",
+    "fluid refill",
+    "Record that the reservoir was refilled: the drop count starts again.",
+    protected=True,
+)
 def fluid_refill(ctx: Context, args: list[str]) -> Reply:
     ctx.call(lambda: ctx.controller.refill(ctx.source))
     return Reply(ok_text="refill recorded")
@@ -410,16 +469,24 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
         text = blocks[section]
     lines = [line for line in text.splitlines() if line]
     saved = ctx.call(ctx.controller.saved_config_changes)
-    changed = [name + (" (from the next start)" if station_config.needs_restart(*name.split(".", 1)) else "")
-               for name in station_config.override_names(saved) if not args or name.startswith(f"{args[0].lower()}.")]
+    changed = [
+        name + (" (from the next start)" if station_config.needs_restart(*name.split(".", 1)) else "")
+        for name in station_config.override_names(saved)
+        if not args or name.startswith(f"{args[0].lower()}.")
+    ]
     if changed:
         lines.append(f"# changed on the console (undo with config reset): {', '.join(changed)}")
     return Reply(lines)
 
 
-@register("config reset", "config reset <section.key>|all", "Drop a value changed with `config set` (or all "
-          "of them): the configuration file's value counts again, at once where safe or from the next start. "
-          "Only while ready.", protected=True)
+@register(
+    "config reset",
+    "config reset <section.key>|all",
+    "Drop a value changed with `config set` (or all "
+    "of them): the configuration file's value counts again, at once where safe or from the next start. "
+    "Only while ready.",
+    protected=True,
+)
 def config_reset(ctx: Context, args: list[str]) -> Reply:
     if len(args) != 1 or (args[0].lower() != "all" and "." not in args[0]):
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config reset <section.key>|all")
@@ -428,17 +495,23 @@ def config_reset(ctx: Context, args: list[str]) -> Reply:
     names = changed if args[0].lower() == "all" else [args[0].lower()]
     if not changed or any(name not in changed for name in names):
         listed = ", ".join(changed) if changed else "none"
-        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; not changed on the console: {args[0]} "
-                                                f"(changed: {listed})")
+        raise CommandError(
+            P.DATA_OUT_OF_RANGE, f"Data out of range; not changed on the console: {args[0]} (changed: {listed})"
+        )
     result = ctx.call(lambda: ctx.controller.reset_config(names, source=ctx.source))
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
     return Reply(result.lines)
 
 
-@register("config set", "config set <section.key> <value>", "Change one value: validated, saved, and in "
-          "effect at once where safe (swipe, guide pins, thresholds) or from the next start (pins, wheel, "
-          "console); `config reset` undoes it. Only while ready.", protected=True)
+@register(
+    "config set",
+    "config set <section.key> <value>",
+    "Change one value: validated, saved, and in "
+    "effect at once where safe (swipe, guide pins, thresholds) or from the next start (pins, wheel, "
+    "console); `config reset` undoes it. Only while ready.",
+    protected=True,
+)
 def config_set(ctx: Context, args: list[str]) -> Reply:
     if len(args) != 2 or "." not in args[0]:
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config set <section.key> <value>")

@@ -9,8 +9,8 @@ lines and then exactly one final `OK ...` or `ERR <code> <message>` line.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 MAX_LINE = 256
 ERROR_QUEUE_SIZE = 16

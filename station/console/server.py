@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import serial
 
@@ -31,7 +31,7 @@ class Dispatcher:
     def __init__(
         self,
         registry: dict[str, Command],
-        make_context: Callable[[Callable[[str], None], "Session | None", P.ErrorQueue], object],
+        make_context: Callable[[Callable[[str], None], Session | None, P.ErrorQueue], object],
         session: Session | None,
         *,
         max_per_s: float = 20.0,
@@ -201,7 +201,7 @@ class TcpServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -223,7 +223,7 @@ class TcpServer:
             while not self._stop.is_set():
                 try:
                     data = conn.recv(4096)
-                except (socket.timeout, TimeoutError):
+                except TimeoutError:
                     continue
                 if not data:
                     return
@@ -240,17 +240,27 @@ class TcpServer:
 class Console:
     """All console ports of a station."""
 
-    def __init__(self, controller, *, serial_url: str | None, baud: int, tcp_port: int = 0,
-                 idle_logout_s: float = 300.0, max_per_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        controller,
+        *,
+        serial_url: str | None,
+        baud: int,
+        tcp_port: int = 0,
+        idle_logout_s: float = 300.0,
+        max_per_s: float = 20.0,
+    ) -> None:
         self.controller = controller
         self.servers: list[SerialPortServer] = []
         self.tcp: TcpServer | None = None
         make_ctx = console_context(controller)
         if serial_url:
             session = Session(serial_url, idle_logout_s)
-            self.servers.append(SerialPortServer(
-                serial_url, baud, lambda: Dispatcher(REGISTRY, make_ctx, session, max_per_s=max_per_s)))
+            self.servers.append(
+                SerialPortServer(serial_url, baud, lambda: Dispatcher(REGISTRY, make_ctx, session, max_per_s=max_per_s))
+            )
         if tcp_port:
+
             def make_tcp(lockout: Lockout) -> Dispatcher:
                 session = Session(f"tcp:{tcp_port}", idle_logout_s, lockout=lockout)
                 return Dispatcher(REGISTRY, make_ctx, session, max_per_s=max_per_s)

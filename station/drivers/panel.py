@@ -6,8 +6,8 @@ they run in virtual time in simulation and never race the controller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gpiozero import LED, Buzzer
 from gpiozero.pins import Factory

@@ -23,7 +23,9 @@ def hardware_pin_factory() -> Factory:
     try:
         from gpiozero.pins.lgpio import LGPIOFactory
     except ImportError as exc:
-        hint = "install the `pi` extra: pip install 'mpo-station[pi]'" if chips else "this machine has no /dev/gpiochip*"
+        hint = (
+            "install the `pi` extra: pip install 'mpo-station[pi]'" if chips else "this machine has no /dev/gpiochip*"
+        )
         raise NoGPIO(f"No GPIO found: the lgpio library is not importable ({exc}); {hint}. {HOW_TO_SIMULATE}") from exc
     if not chips:
         raise NoGPIO(f"No GPIO found: this machine has no /dev/gpiochip* devices. {HOW_TO_SIMULATE}")
@@ -31,6 +33,9 @@ def hardware_pin_factory() -> Factory:
         return LGPIOFactory()
     except Exception as exc:  # lgpio raises its own error types
         denied = [str(c) for c in chips if not os.access(c, os.R_OK | os.W_OK)]
-        hint = (f"no permission on {', '.join(denied)}: add the user to the `gpio` group" if denied
-                else "lgpio needs a writable working directory for its FIFO (or set LG_WD)")
+        hint = (
+            f"no permission on {', '.join(denied)}: add the user to the `gpio` group"
+            if denied
+            else "lgpio needs a writable working directory for its FIFO (or set LG_WD)"
+        )
         raise NoGPIO(f"No GPIO found: lgpio could not open the GPIO chip ({exc}); {hint}. {HOW_TO_SIMULATE}") from exc

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins import Factory
@@ -34,7 +35,9 @@ class StepperDriver:
     def __init__(self, config: Config, pin_factory: Factory | None = None) -> None:
         pins = config.pins
         self._forward = config.wheel.forward_dir_high
-        self.enable_out = DigitalOutputDevice(pins.enable, active_high=False, initial_value=False, pin_factory=pin_factory)
+        self.enable_out = DigitalOutputDevice(
+            pins.enable, active_high=False, initial_value=False, pin_factory=pin_factory
+        )
         self.dir_out = DigitalOutputDevice(pins.dir, initial_value=self._forward, pin_factory=pin_factory)
         self.step_out = DigitalOutputDevice(pins.step, initial_value=False, pin_factory=pin_factory)
 
