@@ -1,9 +1,14 @@
 """Durable books: cassettes, ribbon, fluid, clean attempts, faults and maintenance audit.
 
 SQLite in WAL mode with `synchronous=FULL`: a call returns only once its transaction is on
-disk. Counters are never stored on their own: ribbon used is the sum of the ribbon ledger,
-fluid used is the drops since the last refill. So the counters always equal what the
-records say, also after a power cut at any instant.
+disk. The counters are totals kept by SQLite triggers in the same transaction as the records
+they count (schema 3): attempts by outcome, ribbon used per cassette (the sum of its ribbon
+ledger), drops ever dispensed and, on each refill, the total at that refill (fluid used is the
+difference). So the counters equal what the records say by construction, also after a power
+cut at any instant, and reading them costs the same on a station ten years old as on a new one
+(design section 4: the loop never stalls). Every read the controller makes is a primary-key or
+index lookup; only the exports (`cassettes()`, `attempts()` without a limit) grow with history,
+and they run in the CLI or off the loop thread.
 
 Ribbon positions are reserved *before* the wheel moves: a power cut can only make the
 station believe it used more ribbon than it did, never less.
@@ -19,7 +24,7 @@ from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
@@ -99,6 +104,67 @@ MIGRATIONS: dict[int, str] = {
         t REAL NOT NULL
     );
     """,
+    # 3: totals kept by triggers in the transaction of the records they count (the loop never
+    # stalls: nothing the controller reads grows with history), backfilled from the records;
+    # indexes for the rows the controller looks for (open attempts, current cassettes, open fits)
+    3: """
+    CREATE TABLE attempt_tally (
+        outcome TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO attempt_tally(outcome, n)
+        SELECT coalesce(outcome, 'open'), count(*) FROM attempts GROUP BY outcome;
+    CREATE TRIGGER attempt_tally_insert AFTER INSERT ON attempts BEGIN
+        INSERT INTO attempt_tally(outcome, n) VALUES (coalesce(NEW.outcome, 'open'), 1)
+            ON CONFLICT(outcome) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER attempt_tally_update AFTER UPDATE OF outcome ON attempts
+    WHEN OLD.outcome IS NOT NEW.outcome BEGIN
+        UPDATE attempt_tally SET n = n - 1 WHERE outcome = coalesce(OLD.outcome, 'open');
+        INSERT INTO attempt_tally(outcome, n) VALUES (coalesce(NEW.outcome, 'open'), 1)
+            ON CONFLICT(outcome) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER attempt_tally_delete AFTER DELETE ON attempts BEGIN
+        UPDATE attempt_tally SET n = n - 1 WHERE outcome = coalesce(OLD.outcome, 'open');
+    END;
+
+    ALTER TABLE cassettes ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+    UPDATE cassettes SET used = (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = cassettes.id);
+    CREATE TRIGGER ribbon_used_insert AFTER INSERT ON ribbon BEGIN
+        UPDATE cassettes SET used = used + NEW.positions WHERE id = NEW.cassette_id;
+    END;
+    CREATE TRIGGER ribbon_used_update AFTER UPDATE OF cassette_id, positions ON ribbon BEGIN
+        UPDATE cassettes SET used = used - OLD.positions WHERE id = OLD.cassette_id;
+        UPDATE cassettes SET used = used + NEW.positions WHERE id = NEW.cassette_id;
+    END;
+    CREATE TRIGGER ribbon_used_delete AFTER DELETE ON ribbon BEGIN
+        UPDATE cassettes SET used = used - OLD.positions WHERE id = OLD.cassette_id;
+    END;
+
+    CREATE TABLE drop_tally (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n INTEGER NOT NULL
+    );
+    INSERT INTO drop_tally(id, n) VALUES (1, (SELECT count(*) FROM drops));
+    CREATE TRIGGER drop_tally_insert AFTER INSERT ON drops BEGIN
+        UPDATE drop_tally SET n = n + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER drop_tally_delete AFTER DELETE ON drops BEGIN
+        UPDATE drop_tally SET n = n - 1 WHERE id = 1;
+    END;
+    ALTER TABLE refills ADD COLUMN drop_total INTEGER NOT NULL DEFAULT 0;
+    UPDATE refills SET drop_total = k.total
+    FROM (SELECT id, sum(n) OVER (ORDER BY id) AS total
+          FROM (SELECT id, (SELECT count(*) FROM drops d WHERE d.id > after_id AND d.id <= last_drop_id) AS n
+                FROM (SELECT id, last_drop_id, coalesce(lag(last_drop_id) OVER (ORDER BY id), 0) AS after_id
+                      FROM refills))) AS k
+    WHERE k.id = refills.id;
+
+    CREATE INDEX attempts_open ON attempts(id) WHERE outcome IS NULL;
+    CREATE INDEX cassettes_current ON cassettes(type, id) WHERE retired_at IS NULL;
+    CREATE INDEX cassette_fits_open ON cassette_fits(id) WHERE removed_at IS NULL;
+    CREATE INDEX cassette_fits_by_cassette ON cassette_fits(cassette_id);
+    """,
 }
 
 
@@ -144,6 +210,14 @@ FROM attempts a LEFT JOIN cassettes c ON c.id = a.cassette_id
 """
 
 
+# ribbon used by cassette c, counted from the ledger (databases without the schema 3 totals)
+_USED_FROM_LEDGER = "(SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = c.id)"
+
+
+def _cassette_state(row: sqlite3.Row) -> CassetteState:
+    return CassetteState(int(row["id"]), CassetteType(row["type"]), int(row["capacity"]), int(row["used"]))
+
+
 class Store:
     """The station's database. One connection, used from the controller thread only."""
 
@@ -163,8 +237,12 @@ class Store:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
+            # A read-only look at a database of an older release (a backup, another station's
+            # file) cannot add the totals: it counts the ledgers instead (the CLI, not the loop).
+            self._tallied = self.schema_version >= 3
         except sqlite3.DatabaseError as exc:
             raise StoreError(_explain(self.path, exc)) from exc
+        self._used = "c.used" if self._tallied else _USED_FROM_LEDGER
 
     # -- plumbing --------------------------------------------------------------------------
     def _open_readonly(self) -> sqlite3.Connection:
@@ -200,9 +278,8 @@ class Store:
             )
         for v in range(version + 1, SCHEMA_VERSION + 1):
             with self._tx() as db:
-                for statement in MIGRATIONS[v].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[v]):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {v}")
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
@@ -213,7 +290,7 @@ class Store:
     def _tx(self) -> _Transaction:
         return _Transaction(self)
 
-    def _write(self, sql: str, args: tuple = ()) -> int:
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         with self._tx() as db:
             return db.execute(sql, args).lastrowid or 0
 
@@ -227,12 +304,23 @@ class Store:
     def cassette(self, ctype: CassetteType) -> CassetteState | None:
         """The current (not retired) cassette of this type, if one was ever declared."""
         row = self._db.execute(
-            "SELECT c.id, c.type, c.capacity, (SELECT coalesce(sum(positions), 0) FROM ribbon r "
-            "WHERE r.cassette_id = c.id) AS used FROM cassettes c "
+            f"SELECT c.id, c.type, c.capacity, {self._used} AS used FROM cassettes c "
             "WHERE c.type = ? AND c.retired_at IS NULL ORDER BY c.id DESC LIMIT 1",
             (ctype.value,),
         ).fetchone()
-        return CassetteState(row["id"], CassetteType(row["type"]), row["capacity"], row["used"]) if row else None
+        return _cassette_state(row) if row else None
+
+    def current_cassettes(self) -> list[CassetteState]:
+        """The cassettes in use (not retired): at most one per type, oldest first."""
+        rows = self._db.execute(
+            f"SELECT c.id, c.type, c.capacity, {self._used} AS used FROM cassettes c "
+            "WHERE c.retired_at IS NULL ORDER BY c.type, c.id"  # the partial index's order: no full scan
+        ).fetchall()
+        return sorted((_cassette_state(r) for r in rows), key=lambda c: c.id)
+
+    def cassette_count(self) -> int:
+        """How many cassettes were ever declared (ids are never reused: nothing deletes one)."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM cassettes").fetchone()[0])
 
     def new_cassette(
         self, ctype: CassetteType, capacity: int, t: float, *, note: str = "", source: str = "station"
@@ -262,8 +350,10 @@ class Store:
         self._write("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
 
     def cassettes(self) -> list[sqlite3.Row]:
+        """Every cassette ever declared, oldest first, with positions used and times fitted.
+        Grows with history: for exports and the CLI, not the controller's loop."""
         return self._db.execute(
-            "SELECT c.*, (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = c.id) AS used, "
+            f"SELECT c.id, c.type, c.capacity, c.declared_at, c.retired_at, c.note, {self._used} AS used, "
             "(SELECT count(*) FROM cassette_fits f WHERE f.cassette_id = c.id) AS fits FROM cassettes c ORDER BY c.id"
         ).fetchall()
 
@@ -283,15 +373,15 @@ class Store:
         Refuses to reserve past the end of the cassette (the books never claim ribbon that
         is not there)."""
         with self._tx() as db:
-            used = db.execute(
-                "SELECT coalesce(sum(positions), 0) FROM ribbon WHERE cassette_id = ?", (cassette.id,)
-            ).fetchone()[0]
+            row = db.execute(f"SELECT {self._used} FROM cassettes c WHERE c.id = ?", (cassette.id,)).fetchone()
+            used = row[0] if row else 0
             if used + positions > cassette.capacity:
                 raise StoreError(
                     f"cassette #{cassette.id} has {cassette.capacity - used} positions left, {positions} asked"
                 )
             db.execute(
-                "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions, source) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions, source) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (t, cassette.id, attempt_id, used, positions, source),
             )
             if attempt_id is not None:
@@ -308,16 +398,21 @@ class Store:
 
     def fluid(self) -> tuple[int, int]:
         """(drops dispensed since the last refill, reservoir capacity in drops)."""
-        last = self._db.execute("SELECT capacity, last_drop_id FROM refills ORDER BY id DESC LIMIT 1").fetchone()
-        after, capacity = (last["last_drop_id"], last["capacity"]) if last else (0, self.fluid_capacity)
-        used = self._db.execute("SELECT count(*) FROM drops WHERE id > ?", (after,)).fetchone()[0]
-        return int(used), int(capacity)
+        if not self._tallied:
+            last = self._db.execute("SELECT capacity, last_drop_id FROM refills ORDER BY id DESC LIMIT 1").fetchone()
+            after, capacity = (last["last_drop_id"], last["capacity"]) if last else (0, self.fluid_capacity)
+            used = self._db.execute("SELECT count(*) FROM drops WHERE id > ?", (after,)).fetchone()[0]
+            return int(used), int(capacity)
+        total = self._db.execute("SELECT n FROM drop_tally WHERE id = 1").fetchone()[0]
+        last = self._db.execute("SELECT capacity, drop_total FROM refills ORDER BY id DESC LIMIT 1").fetchone()
+        at_refill, capacity = (last["drop_total"], last["capacity"]) if last else (0, self.fluid_capacity)
+        return int(total - at_refill), int(capacity)
 
     def refill(self, t: float, *, source: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO refills(t, capacity, last_drop_id, source) "
-                "VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM drops), ?)",
+                "INSERT INTO refills(t, capacity, last_drop_id, drop_total, source) "
+                "VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM drops), (SELECT n FROM drop_tally WHERE id = 1), ?)",
                 (t, self.fluid_capacity, source),
             )
             db.execute(
@@ -375,7 +470,8 @@ class Store:
         outcome: str | None = None,
         newest_first: bool = True,
     ) -> list[AttemptRecord]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if since is not None:
             where.append("a.started_at >= ?")
             args.append(since)
@@ -393,9 +489,14 @@ class Store:
         return [AttemptRecord(**dict(r)) for r in self._db.execute(sql, args)]
 
     def summary(self) -> dict[str, int]:
-        return {
-            r[0] or "open": r[1] for r in self._db.execute("SELECT outcome, count(*) FROM attempts GROUP BY outcome")
-        }
+        """Attempts by outcome ("open" for those not finished), only outcomes that occurred."""
+        if not self._tallied:
+            rows = self._db.execute("SELECT coalesce(outcome, 'open'), count(*) FROM attempts GROUP BY outcome")
+        else:  # the order GROUP BY gave: open (NULL) first, then the outcomes alphabetically
+            rows = self._db.execute(
+                "SELECT outcome, n FROM attempt_tally WHERE n > 0 ORDER BY outcome != 'open', outcome"
+            )
+        return {r[0]: int(r[1]) for r in rows}
 
     def backup(self, destination: str | Path) -> None:
         """A consistent copy while the station runs (SQLite online backup, WAL included)."""
@@ -465,6 +566,22 @@ class _Transaction:
             pass
         if isinstance(exc, sqlite3.Error):
             raise StoreError(_explain(self.store.path, exc)) from exc
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration, one by one, in one transaction (executescript would
+    commit on its own). A trigger's body has semicolons of its own: pieces are joined until
+    SQLite says the statement is complete."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {pending!r}")
+    return statements
 
 
 def _explain(path: str, exc: BaseException) -> str:
