@@ -2,7 +2,8 @@
 
 Every value has a default (the reference bench of docs/design.md section 2), a type and a range.
 Errors name the key, the value and what is allowed; unknown keys are errors so that a typo
-never passes silently.
+never passes silently. Each [section] of the file is one frozen `...Config` dataclass (`[pins]`
+is `PinsConfig`, read as `config.pins`); `Config` holds them all.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 # BCM pins that are reserved for other buses on the reference bench.
 RESERVED_PINS = {14: "UART console TX", 15: "UART console RX", 2: "I2C SDA", 3: "I2C SCL"}
@@ -23,28 +25,34 @@ class ConfigError(ValueError):
     """A configuration value is missing, malformed or out of range."""
 
 
-def _num(default: float, lo: float, hi: float, doc: str, *, integer: bool = False) -> Any:
-    return field(default=default, metadata={"lo": lo, "hi": hi, "doc": doc, "integer": integer})
+# The value of one key, as the file (TOML) gives it and the dataclasses keep it.
+ConfigValue: TypeAlias = bool | int | float | str
 
 
-def _int(default: int, lo: int, hi: int, doc: str) -> Any:
-    return _num(default, lo, hi, doc, integer=True)
+# Each key is declared with one of these: its default, and in the field's metadata its
+# documentation and what is allowed (read by _check_value, `dumps` and the wiring sheet).
+def _num(default: float, lo: float, hi: float, doc: str) -> float:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "doc": doc, "integer": False})
 
 
-def _flag(default: bool, doc: str) -> Any:
+def _int(default: int, lo: int, hi: int, doc: str) -> int:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "doc": doc, "integer": True})
+
+
+def _flag(default: bool, doc: str) -> bool:
     return field(default=default, metadata={"doc": doc})
 
 
-def _text(default: str, doc: str, choices: tuple[str, ...] = ()) -> Any:
+def _text(default: str, doc: str, choices: tuple[str, ...] = ()) -> str:
     return field(default=default, metadata={"doc": doc, "choices": choices})
 
 
-def _pin(default: int, doc: str) -> Any:
+def _pin(default: int, doc: str) -> int:
     return field(default=default, metadata={"doc": doc, "pin": True})
 
 
 @dataclass(frozen=True)
-class Pins:
+class PinsConfig:
     """BCM pin numbers (docs/design.md section 2). Inputs are wired active-low with pull-ups."""
 
     step: int = _pin(20, "stepper driver STEP")
@@ -70,7 +78,7 @@ class Pins:
 
 
 @dataclass(frozen=True)
-class Wheel:
+class WheelConfig:
     """The cassette's advance wheel and its stepper."""
 
     positions_per_clean: int = _int(3, 1, 10, "wheel positions advanced before each clean")
@@ -85,7 +93,7 @@ class Wheel:
 
 
 @dataclass(frozen=True)
-class Cassette:
+class CassetteConfig:
     """Consumable capacity (from the cassette's datasheet)."""
 
     capacity_positions: int = _int(1500, 3, 1_000_000, "wheel positions a new cassette can advance (datasheet)")
@@ -93,7 +101,7 @@ class Cassette:
 
 
 @dataclass(frozen=True)
-class Dispenser:
+class DispenserConfig:
     """The wet-to-dry fluid pump."""
 
     pulse_s: float = _num(0.03, 0.001, 1.0, "pump pulse length for one drop")
@@ -105,7 +113,7 @@ class Dispenser:
 
 
 @dataclass(frozen=True)
-class Swipe:
+class SwipeConfig:
     """What counts as a good single-direction pull across the window."""
 
     timeout_s: float = _num(15.0, 1.0, 600.0, "dry mode: time allowed to start the swipe")
@@ -117,7 +125,7 @@ class Swipe:
 
 
 @dataclass(frozen=True)
-class GuidePins:
+class GuidePinsConfig:
     """Reading the connector's guide pins."""
 
     settle_s: float = _num(0.15, 0.0, 5.0, "readings must be unchanged this long to count")
@@ -125,7 +133,7 @@ class GuidePins:
 
 
 @dataclass(frozen=True)
-class Panel:
+class PanelConfig:
     """Operator panel."""
 
     long_press_s: float = _num(2.0, 0.3, 10.0, "button hold time for operator functions")
@@ -133,7 +141,7 @@ class Panel:
 
 
 @dataclass(frozen=True)
-class Console:
+class ConsoleConfig:
     """The maintenance console (docs/design.md section 5)."""
 
     port: str = _text("/dev/serial0", "serial device or pyserial URL of the console")
@@ -144,7 +152,7 @@ class Console:
 
 
 @dataclass(frozen=True)
-class Station:
+class StationConfig:
     """Identity and files."""
 
     serial_number: str = _text("SIM-0001", "serial number reported by *IDN?")
@@ -155,17 +163,17 @@ class Station:
 class Config:
     """The whole station configuration."""
 
-    station: Station = field(default_factory=Station)
-    pins: Pins = field(default_factory=Pins)
-    wheel: Wheel = field(default_factory=Wheel)
-    cassette: Cassette = field(default_factory=Cassette)
-    dispenser: Dispenser = field(default_factory=Dispenser)
-    swipe: Swipe = field(default_factory=Swipe)
-    guide_pins: GuidePins = field(default_factory=GuidePins)
-    panel: Panel = field(default_factory=Panel)
-    console: Console = field(default_factory=Console)
+    station: StationConfig = field(default_factory=StationConfig)
+    pins: PinsConfig = field(default_factory=PinsConfig)
+    wheel: WheelConfig = field(default_factory=WheelConfig)
+    cassette: CassetteConfig = field(default_factory=CassetteConfig)
+    dispenser: DispenserConfig = field(default_factory=DispenserConfig)
+    swipe: SwipeConfig = field(default_factory=SwipeConfig)
+    guide_pins: GuidePinsConfig = field(default_factory=GuidePinsConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
-    def replace(self, section: str, **values: Any) -> Config:
+    def replace(self, section: str, **values: ConfigValue) -> Config:
         """A copy with some values of one section changed, validated like a file."""
         raw = to_dict(self)
         if section not in raw:
@@ -175,10 +183,12 @@ class Config:
 
 
 def _section_types() -> dict[str, type]:
-    return {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+    """Section name -> its dataclass (the class of that section in a default Config)."""
+    defaults = Config()
+    return {f.name: type(getattr(defaults, f.name)) for f in fields(Config)}
 
 
-def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
+def _check_value(key: str, f: dataclasses.Field[ConfigValue], value: object) -> ConfigValue:
     meta = f.metadata
     if f.type in ("bool", bool) or isinstance(f.default, bool):
         if not isinstance(value, bool):
@@ -212,7 +222,7 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
     return value if integer else float(value)
 
 
-def check_value(section: str, key: str, value: Any) -> Any:
+def check_value(section: str, key: str, value: object) -> ConfigValue:
     """One value on its own: its section and key exist, its type and range are right (how it
     fits the other values is checked when a whole configuration is built)."""
     sections = _section_types()
@@ -224,18 +234,18 @@ def check_value(section: str, key: str, value: Any) -> Any:
     return _check_value(f"{section}.{key}", known[key], value)
 
 
-def from_dict(raw: dict[str, Any]) -> Config:
+def from_dict(raw: Mapping[str, object]) -> Config:
     """Build and validate a Config from parsed TOML (missing keys take their defaults)."""
     sections = _section_types()
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError("configuration must be a table of sections")
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]; allowed sections are {', '.join(sections)}")
-    built: dict[str, Any] = {}
+    built: dict[str, Any] = {}  # section name -> an instance of that section's own class
     for name, cls in sections.items():
         values = raw.get(name, {})
-        if not isinstance(values, dict):
+        if not isinstance(values, Mapping):
             raise ConfigError(f"[{name}] must be a table, got {values!r}")
         known = {f.name: f for f in fields(cls)}
         bad = sorted(set(values) - set(known))
@@ -298,7 +308,7 @@ RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console"})
 RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
 
 
-def override_names(overrides: dict[str, dict[str, Any]]) -> list[str]:
+def override_names(overrides: Mapping[str, Mapping[str, object]]) -> list[str]:
     """The `section.key` names of saved changes, sorted."""
     return [f"{section}.{key}" for section, values in sorted(overrides.items()) for key in sorted(values)]
 
@@ -308,15 +318,16 @@ def needs_restart(section: str, key: str) -> bool:
     return section in RESTART_SECTIONS or f"{section}.{key}" in RESTART_KEYS
 
 
-def with_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
+def with_overrides(config: Config, overrides: Mapping[str, Mapping[str, object]]) -> Config:
     """The file's configuration with the console's saved changes on top (validated again)."""
-    raw = to_dict(config)
+    raw: dict[str, dict[str, object]] = {section: {**values} for section, values in to_dict(config).items()}
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
     return from_dict(raw)
 
 
-def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+def to_dict(config: Config) -> dict[str, dict[str, ConfigValue]]:
+    """Every section as a table of its values (what a TOML file of this configuration holds)."""
     return dataclasses.asdict(config)
 
 

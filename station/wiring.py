@@ -1,6 +1,6 @@
 """The bench wiring sheet (docs/wiring.md), generated from the pin configuration the firmware uses.
 
-Pin numbers and their meanings come from `station.config.Pins` (defaults and field metadata),
+Pin numbers and their meanings come from `station.config.PinsConfig` (defaults and field metadata),
 so the sheet cannot disagree with the code; this module adds only what the configuration does
 not know: the part on each pin, its direction and what the board must add around it.
 `station wiring` writes it (`--config FILE` for the sheet of one station).
@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from .config import RESERVED_PINS, Config, Pins
+from .config import RESERVED_PINS, Config, PinsConfig
 
 WIRING_PATH = Path("docs") / "wiring.md"
 
@@ -185,7 +185,7 @@ class Connection:
 def connections(config: Config | None = None) -> list[Connection]:
     """Every configured pin, in the configuration's order."""
     config = config or Config()
-    missing = [f.name for f in fields(Pins) if f.name not in WIRES]
+    missing = [f.name for f in fields(PinsConfig) if f.name not in WIRES]
     if missing:
         raise KeyError(f"pins.{missing[0]} has no wiring description: add it to WIRES in station/wiring.py")
     return [
@@ -197,7 +197,7 @@ def connections(config: Config | None = None) -> list[Connection]:
             wire=WIRES[f.name],
             fitted=f.name != "drop_sensor" or config.dispenser.drop_sensor_fitted,
         )
-        for f in fields(Pins)
+        for f in fields(PinsConfig)
     ]
 
 

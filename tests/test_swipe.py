@@ -7,6 +7,7 @@ the contact then chatters for less than `glitch_s` after it (at entry and at exi
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 from hypothesis import assume, given
@@ -113,7 +114,7 @@ class Pull:
 
 @st.composite
 def windows(draw) -> Window:
-    """Swipe limits the station accepts (config.Swipe bounds, glitch_s <= min_pass_s / 4,
+    """Swipe limits the station accepts (config.SwipeConfig bounds, glitch_s <= min_pass_s / 4,
     settle_s > glitch_s)."""
     glitch = draw(st.floats(0.0005, 0.1))
     min_pass = draw(st.floats(max(4 * glitch, 0.01), 2.0))
@@ -251,7 +252,7 @@ def test_filtered_intervals_are_ordered_long_enough_and_well_separated(data):
             assert iv.gate == gate
             if iv.end is not None:
                 assert iv.end - iv.start >= w.glitch_s
-        for before, after in zip(kept, kept[1:]):
+        for before, after in itertools.pairwise(kept):
             assert after.start - before.end >= w.glitch_s  # type: ignore[operator]
 
 

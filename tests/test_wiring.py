@@ -12,7 +12,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from station import wiring
-from station.config import RESERVED_PINS, Config, Pins
+from station.config import RESERVED_PINS, Config, PinsConfig
 from station.drivers import build_hardware
 from station.loop import EventLoop, VirtualClock
 
@@ -106,14 +106,14 @@ def test_the_header_is_the_one_gpiozero_knows(revision, model):
 
 
 def test_every_pin_field_has_a_wiring_description():
-    assert set(wiring.WIRES) == {f.name for f in dataclasses.fields(Pins)}
+    assert set(wiring.WIRES) == {f.name for f in dataclasses.fields(PinsConfig)}
 
 
 def test_every_configured_pin_appears_at_its_header_pin():
     doc = wiring.document()
     drawn = drawing(doc)
     assert sorted(drawn) == list(range(1, 41))
-    for f in dataclasses.fields(Pins):
+    for f in dataclasses.fields(PinsConfig):
         bcm = getattr(Config().pins, f.name)
         physical = ALL_PHYSICAL[bcm]
         part, signal, key, bcm_cell, physical_cell, direction, _notes = table_row(doc, f.name)
