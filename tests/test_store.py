@@ -1,9 +1,12 @@
 """The station's durable books (station.store.Store), used directly on real SQLite files.
 
 docs/design.md section 3 rules 1, 6 and 8 and section 6: ribbon reserved durably and never past
-the end of a cassette, counters derived from the ledgers, exactly one outcome per attempt,
+the end of a cassette, counters equal to the ledgers (kept by triggers in the same transaction,
+schema 3, and backfilled when an older database is opened), exactly one outcome per attempt,
 an audit row for every maintenance action, and a database that refuses clearly (StoreError
-with a hint) when it is newer, foreign, corrupt, read-only or full.
+with a hint) when it is newer, foreign, corrupt, read-only or full. Section 4, "the loop never
+stalls": what the controller's loop asks of the store costs the same however long the history
+(counted in SQLite virtual-machine steps, not timed).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from station.domain import CassetteType, Mode, Outcome
-from station.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from station.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 
 STD = CassetteType.STANDARD
 MALE = CassetteType.MALE_MT
@@ -401,10 +406,10 @@ def test_disk_full_raises_store_error_and_leaves_nothing_half_written(db_path):
 
     # A full disk blocks further writes (each one raises, none half-applied) ...
     with pytest.raises(StoreError, match="full"):
-        for i in range(50):
+        for _ in range(50):
             s.audit("fill", "more", 1.0, detail="y" * 500)
     # ... and a multi-statement write rolls back completely when it does not fit.
-    for i in range(200):
+    for _ in range(200):
         try:
             s.audit("fill", "", 1.0)
         except StoreError:
@@ -439,9 +444,9 @@ def test_every_write_against_a_nearly_full_disk_is_all_or_nothing(db_path):
     outcomes: dict[int, str] = {}
     failed_steps: dict[str, int] = {}
 
-    def step(name: str, fn):
+    def step(name: str, fn, *args, **kwargs):
         try:
-            return True, fn()
+            return True, fn(*args, **kwargs)
         except StoreError as exc:
             assert "full" in str(exc), exc
             failed_steps[name] = failed_steps.get(name, 0) + 1
@@ -452,27 +457,23 @@ def test_every_write_against_a_nearly_full_disk_is_all_or_nothing(db_path):
         if i % 40 == 0:  # a little space is freed now and then: the disk hovers at full
             limit = s._db.execute("PRAGMA max_page_count").fetchone()[0]
             s._db.execute(f"PRAGMA max_page_count = {limit + 1}")
-        ok, a = step("begin", lambda: s.begin_attempt(t, Mode.WET if i % 2 else Mode.DRY))
+        ok, a = step("begin", s.begin_attempt, t, Mode.WET if i % 2 else Mode.DRY)
         if not ok:
             continue
         begun.append(a)
-        ok, first = step("reserve", lambda: s.reserve_positions(cassette, 3, t, attempt_id=a, gender="female"))
+        ok, first = step("reserve", s.reserve_positions, cassette, 3, t, attempt_id=a, gender="female")
         if ok:
             reserved[a] = first
             if i % 2:
-                ok, _ = step("drop", lambda: s.record_drop(t, attempt_id=a))
+                ok, _ = step("drop", s.record_drop, t, attempt_id=a)
                 if ok:
                     drops.append(a)
         outcome = Outcome.CLEANED if a in reserved else Outcome.FAILED
-        ok, _ = step(
-            "finish",
-            lambda: s.finish_attempt(
-                a, outcome, "" if a in reserved else "x" * (i % 97), t + 0.5, swipe_start_s=0.5, pass_s=0.6
-            ),
-        )
+        reason = "" if a in reserved else "x" * (i % 97)
+        ok, _ = step("finish", s.finish_attempt, a, outcome, reason, t + 0.5, swipe_start_s=0.5, pass_s=0.6)
         if ok:
             outcomes[a] = outcome.value
-        step("audit", lambda: s.audit("clean", "done", t, detail="p" * (i * 7 % 300)))
+        step("audit", s.audit, "clean", "done", t, detail="p" * (i * 7 % 300))
 
     # the limit was hit inside several kinds of transaction, the two-statement reservation among them
     assert {"begin", "reserve", "audit"} <= set(failed_steps), failed_steps
@@ -791,3 +792,404 @@ def test_cassette_fits_are_recorded_and_only_one_is_open(store, db_path):
     ]
     rows = {r["id"]: r for r in store.cassettes()}
     assert rows[std.id]["fits"] == 3 and rows[male.id]["fits"] == 1
+
+
+# ---------------------------------------------------------------------------- totals (schema 3)
+
+
+def recount(db: sqlite3.Connection) -> dict[str, object]:
+    """Every total, counted again from the raw ledgers (what the totals must equal)."""
+    return {
+        "attempts": dict(db.execute("SELECT coalesce(outcome, 'open'), count(*) FROM attempts GROUP BY outcome")),
+        "used": dict(
+            db.execute(
+                "SELECT c.id, (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = c.id) "
+                "FROM cassettes c"
+            )
+        ),
+        "drops": db.execute("SELECT count(*) FROM drops").fetchone()[0],
+        "at_refill": dict(
+            db.execute("SELECT f.id, (SELECT count(*) FROM drops d WHERE d.id <= f.last_drop_id) FROM refills f")
+        ),
+    }
+
+
+def tallies(db: sqlite3.Connection) -> dict[str, object]:
+    """The totals as stored."""
+    return {
+        "attempts": dict(db.execute("SELECT outcome, n FROM attempt_tally WHERE n != 0")),
+        "used": dict(db.execute("SELECT id, used FROM cassettes")),
+        "drops": db.execute("SELECT n FROM drop_tally").fetchone()[0],
+        "at_refill": dict(db.execute("SELECT id, drop_total FROM refills")),
+    }
+
+
+def legacy_answers(db: sqlite3.Connection, fluid_capacity: int) -> dict[str, object]:
+    """What summary(), cassette() and fluid() answered before schema 3, from the ledgers."""
+    current = {}
+    for ctype in CassetteType:
+        row = db.execute(
+            "SELECT c.id, c.capacity, (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.cassette_id = c.id) "
+            "FROM cassettes c WHERE c.type = ? AND c.retired_at IS NULL ORDER BY c.id DESC LIMIT 1",
+            (ctype.value,),
+        ).fetchone()
+        current[ctype] = None if row is None else tuple(row)
+    last = db.execute("SELECT capacity, last_drop_id FROM refills ORDER BY id DESC LIMIT 1").fetchone()
+    after, capacity = (last[1], last[0]) if last else (0, fluid_capacity)
+    used = db.execute("SELECT count(*) FROM drops WHERE id > ?", (after,)).fetchone()[0]
+    return {
+        "summary": dict(db.execute("SELECT coalesce(outcome, 'open'), count(*) FROM attempts GROUP BY outcome")),
+        "cassette": current,
+        "fluid": (used, capacity),
+        "count": db.execute("SELECT count(*) FROM cassettes").fetchone()[0],
+    }
+
+
+def store_answers(s: Store) -> dict[str, object]:
+    return {
+        "summary": s.summary(),
+        "cassette": {t: None if (c := s.cassette(t)) is None else (c.id, c.capacity, c.used) for t in CassetteType},
+        "fluid": s.fluid(),
+        "count": s.cassette_count(),
+    }
+
+
+def assert_books_agree(s: Store) -> None:
+    assert tallies(s._db) == recount(s._db)
+    assert store_answers(s) == legacy_answers(s._db, s.fluid_capacity)
+    current = s.current_cassettes()
+    assert current == [c for t in CassetteType if (c := s.cassette(t)) is not None] or current == sorted(
+        (c for t in CassetteType if (c := s.cassette(t)) is not None), key=lambda c: c.id
+    )
+    rows = {r["id"]: r for r in s.cassettes()}
+    assert {i: r["used"] for i, r in rows.items()} == recount(s._db)["used"]
+
+
+def make_v2_database(path: Path) -> None:
+    """A database as the release with schema 2 left it: its own SQL, rows as it wrote them
+    (two cassettes of each type, one retired; attempts of every outcome and two left open;
+    ribbon for some; drops with and without an attempt; two refills), not through Store."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("BEGIN")
+    for v in (1, 2):
+        for statement in MIGRATIONS[v].split(";"):  # what the schema-2 release ran
+            if statement.strip():
+                db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.executemany(
+        "INSERT INTO cassettes(id, type, capacity, declared_at, retired_at, note) VALUES (?, ?, ?, ?, ?, '')",
+        [(1, "standard", 30, 1.0, 50.0), (2, "male_mt", 40, 2.0, None), (3, "standard", 45, 50.0, None)],
+    )
+    db.executemany(
+        "INSERT INTO cassette_fits(cassette_id, fitted_at, removed_at) VALUES (?, ?, ?)",
+        [(1, 1.0, 2.0), (2, 2.0, 3.0), (1, 3.0, 50.0), (3, 50.0, None)],
+    )
+    plan = [  # (t, cassette, positions, drops, outcome)
+        (10.0, 1, 3, 1, "cleaned"),
+        (11.0, 1, 3, 0, "failed"),
+        (12.0, None, 0, 0, "rejected"),
+        (13.0, 2, 3, 1, "cleaned"),
+        (14.0, 1, 3, 1, "interrupted"),
+        (51.0, 3, 3, 0, "cleaned"),
+        (52.0, 3, 3, 1, None),
+        (53.0, 2, 2, 0, None),
+    ]
+    position = {1: 0, 2: 0, 3: 0}
+    for t, cid, positions, drops, outcome in plan:
+        a = db.execute(
+            "INSERT INTO attempts(started_at, ended_at, mode, cassette_id, outcome, reason) "
+            "VALUES (?, ?, 'wet', ?, ?, '')",
+            (t, None if outcome is None else t + 1, cid, outcome),
+        ).lastrowid
+        if cid is not None:
+            db.execute(
+                "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions) VALUES (?, ?, ?, ?, ?)",
+                (t, cid, a, position[cid], positions),
+            )
+            position[cid] += positions
+        for _ in range(drops):
+            db.execute("INSERT INTO drops(t, attempt_id) VALUES (?, ?)", (t, a))
+        if t == 11.0:
+            db.execute("INSERT INTO drops(t, source) VALUES (?, 'prime')", (t,))
+            db.execute("INSERT INTO refills(t, capacity, last_drop_id, source) VALUES (?, 10, 2, 'console')", (t,))
+        if t == 13.0:
+            db.execute(
+                "INSERT INTO ribbon(t, cassette_id, first_position, positions, source) VALUES (?, 2, 3, 1, 'jog')", (t,)
+            )
+            position[2] += 1
+            db.execute("INSERT INTO refills(t, capacity, last_drop_id, source) VALUES (?, 12, 3, 'panel')", (t,))
+    db.execute("INSERT INTO audit(t, kind, action) VALUES (60.0, 'fluid', 'refill')")
+    db.execute("INSERT INTO settings(key, value, t) VALUES ('pin', 'hash', 1.0)")
+    db.execute("COMMIT")
+    db.close()
+
+
+def test_a_schema_2_database_opens_with_totals_equal_to_its_records(db_path):
+    make_v2_database(db_path)
+    db = raw(db_path)
+    before = legacy_answers(db, 2000)
+    rows_before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("attempts", "ribbon", "drops")}
+    db.close()
+    assert before["summary"] == {"open": 2, "cleaned": 3, "failed": 1, "interrupted": 1, "rejected": 1}
+    assert before["fluid"] == (2, 12)  # drops 4 and 5 after the refill at drop 3
+
+    s = Store(db_path, fluid_capacity=2000)
+    try:
+        assert s.schema_version == SCHEMA_VERSION == 3
+        assert tallies(s._db) == recount(s._db)
+        assert tallies(s._db)["used"] == {1: 9, 2: 6, 3: 6}
+        assert tallies(s._db)["at_refill"] == {1: 2, 2: 3}
+        assert store_answers(s) == before  # the same answers as the release that wrote it
+        assert s.current_cassettes() == [s.cassette(MALE), s.cassette(STD)]
+        assert s.setting("pin") == "hash"
+        for t, rows in rows_before.items():  # the records themselves are untouched
+            assert [tuple(r) for r in s._db.execute(f"SELECT * FROM {t} ORDER BY 1")] == rows
+        # and the station carries on from there
+        assert s.close_open_attempts(70.0) == [7, 8]
+        a = s.begin_attempt(71.0, Mode.WET)
+        assert s.reserve_positions(s.cassette(STD), 3, 71.0, attempt_id=a) == 6
+        s.record_drop(71.1, attempt_id=a)
+        s.finish_attempt(a, Outcome.CLEANED, "", 72.0)
+        assert s.fluid() == (3, 12)
+        s.refill(73.0, source="console")
+        assert s.fluid() == (0, 2000)
+        assert_books_agree(s)
+    finally:
+        s.close()
+
+
+def test_a_schema_2_database_read_only_is_not_upgraded_and_answers_the_same(db_path):
+    make_v2_database(db_path)
+    db = raw(db_path)
+    before = legacy_answers(db, 2000)
+    db.close()
+    s = Store(db_path, fluid_capacity=2000, readonly=True)
+    try:
+        assert s.schema_version == 2
+        assert store_answers(s) == before
+        assert [c.id for c in s.current_cassettes()] == [2, 3]
+        assert [(r["id"], r["used"], r["fits"]) for r in s.cassettes()] == [(1, 9, 2), (2, 6, 1), (3, 6, 1)]
+    finally:
+        s.close()
+    db = raw(db_path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        db.close()
+
+
+def test_migrations_run_in_one_transaction_each_triggers_included():
+    s = Store(":memory:")
+    try:
+        triggers = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        assert {"attempt_tally_insert", "attempt_tally_update", "ribbon_used_insert", "drop_tally_insert"} <= triggers
+    finally:
+        s.close()
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "new_std",
+                "new_male",
+                "begin",
+                "begin",
+                "reserve",
+                "reserve",
+                "jog",
+                "drop",
+                "drop",
+                "prime",
+                "finish",
+                "finish",
+                "mode",
+                "refill",
+                "close_open",
+                "fit",
+                "remove",
+                "audit",
+            ]
+        ),
+        st.integers(0, 5),
+    ),
+    max_size=60,
+)
+
+
+@given(ops=OPS)
+def test_totals_equal_a_recount_after_any_sequence_of_operations(ops):
+    s = Store(":memory:", fluid_capacity=7)
+    opened: list[int] = []
+    try:
+        for i, (op, k) in enumerate(ops):
+            t = float(i)
+            ctype = STD if k % 2 == 0 else MALE
+            cassette = s.cassette(ctype)
+            if op in ("new_std", "new_male"):
+                s.new_cassette(STD if op == "new_std" else MALE, 3 + 2 * k, t)
+            elif op == "begin":
+                opened.append(s.begin_attempt(t, Mode.WET if k % 2 else Mode.DRY))
+            elif op in ("reserve", "jog") and cassette is not None:
+                attempt = opened[-1] if op == "reserve" and opened else None
+                try:
+                    s.reserve_positions(cassette, 1 + k % 3, t, attempt_id=attempt, source=op)
+                except StoreError:
+                    assert cassette.used + 1 + k % 3 > cassette.capacity
+            elif op in ("drop", "prime"):
+                s.record_drop(t, attempt_id=opened[-1] if op == "drop" and opened else None, source=op)
+            elif op == "finish" and opened:
+                s.finish_attempt(opened[k % len(opened)], list(Outcome)[k % len(Outcome)], "", t)
+            elif op == "mode" and opened:
+                s.attempt_mode(opened[-1], Mode.DRY)
+            elif op == "refill":
+                s.refill(t, source="console")
+            elif op == "close_open":
+                s.close_open_attempts(t)
+            elif op == "fit" and cassette is not None:
+                s.cassette_fitted(cassette.id, t)
+            elif op == "remove":
+                s.cassette_removed(t)
+            elif op == "audit":
+                s.audit("maintenance", "x", t)
+            if i % 7 == 0:
+                assert_books_agree(s)
+        assert_books_agree(s)
+    finally:
+        s.close()
+
+
+def test_totals_survive_reopening_and_equal_the_records_on_disk(db_path):
+    s = Store(db_path, fluid_capacity=5)
+    c = s.new_cassette(STD, 30, 1.0)
+    for i in range(4):
+        a = s.begin_attempt(2.0 + i, Mode.WET)
+        s.reserve_positions(c, 3, 2.0 + i, attempt_id=a)
+        s.record_drop(2.0 + i, attempt_id=a)
+        if i < 3:
+            s.finish_attempt(a, Outcome.CLEANED if i else Outcome.FAILED, "", 2.5 + i)
+    s.refill(9.0, source="panel")
+    s.record_drop(9.5, source="prime")
+    s.close()
+    s = Store(db_path, fluid_capacity=5)
+    try:
+        assert s.summary() == {"open": 1, "cleaned": 2, "failed": 1}
+        assert s.fluid() == (1, 5)
+        assert s.cassette(STD).used == 12
+        assert s.cassette_count() == 1
+        assert_books_agree(s)
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------- the loop never stalls
+
+
+def vm_steps(s: Store, call) -> int:
+    """SQLite virtual-machine instructions a call executes: a measure of work that does not
+    depend on the machine's speed or load (unlike a timing)."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    s._db.set_progress_handler(count, 1)
+    try:
+        call()
+    finally:
+        s._db.set_progress_handler(None, 1)
+    return steps
+
+
+def grow_history(s: Store, cassettes: int, attempts: int) -> None:
+    """Years of use, added with SQL in one transaction (the triggers keep the totals)."""
+    db = s._db
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO cassettes(type, capacity, declared_at, retired_at) VALUES (?, 1500, ?, ?)",
+        [("standard" if i % 3 else "male_mt", float(i), float(i) + 1) for i in range(cassettes)],
+    )
+    first = db.execute("SELECT min(id) FROM cassettes").fetchone()[0]
+    db.executemany(
+        "INSERT INTO cassette_fits(cassette_id, fitted_at, removed_at) VALUES (?, ?, ?)",
+        [(first + i % cassettes, float(i), float(i) + 0.5) for i in range(2 * cassettes)],
+    )
+    for i in range(attempts):
+        outcome = ("cleaned", "failed", "rejected", "interrupted")[i % 4]
+        a = db.execute(
+            "INSERT INTO attempts(started_at, ended_at, mode, cassette_id, outcome) VALUES (?, ?, 'wet', ?, ?)",
+            (float(i), float(i) + 1, first + i % cassettes, outcome),
+        ).lastrowid
+        db.execute(
+            "INSERT INTO ribbon(t, cassette_id, attempt_id, first_position, positions) VALUES (?, ?, ?, 0, 3)",
+            (float(i), first + i % cassettes, a),
+        )
+        db.execute("INSERT INTO drops(t, attempt_id) VALUES (?, ?)", (float(i), a))
+    db.execute("COMMIT")
+
+
+def test_what_the_loop_asks_costs_the_same_on_a_long_history(tmp_path):
+    """Design section 4: every store call the controller makes during a clean, at start-up and
+    for the console's STAT?/counters/log costs as many SQLite steps with 4,000 attempts and
+    300 cassettes in the books as with a handful (it would grow with a count or a sum)."""
+
+    def books(s: Store) -> dict[str, int]:
+        cost: dict[str, int] = {}
+        std = s.cassette(STD)
+        assert std is not None
+        cost["close_open_attempts"] = vm_steps(s, lambda: s.close_open_attempts(1e6))
+        cost["cassette"] = vm_steps(s, lambda: s.cassette(STD))
+        cost["current_cassettes"] = vm_steps(s, s.current_cassettes)
+        cost["cassette_count"] = vm_steps(s, s.cassette_count)
+        cost["fluid"] = vm_steps(s, s.fluid)
+        cost["summary"] = vm_steps(s, s.summary)
+        cost["log 10"] = vm_steps(s, lambda: s.attempts(limit=10))
+        attempt = [0]
+        cost["begin_attempt"] = vm_steps(s, lambda: attempt.__setitem__(0, s.begin_attempt(1e6, Mode.WET)))
+        cost["reserve_positions"] = vm_steps(s, lambda: s.reserve_positions(std, 3, 1e6, attempt_id=attempt[0]))
+        cost["record_drop"] = vm_steps(s, lambda: s.record_drop(1e6, attempt_id=attempt[0]))
+        cost["finish_attempt"] = vm_steps(s, lambda: s.finish_attempt(attempt[0], Outcome.CLEANED, "", 1e6))
+        cost["cassette_removed"] = vm_steps(s, lambda: s.cassette_removed(1e6))
+        cost["cassette_fitted"] = vm_steps(s, lambda: s.cassette_fitted(std.id, 1e6))
+        cost["refill"] = vm_steps(s, lambda: s.refill(1e6, source="console"))
+        cost["new_cassette"] = vm_steps(s, lambda: s.new_cassette(MALE, 100, 1e6))
+        return cost
+
+    def fresh(name: str) -> Store:
+        s = Store(tmp_path / name, fluid_capacity=2000)
+        s.new_cassette(MALE, 1500, 0.0)
+        return s
+
+    small, big = fresh("small.db"), fresh("big.db")
+    try:
+        grow_history(small, 2, 10)
+        grow_history(big, 300, 4000)
+        for s in (small, big):
+            s.new_cassette(STD, 1_000_000, 1e5)
+            s.begin_attempt(1e5, Mode.DRY)  # one left open: close_open_attempts has work to do
+            s.reserve_positions(s.cassette(STD), 3, 1e5)
+        assert big.summary()["cleaned"] == 1000 and big.cassette_count() == 302
+        cost_small, cost_big = books(small), books(big)
+        assert cost_big == cost_small
+        assert_books_agree(big)
+    finally:
+        small.close()
+        big.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id",
+        "UPDATE attempts SET outcome = 'interrupted' WHERE outcome IS NULL",
+        "UPDATE cassette_fits SET removed_at = 1 WHERE removed_at IS NULL",
+        "UPDATE cassettes SET retired_at = 1 WHERE type = 'standard' AND retired_at IS NULL",
+    ],
+)
+def test_the_rows_the_loop_looks_for_are_found_by_index(store, query):
+    plan = " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + query))
+    assert "USING INDEX" in plan, plan
