@@ -857,10 +857,8 @@ def store_answers(s: Store) -> dict[str, object]:
 def assert_books_agree(s: Store) -> None:
     assert tallies(s._db) == recount(s._db)
     assert store_answers(s) == legacy_answers(s._db, s.fluid_capacity)
-    current = s.current_cassettes()
-    assert current == [c for t in CassetteType if (c := s.cassette(t)) is not None] or current == sorted(
-        (c for t in CassetteType if (c := s.cassette(t)) is not None), key=lambda c: c.id
-    )
+    by_type = [c for t in CassetteType if (c := s.cassette(t)) is not None]
+    assert s.current_cassettes() == sorted(by_type, key=lambda c: c.id)
     rows = {r["id"]: r for r in s.cassettes()}
     assert {i: r["used"] for i, r in rows.items()} == recount(s._db)["used"]
 
