@@ -121,10 +121,20 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
-    """Export clean records (CSV or JSON) and print a summary."""
+    """Export clean records or the cassette history (CSV or JSON) and print a summary."""
     from . import records
     from .store import Store
 
+    if args.cassettes and not args.format:
+        print("station records: --cassettes exports the cassette history; choose --format csv or json", file=sys.stderr)
+        return 2
+    if args.cassettes and (args.since or args.until or args.result):
+        print(
+            "station records: --since, --until and --result choose clean records; the cassette history "
+            "(--cassettes) is exported whole",
+            file=sys.stderr,
+        )
+        return 2
     config = _load_config(args.config)
     path = _existing_db(args, config)
     if path is None:
@@ -137,15 +147,14 @@ def cmd_records(args: argparse.Namespace) -> int:
         return 2
     store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
     try:
-        rows = store.attempts(since=since, until=until, outcome=args.result, newest_first=False)
         if args.format:
-            writer = records.write_csv if args.format == "csv" else records.write_json
+            choice = dict(cassettes=args.cassettes, since=since, until=until, outcome=args.result)
             if args.output and args.output != "-":
                 with open(args.output, "w", encoding="utf-8", newline="") as out:
-                    n = writer(rows, out)
-                print(f"wrote {n} records to {args.output}", file=sys.stderr)
+                    n = records.export(store, args.format, out, **choice)
+                print(f"wrote {n} {'cassettes' if args.cassettes else 'records'} to {args.output}", file=sys.stderr)
             else:
-                writer(rows, sys.stdout)
+                records.export(store, args.format, sys.stdout, **choice)
         if not args.format or (args.output and args.output != "-"):
             print(records.summary(store, config.wheel.positions_per_clean))
     finally:
@@ -271,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="TIME", help="only attempts started at or after this ISO date/time (UTC)")
     p.add_argument("--until", metavar="TIME", help="only attempts started before this ISO date/time (UTC)")
     p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    p.add_argument(
+        "--cassettes",
+        action="store_true",
+        help="export the cassette history instead (every cassette: positions used, fits, declared, retired)",
+    )
     p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("backup", help="copy the database consistently (safe while the station runs)")

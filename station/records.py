@@ -1,4 +1,5 @@
-"""Exporting the clean records for QA: CSV (opens in any spreadsheet) and JSON."""
+"""Exporting the clean records and the cassette history for QA: CSV (opens in any
+spreadsheet) and JSON."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from .store import AttemptRecord, Store
 
 FIELDS = [f.name for f in dataclasses.fields(AttemptRecord)]
 OUTCOMES = tuple(o.value for o in Outcome)
+# the cassette history: one row per cassette ever declared, oldest first
+CASSETTE_FIELDS = ["id", "type", "state", "capacity", "used", "remaining", "fits", "declared_at", "retired_at", "note"]
 
 
 def parse_time(text: str) -> float:
@@ -58,6 +61,62 @@ def write_json(records: Iterable[AttemptRecord], out: TextIO) -> int:
     return len(rows)
 
 
+def cassette_rows(store: Store) -> list[dict[str, object]]:
+    """Every cassette ever declared: positions used and left, times fitted, when declared new
+    and retired (ISO 8601 UTC; retired_at empty while it is the current one of its type)."""
+    return [
+        {
+            "id": c["id"],
+            "type": c["type"],
+            "state": "retired" if c["retired_at"] is not None else "current",
+            "capacity": c["capacity"],
+            "used": c["used"],
+            "remaining": max(0, c["capacity"] - c["used"]),
+            "fits": c["fits"],
+            "declared_at": iso(c["declared_at"]),
+            "retired_at": iso(c["retired_at"]),
+            "note": c["note"],
+        }
+        for c in store.cassettes()
+    ]
+
+
+def write_cassettes_csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=CASSETTE_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    n = 0
+    for row in rows:
+        writer.writerow(row)
+        n += 1
+    return n
+
+
+def write_cassettes_json(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+    listed = list(rows)
+    json.dump(listed, out, indent=1)
+    out.write("\n")
+    return len(listed)
+
+
+def export(
+    store: Store,
+    fmt: str,
+    out: TextIO,
+    *,
+    cassettes: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+    outcome: str | None = None,
+) -> int:
+    """Write the clean records (oldest first, optionally chosen by start time and outcome), or
+    the cassette history, as CSV or JSON; returns how many rows."""
+    if cassettes:
+        rows = cassette_rows(store)
+        return write_cassettes_csv(rows, out) if fmt == "csv" else write_cassettes_json(rows, out)
+    recs = store.attempts(since=since, until=until, outcome=outcome, newest_first=False)
+    return write_csv(recs, out) if fmt == "csv" else write_json(recs, out)
+
+
 def read_csv(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -69,13 +128,18 @@ def summary(store: Store, positions_per_clean: int) -> str:
         + ", ".join(f"{o} {counts.get(o, 0)}" for o in OUTCOMES)
         + (f", open {counts['open']}" if counts.get("open") else "")
     ]
+    retired = 0
     for c in store.cassettes():
-        state = "retired" if c["retired_at"] else "current"
+        if c["retired_at"] is not None:  # years of them: the export lists them, not the summary
+            retired += 1
+            continue
         left = max(0, c["capacity"] - c["used"])
         lines.append(
-            f"cassette #{c['id']} {c['type']} ({state}): {left} of {c['capacity']} positions left "
+            f"cassette #{c['id']} {c['type']} (current): {left} of {c['capacity']} positions left "
             f"({left // positions_per_clean} cleans), fitted {c['fits']} time{'s' if c['fits'] != 1 else ''}"
         )
+    if retired:
+        lines.append(f"retired cassettes: {retired} (every cassette: station records --cassettes --format csv|json)")
     used, capacity = store.fluid()
     lines.append(f"fluid: {max(0, capacity - used)} of {capacity} drops left since the last refill")
     return "\n".join(lines)

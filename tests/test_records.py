@@ -25,13 +25,15 @@ from hw_sim import SimBench
 from hw_sim.bench import SIM_EPOCH
 from station import records
 from station.app import DB_NAME
-from station.domain import Reason
+from station.domain import CassetteType, Reason
 from station.store import AttemptRecord, Store
 
 REPO = Path(__file__).resolve().parent.parent
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 NOV24 = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
 SECOND_SESSION = datetime(2026, 11, 24, 13, 0, tzinfo=UTC).timestamp()
+STD = CassetteType.STANDARD
+MALE = CassetteType.MALE_MT
 
 # (connector, clean() keywords, expected outcome, expected reason)
 FIRST_SESSION = [
@@ -96,7 +98,7 @@ def test_csv_round_trip(store):
     assert list(rows[0]) == [f.name for f in dataclasses.fields(AttemptRecord)]
     assert records.read_csv(text) == rows
     assert len(rows) == len(recs)
-    for row, rec in zip(rows, recs):
+    for row, rec in zip(rows, recs, strict=True):
         assert int(row["id"]) == rec.id
         assert row["outcome"] == rec.outcome
         assert row["reason"] == rec.reason
@@ -132,7 +134,7 @@ def test_json_round_trip(store):
     assert records.write_json(recs, out) == len(recs)
     rows = json.loads(out.getvalue())
     assert len(rows) == len(recs)
-    for row, rec in zip(rows, recs):
+    for row, rec in zip(rows, recs, strict=True):
         expected = dataclasses.asdict(rec)
         expected["started_at"] = records.iso(rec.started_at)
         expected["ended_at"] = records.iso(rec.ended_at)
@@ -184,6 +186,117 @@ def test_summary_counts_outcomes_cassettes_and_fluid(store):
     assert "cassette #1 standard (current): 1479 of 1500 positions left" in text
     assert "fitted 1 time" in text
     assert "fluid: 1999 of 2000 drops left" in text
+    assert "retired" not in text
+
+
+# ---------------------------------------------------------------------------- the cassette history
+
+
+@pytest.fixture
+def cassette_dir(tmp_path) -> Path:
+    """A station on its third standard cassette and its first male MT one (written through the
+    store, as the controller writes them)."""
+    directory = tmp_path / "cassettes"
+    directory.mkdir()
+    s = Store(directory / DB_NAME, fluid_capacity=2000)
+    first = s.new_cassette(STD, 30, SIM_EPOCH, note="first fit: assumed new")
+    s.reserve_positions(first, 3, SIM_EPOCH + 1)
+    s.cassette_removed(SIM_EPOCH + 2)
+    s.cassette_fitted(first.id, SIM_EPOCH + 3)
+    male = s.new_cassette(MALE, 40, SIM_EPOCH + 4)
+    s.reserve_positions(male, 3, SIM_EPOCH + 5)
+    s.reserve_positions(male, 2, SIM_EPOCH + 6, source="jog")
+    s.new_cassette(STD, 45, SIM_EPOCH + 7, note='box "B", lot 7')
+    third = s.new_cassette(STD, 60, NOV24, note="spare")
+    s.reserve_positions(third, 3, NOV24 + 1)
+    s.close()
+    return directory
+
+
+EXPECTED_CASSETTES = [  # id, type, state, capacity, used, remaining, fits, note
+    (1, "standard", "retired", 30, 3, 27, 2, "first fit: assumed new"),
+    (2, "male_mt", "current", 40, 5, 35, 1, ""),
+    (3, "standard", "retired", 45, 0, 45, 1, 'box "B", lot 7'),
+    (4, "standard", "current", 60, 3, 57, 1, "spare"),
+]
+
+
+def test_cassette_rows_are_the_history_oldest_first(cassette_dir):
+    s = Store(cassette_dir / DB_NAME, readonly=True)
+    try:
+        rows = records.cassette_rows(s)
+    finally:
+        s.close()
+    assert [list(r) for r in rows] == [records.CASSETTE_FIELDS] * 4
+    assert [
+        (r["id"], r["type"], r["state"], r["capacity"], r["used"], r["remaining"], r["fits"], r["note"]) for r in rows
+    ] == EXPECTED_CASSETTES
+    assert [r["declared_at"] for r in rows] == [
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:04.000Z",
+        "2026-01-01T00:00:07.000Z",
+        "2026-11-24T00:00:00.000Z",
+    ]
+    assert [r["retired_at"] for r in rows] == ["2026-01-01T00:00:07.000Z", "", "2026-11-24T00:00:00.000Z", ""]
+
+
+def test_cli_exports_the_cassette_history_as_csv(cassette_dir, tmp_path):
+    out = tmp_path / "cassettes.csv"
+    done = station("records", "--state-dir", str(cassette_dir), "--cassettes", "--format", "csv", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote 4 cassettes to {out}" in done.stderr
+    assert "clean attempts:" in done.stdout  # with a file, the summary still goes to the screen
+    with open(out, encoding="utf-8", newline="") as f:
+        text = f.read()
+    assert text.endswith("\r\n")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert list(rows[0]) == records.CASSETTE_FIELDS
+    assert [
+        (int(r["id"]), r["type"], r["state"], int(r["capacity"]), int(r["used"]), int(r["remaining"]), int(r["fits"]))
+        + (r["note"],)
+        for r in rows
+    ] == EXPECTED_CASSETTES
+    assert rows[1]["retired_at"] == "" and ISO_Z.match(rows[0]["retired_at"])
+
+    to_stdout = station("records", "--state-dir", str(cassette_dir), "--cassettes", "--format", "csv")
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert list(csv.DictReader(io.StringIO(to_stdout.stdout))) == rows  # only the export on standard output
+
+
+def test_cli_exports_the_cassette_history_as_json(cassette_dir):
+    done = station("records", "--state-dir", str(cassette_dir), "--cassettes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [
+        (r["id"], r["type"], r["state"], r["capacity"], r["used"], r["remaining"], r["fits"], r["note"]) for r in rows
+    ] == EXPECTED_CASSETTES  # numbers stay numbers
+    assert [list(r) for r in rows] == [records.CASSETTE_FIELDS] * 4
+
+
+def test_summary_lists_the_current_cassettes_and_counts_the_retired(cassette_dir):
+    done = station("records", "--state-dir", str(cassette_dir))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("cassette #")] == [
+        "cassette #2 male_mt (current): 35 of 40 positions left (11 cleans), fitted 1 time",
+        "cassette #4 standard (current): 57 of 60 positions left (19 cleans), fitted 1 time",
+    ]
+    assert "retired cassettes: 2 (every cassette: station records --cassettes --format csv|json)" in lines
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "choose --format csv or json"),
+        (["--format", "csv", "--result", "failed"], "exported whole"),
+        (["--format", "json", "--since", "2026-11-24"], "exported whole"),
+    ],
+)
+def test_cli_cassette_export_refuses_what_does_not_apply(cassette_dir, extra, message):
+    done = station("records", "--state-dir", str(cassette_dir), "--cassettes", *extra)
+    assert done.returncode == 2
+    assert message in done.stderr and "--cassettes" in done.stderr
+    assert done.stdout == ""
 
 
 # ---------------------------------------------------------------------------- the command
