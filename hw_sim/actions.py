@@ -51,7 +51,7 @@ def _clean(
     result = b.clean(connector, wet=wet, direction=direction, duration_s=duration_s, variant=variant, delay_s=delay_s)
     if result is None:
         return f"no result (station {b.state})"
-    return f"{result['outcome']}" + (f": {result['reason']}" if result["reason"] else "")
+    return result.outcome.value + (f": {result.reason.value}" if result.reason else "")
 
 
 def _fit(b: SimBench, name: str, type: str, capacity: int | None) -> str:

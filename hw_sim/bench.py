@@ -9,11 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from station.app import Station, build_station, open_store
 from station.config import Config
+from station.domain import Mode, ServiceResult
+from station.events import AttemptFinished, Event, SensorChanged, StationStatus
 from station.loop import EventLoop, VirtualClock
+from station.reports import station_status
 
 from .pins import SimFactory
 from .world import ConnectorKind, SwipeVariant, World
@@ -22,11 +25,15 @@ from .world import ConnectorKind, SwipeVariant, World
 SIM_EPOCH = 1767225600.0
 
 
-@dataclass
-class Event:
+@dataclass(frozen=True)
+class Heard:
+    """An announcement and the virtual time it was heard at."""
+
     t: float
-    kind: str
-    data: dict[str, Any]
+    event: Event
+
+
+E = TypeVar("E", bound=Event)
 
 
 class SimBench:
@@ -55,8 +62,8 @@ class SimBench:
         self.clock = VirtualClock()
         self.loop = EventLoop(self.clock)
         self.factory = SimFactory()
-        self.events: list[Event] = []
-        self._results: list[dict[str, Any]] = []
+        self.events: list[Heard] = []
+        self._results: list[AttemptFinished] = []
         store = open_store(self.config, self.state_dir, on_pi=False)
         self.world: World | None = None
 
@@ -75,28 +82,41 @@ class SimBench:
             before_controller=attach_world,
         )
         self.controller = self.station.controller
-        self.controller.subscribe(self._record)
+        self.controller.events.subscribe(self._record)
         self.controller.start()
         self.loop.run_for(0.0)
 
     # ------------------------------------------------------------------ observation
-    def _record(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "result":
-            self._results.append(data)
-        elif kind == "mode" and self.world is not None:
-            self.world.console_mode = data["mode"]  # a person's choice, like the switch
-        if kind != "sensor":  # edges are many; the world keeps the physical record
-            self.events.append(Event(self.loop.now(), kind, data))
+    def _record(self, event: Event) -> None:
+        if isinstance(event, AttemptFinished):
+            self._results.append(event)
+        if not isinstance(event, SensorChanged):  # edges are many; the world keeps the physical record
+            self.events.append(Heard(self.loop.now(), event))
+
+    def heard(self, kind: type[E], since: float = float("-inf")) -> list[E]:
+        """The announcements of one kind heard since virtual time `since`."""
+        return [h.event for h in self.events if isinstance(h.event, kind) and h.t >= since]
 
     @property
     def state(self) -> str:
         return self.controller.state
 
-    def results(self) -> list[dict[str, Any]]:
+    def status(self) -> StationStatus:
+        return station_status(self.controller)
+
+    def results(self) -> list[AttemptFinished]:
         return self._results
 
-    def last_result(self) -> dict[str, Any] | None:
+    def last_result(self) -> AttemptFinished | None:
         return self._results[-1] if self._results else None
+
+    # ------------------------------------------------------------------ a person at the console
+    def console_mode(self, mode: Mode | None, source: str = "console:sim") -> ServiceResult:
+        """A person sets the mode on the console (`mode set dry|wet|switch`): the world learns
+        the choice from what the person did, the firmware from its console."""
+        if self.world is not None:
+            self.world.console_mode = mode.value if mode else None
+        return self.controller.mode.set(mode, source)
 
     # ------------------------------------------------------------------ time
     def run_for(self, seconds: float) -> None:
@@ -141,7 +161,7 @@ class SimBench:
         bounce: bool = False,
         delay_s: float = 0.5,
         remove: bool = True,
-    ) -> dict[str, Any] | None:
+    ) -> AttemptFinished | None:
         """One attempt as a disciplined operator does it: present, wait for swipe-now, wait
         `delay_s`, swipe, wait for the result, take the connector away. Returns the result."""
         world = self.world
@@ -160,10 +180,12 @@ class SimBench:
             self.wait_until(lambda: self.state in ("idle", "fault"), 10)
         return self.last_result() if len(self.results()) > n else None
 
-    def close(self) -> None:
-        self.station.shutdown()
+    def close(self, reason: str = "simulation closed") -> None:
+        """The station's one orderly stop (as `station run`'s), then the scratch directory goes."""
+        self.station.shutdown(reason)
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> SimBench:
         return self

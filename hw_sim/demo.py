@@ -15,7 +15,7 @@ from .report import printer
 def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: Config | None = None) -> bool:
     """Runs the demo; True when every attempt ended as scripted and the simulator saw no violation."""
     with SimBench(config, state_dir) as bench:
-        bench.controller.subscribe(printer(bench.loop, out))
+        bench.controller.events.subscribe(printer(bench.loop, out))
         world = bench.world
         ok = True
 
@@ -23,7 +23,7 @@ def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: C
             nonlocal ok
             print(f"\n== {title}", file=out, flush=True)
             result = bench.clean(**clean_args)
-            got = result["outcome"] if result else "none"
+            got = result.outcome.value if result else "none"
             if got != expect:
                 ok = False
                 print(f"!! expected {expect}, got {got}", file=out)
@@ -45,11 +45,13 @@ def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: C
 
         print("\n== Summary", file=out)
         for r in bench.results():
-            print(f"  #{r['id']:<3} {r['outcome']:<9} {r['gender'] or '-':<7} {r['mode']:<4} {r['reason']}", file=out)
-        status = bench.controller.status()
+            gender = r.gender.value if r.gender else "-"
+            reason = r.reason.value if r.reason else ""
+            print(f"  #{r.id:<3} {r.outcome.value:<9} {gender:<7} {r.mode.value:<4} {reason}", file=out)
+        status = bench.status()
         print(
-            f"  ribbon left on the fitted cassette: {status['ribbon_remaining']} positions "
-            f"({status['cleans_remaining']} cleans); fluid: {status['fluid_drops_left']} drops",
+            f"  ribbon left on the fitted cassette: {status.ribbon_remaining} positions "
+            f"({status.cleans_remaining} cleans); fluid: {status.fluid_drops_left} drops",
             file=out,
         )
         touched = world.touched_twice()

@@ -96,7 +96,7 @@ def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.s
             notifier.ready(bench.state)
             bench.run_paced(stop)
             notifier.stopping()
-        bench.controller.shutdown(f"station stopped ({received[0] if received else 'signal'})")
+        bench.close(f"station stopped ({received[0] if received else 'signal'})")
     notifier.close()
     print("stopped", file=out, flush=True)
     return 0

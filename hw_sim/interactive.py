@@ -34,7 +34,7 @@ def run(
         SimBench(config, directory, wall_start=time.time(), world_options=world) as bench,
         serial_ports(bench, bench_port=False) as paths,
     ):
-        bench.controller.subscribe(printer(bench.loop, out))
+        bench.controller.events.subscribe(printer(bench.loop, out))
         print(BANNER, file=out)
         print(
             f"maintenance console: {sys.executable} -m serial.tools.miniterm --echo {paths['console']} 115200",
@@ -52,7 +52,7 @@ def run(
             elif word == "help":
                 print(usage() + "\n  status\n      show the station's status\n  quit", file=out, flush=True)
             elif word == "status":
-                print(json.dumps(bench.controller.status()), file=out, flush=True)
+                print(json.dumps(bench.status().to_json()), file=out, flush=True)
             else:
                 try:
                     name, args = parse_line(line)

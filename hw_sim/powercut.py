@@ -19,6 +19,7 @@ import signal
 import sys
 
 from station.config import Config
+from station.events import AttemptFinished, AttemptStarted, Event, Recovered
 
 from .bench import SimBench
 
@@ -48,20 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     seen: dict[str, int] = {}
     log = open(args.log, "a", buffering=1, encoding="utf-8")
 
-    def watch(kind: str, data: dict) -> None:
-        if kind == "attempt":
-            log.write(f"attempt {data['id']}\n")
-        elif kind == "result":
-            log.write(f"result {data['id']} {data['outcome']}\n")
-        elif kind == "recovered":
-            log.write(f"recovered {' '.join(map(str, data['interrupted']))}\n")
+    def watch(event: Event) -> None:
+        match event:
+            case AttemptStarted(id=attempt_id):
+                log.write(f"attempt {attempt_id}\n")
+            case AttemptFinished(id=attempt_id, outcome=outcome):
+                log.write(f"result {attempt_id} {outcome.value}\n")
+            case Recovered(interrupted=ids):
+                log.write(f"recovered {' '.join(map(str, ids))}\n")
+        kind = event.kind
         seen[kind] = seen.get(kind, 0) + 1
         if kind == kill_kind and seen[kind] == int(kill_n or 1):
             os.kill(os.getpid(), signal.SIGKILL)
 
     config = Config().replace("cassette", capacity_positions=100_000)
     bench = SimBench(config, args.state_dir, world_options={"state_file": args.world, "reservoir_drops": 10_000_000})
-    bench.controller.subscribe(watch)
+    bench.controller.events.subscribe(watch)
     bench.run_for(0.5)
     print("ready", flush=True)
     done = 0

@@ -3,40 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
+from station.events import (
+    AttemptFinished,
+    CassetteDeclared,
+    CleanModeChanged,
+    Event,
+    FaultCleared,
+    FaultRaised,
+    Recovered,
+    StateChanged,
+    SwipeNow,
+    WarningRaised,
+    WheelAdvanced,
+)
 from station.loop import EventLoop
 
 
-def printer(loop: EventLoop, out: TextIO, *, states: bool = True) -> Callable[[str, dict[str, Any]], None]:
-    def show(kind: str, data: dict[str, Any]) -> None:
-        t = f"[{loop.now():9.3f} s]"
-        if kind == "state" and states:
-            text = f"state -> {data['state']}"
-        elif kind == "result":
-            what = data["outcome"].upper()
-            who = " ".join(x for x in (data.get("gender"), data.get("mode")) if x)
-            extra = f", pass {data['pass_s']:.2f} s" if data.get("pass_s") else ""
-            reason = f": {data['reason']}" if data["reason"] else ""
-            text = f"RESULT {what} ({who}{extra}){reason}"
-        elif kind == "advanced":
-            text = f"wheel advanced {data['positions']} positions in {data['steps']} steps ({data['seconds']:.3f} s)"
-        elif kind == "swipe_now":
-            text = f"SWIPE NOW (within {data['deadline_s']:g} s)"
-        elif kind == "fault":
-            text = f"FAULT {data['code']}: {data['detail']}"
-        elif kind == "fault_cleared":
-            text = f"fault {data['code']} cleared"
-        elif kind == "warning":
-            text = f"WARNING {data['text']}"
-        elif kind == "cassette":
-            text = f"new cassette #{data['id']} ({data['type']}, {data['capacity']} positions)"
-        elif kind == "clean_mode":
-            text = f"this clean goes on {data['mode']}: {data['why']}"
-        elif kind == "recovered":
-            text = f"recovered: attempts {data['interrupted']} closed as interrupted"
-        else:
-            return
-        print(f"{t} {text}", file=out, flush=True)
+def describe(event: Event, *, states: bool = True) -> str | None:
+    """One line for a person, or None for events not worth a line."""
+    match event:
+        case StateChanged(state=state) if states:
+            return f"state -> {state}"
+        case AttemptFinished():
+            who = " ".join(x.value for x in (event.gender, event.mode) if x)
+            extra = f", pass {event.pass_s:.2f} s" if event.pass_s else ""
+            reason = f": {event.reason.value}" if event.reason else ""
+            return f"RESULT {event.outcome.value.upper()} ({who}{extra}){reason}"
+        case WheelAdvanced(positions=n, steps=steps, seconds=seconds):
+            return f"wheel advanced {n} positions in {steps} steps ({seconds:.3f} s)"
+        case SwipeNow(deadline_s=deadline):
+            return f"SWIPE NOW (within {deadline:g} s)"
+        case FaultRaised(code=code, detail=detail):
+            return f"FAULT {code.value}: {detail}"
+        case FaultCleared(code=code):
+            return f"fault {code.value} cleared"
+        case WarningRaised(text=text):
+            return f"WARNING {text}"
+        case CassetteDeclared(id=cid, type=ctype, capacity=capacity):
+            return f"new cassette #{cid} ({ctype.value}, {capacity} positions)"
+        case CleanModeChanged(mode=mode, why=why):
+            return f"this clean goes on {mode.value}: {why}"
+        case Recovered(interrupted=ids):
+            return f"recovered: attempts {list(ids)} closed as interrupted"
+    return None
+
+
+def printer(loop: EventLoop, out: TextIO, *, states: bool = True) -> Callable[[Event], None]:
+    """A listener that prints each event worth a line, stamped with the loop's time."""
+
+    def show(event: Event) -> None:
+        text = describe(event, states=states)
+        if text is not None:
+            print(f"[{loop.now():9.3f} s] {text}", file=out, flush=True)
 
     return show

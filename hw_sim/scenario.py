@@ -105,13 +105,14 @@ def _args(value: Any, action: str) -> dict[str, Any]:
 def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
     """The expectations that do not hold, as readable lines."""
     problems = []
-    result = bench.last_result() or {}
+    result = bench.last_result()
     world = bench.world
+    fault = bench.controller.faults.code
     actual = {
-        "outcome": result.get("outcome"),
-        "reason": result.get("reason", ""),
+        "outcome": result.outcome.value if result else None,
+        "reason": result.reason.value if result and result.reason else "",
         "state": bench.state,
-        "fault": bench.controller.fault_code.value if bench.controller.fault_code else None,
+        "fault": fault.value if fault else None,
         "violations": len(world.violations),
         "stepper_enabled": world.stepper_enabled,
         "pump_on": world.pump_on,
@@ -135,7 +136,7 @@ def run(path: str | Path, out: TextIO = sys.stdout, state_dir: str | Path | None
     print(f"scenario: {data.get('name', Path(path).stem)}", file=out)
     ok = True
     with SimBench(cfg, state_dir, cassette=setup.get("cassette", "standard")) as bench:
-        bench.controller.subscribe(printer(bench.loop, out, states=False))
+        bench.controller.events.subscribe(printer(bench.loop, out, states=False))
         expected_violations = None
         for i, step in enumerate(data["steps"], 1):
             for name, value in step.items():

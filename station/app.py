@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpiozero.pins import Factory
@@ -55,13 +55,37 @@ class Station:
     hardware: Hardware
     store: Store
     controller: Controller
+    _stopped: bool = field(default=False, init=False, repr=False)
 
-    def shutdown(self) -> None:
-        """Orderly and idempotent: safe outputs, stop the loop, close the store and devices."""
+    def shutdown(self, reason: str = "station stopped") -> None:
+        """The one orderly stop, for the service, the simulator and the tests alike; idempotent.
+
+        On the controller loop: safe outputs, a job or a clean in flight ended (the clean
+        recorded as interrupted), the stop audited. Then the loop stops and the store and the
+        devices close. A loop that does not answer still gets safe outputs."""
+        if self._stopped:
+            return
+        self._stopped = True
+        thread = self.loop.thread
+        try:
+            if thread is not None and not thread.is_alive():
+                self.controller.shutdown(reason)  # the loop is gone: nobody else runs it now
+            else:
+                self.loop.call_sync(lambda: self.controller.shutdown(reason), timeout=5.0)
+        except TimeoutError:
+            log.error("controller did not stop in time; forcing safe outputs")  # pragma: no mutate
+        except Exception:
+            log.exception("orderly stop failed; forcing safe outputs")  # pragma: no mutate
         self.hardware.safe()
         self.loop.stop()
         self.store.close()
         self.hardware.close()
+
+    def __enter__(self) -> Station:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
 
 
 def build_station(

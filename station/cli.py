@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -330,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "action", None) == "check" and not args.file:
         print("station config check: name the file to check", file=sys.stderr)
         return 2
+    command: Callable[[argparse.Namespace], int] = args.func  # set by each subparser: one of the cmd_* above
     try:
-        return args.func(args)
+        return command(args)
     except ConfigError as exc:
         print(f"station: configuration error: {exc}", file=sys.stderr)
         return 2

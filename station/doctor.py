@@ -104,7 +104,7 @@ def check_state_dir(cfg: station_config.Config, state_dir: str | None) -> Check:
     )
 
 
-def check_service(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Check:
+def check_service(run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> Check:
     if shutil.which("systemctl") is None or not Path("/run/systemd/system").exists():
         return Check("service", False, "systemd is not running here", "on the Pi: sudo deploy/install.sh")
     state = run(["systemctl", "is-active", "mpo-station.service"], capture_output=True, text=True).stdout.strip()

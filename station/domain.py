@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -80,3 +81,25 @@ class FaultCode(str, Enum):
     STORAGE = "storage"
     STARTUP = "startup"  # a start-up check failed (sensor implausible)
     SENSOR = "sensor"  # a sensor reads something impossible while the station waits
+
+
+# least to most serious: while in fault, only a more serious cause replaces the one shown
+FAULT_SEVERITY = [
+    FaultCode.NO_CASSETTE,
+    FaultCode.CASSETTE_PULLED,
+    FaultCode.NO_DROP,
+    FaultCode.JAM,
+    FaultCode.SENSOR,
+    FaultCode.STARTUP,
+    FaultCode.INTERNAL,
+    FaultCode.STORAGE,
+]
+
+
+@dataclass
+class ServiceResult:
+    """What a maintenance action did: `lines` for a person, `ok` for the console's framing."""
+
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+    error: str = ""

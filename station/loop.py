@@ -18,9 +18,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -95,9 +96,13 @@ class EventLoop:
         self.heartbeat: Callable[[], None] | None = None
         self.heartbeat_every = 1.0
 
+    def on_error(self, handler: Callable[[BaseException], None]) -> None:
+        """Where an exception escaping a handler goes (the loop itself keeps running)."""
+        self._on_error = handler
+
     @property
     def virtual(self) -> bool:
-        return getattr(self.clock, "virtual", False)
+        return bool(getattr(self.clock, "virtual", False))
 
     def now(self) -> float:
         return self.clock.now()
@@ -221,24 +226,25 @@ class EventLoop:
             self._stopping = True
             self._wake.notify()
 
-    def call_sync(self, fn: Callable[[], object], timeout: float = 5.0) -> object:
+    def call_sync(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
         """Run `fn` on the loop thread and wait for its result (for the console and tests)."""
         if self.thread is None or threading.current_thread() is self.thread:
             return fn()
         done = threading.Event()
-        box: dict[str, object] = {}
+        results: list[T] = []
+        errors: list[BaseException] = []
 
         def call() -> None:
             try:
-                box["value"] = fn()
+                results.append(fn())
             except BaseException as exc:  # handed back to the caller
-                box["error"] = exc
+                errors.append(exc)
             finally:
                 done.set()
 
         self.post(call)
         if not done.wait(timeout):
             raise TimeoutError("controller did not answer in time")
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box.get("value")
+        if errors:
+            raise errors[0]
+        return results[0]

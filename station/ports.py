@@ -94,7 +94,7 @@ class Panel(Protocol):
     def pattern(self) -> Pattern: ...
 
 
-class Bench(Protocol):
+class Hardware(Protocol):
     """Everything the controller drives, plus the one path to the safe state."""
 
     sensors: Sensors

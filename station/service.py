@@ -22,6 +22,7 @@ from .config import Config
 from .console.server import Console
 from .domain import FaultCode
 from .loop import EventLoop, RealClock
+from .plausibility import sensor_problems
 from .sdnotify import Notifier
 from .store import Store, StoreError
 
@@ -78,14 +79,13 @@ class Service:
     def _heartbeat(self) -> None:
         """On the controller loop, once per turn: a stuck controller stops the watchdog pings."""
         self.notifier.heartbeat()
-        code = self.controller.fault_code
-        self.notifier.status(
-            self.controller.state + (f" ({code.value}: {self.controller.fault_detail})" if code else "")
-        )
+        faults = self.controller.faults
+        detail = f" ({faults.code.value}: {faults.detail})" if faults.code else ""
+        self.notifier.status(self.controller.state + detail)
 
     def start(self) -> None:
-        self.problems += [(FaultCode.STARTUP, text) for text in self.controller.startup_problems()]
-        if (text := self.controller.saved_config_problem()) is not None:
+        self.problems += [(FaultCode.STARTUP, text) for text in sensor_problems(self.station.hardware.sensors)]
+        if (text := self.controller.settings.saved_problem()) is not None:
             self.problems.append((FaultCode.STARTUP, text))
         self.controller.start()
         for code, text in self.problems:
@@ -105,11 +105,7 @@ class Service:
         """Orderly and idempotent: the controller records and secures, then everything closes."""
         self.notifier.stopping()
         self.console.stop()
-        try:
-            self.loop.call_sync(lambda: self.controller.shutdown(reason), timeout=5.0)
-        except (TimeoutError, RuntimeError):
-            log.error("controller did not stop in time; forcing safe outputs")
-        self.station.shutdown()
+        self.station.shutdown(reason)
         if self._thread is not None:
             self._thread.join(2.0)
         self.notifier.close()

@@ -50,22 +50,24 @@ def intervals(edges: Iterable[GateEdge], gate: GateName, glitch_s: float) -> lis
     pulses still shorter than `glitch_s` are dropped (isolated spikes). An interval still open
     is kept only when it has already lasted `glitch_s` at its last known edge or is the last.
     """
-    raw: list[list[float | None]] = []
+    raw: list[tuple[float, float | None]] = []  # (start, end) as the edges give them
     for e in sorted((e for e in edges if e.gate == gate), key=lambda e: e.t):
         if e.active:
-            if raw and raw[-1][1] is None:
-                continue  # repeated "active" report
-            if raw and e.t - raw[-1][1] < glitch_s:  # type: ignore[operator]
-                raw[-1][1] = None  # bounce: re-open the previous interval
-            else:
-                raw.append([e.t, None])
+            if raw:
+                start, end = raw[-1]
+                if end is None:
+                    continue  # repeated "active" report
+                if e.t - end < glitch_s:
+                    raw[-1] = (start, None)  # bounce: re-open the previous interval
+                    continue
+            raw.append((e.t, None))
         elif raw and raw[-1][1] is None:
-            raw[-1][1] = e.t
-    kept = []
+            raw[-1] = (raw[-1][0], e.t)
+    kept: list[Interval] = []
     for start, end in raw:
-        if end is not None and end - start < glitch_s:  # type: ignore[operator]
+        if end is not None and end - start < glitch_s:
             continue
-        kept.append(Interval(gate, start, end))  # type: ignore[arg-type]
+        kept.append(Interval(gate, start, end))
     return kept
 
 

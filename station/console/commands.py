@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from .. import MAKER, MODEL, __version__
 from .. import config as station_config
 from ..config import ConfigError
-from ..domain import Mode
-from ..maintenance import MAX_JOG, MAX_PRIME, ServiceResult
+from ..domain import Mode, ServiceResult
+from ..events import Event, SensorChanged
+from ..reports import sensor_report, station_status
+from ..service_jobs import MAX_JOG, MAX_PRIME
 from . import protocol as P
 from .access import Session, hash_pin, verify_pin
 
@@ -183,7 +185,7 @@ def syst_err(ctx: Context, args: list[str]) -> str:
 
 @register("stat?", "STAT?", "Status as one line of JSON: state, mode, cassette, ribbon remaining, fluid, fault.")
 def stat(ctx: Context, args: list[str]) -> str:
-    return json.dumps(ctx.call(ctx.controller.status), separators=(",", ":"))
+    return json.dumps(ctx.call(lambda: station_status(ctx.controller)).to_json(), separators=(",", ":"))
 
 
 # ====================================================================== people
@@ -203,17 +205,15 @@ def help_(ctx: Context, args: list[str]) -> Reply:
 
 @register("status", "status", "The station's state, mode, cassette, fluid and fault, for people.")
 def status(ctx: Context, args: list[str]) -> Reply:
-    s = ctx.call(ctx.controller.status)
-    lines = [f"state:    {s['state']}", f"mode:     {s['mode']}"]
-    if s["cassette"]:
-        lines.append(
-            f"cassette: {s['cassette']}, {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left"
-        )
+    s, detail = ctx.call(lambda: (station_status(ctx.controller), ctx.controller.faults.detail))
+    lines = [f"state:    {s.state}", f"mode:     {s.mode.value}"]
+    if s.cassette:
+        lines.append(f"cassette: {s.cassette.value}, {s.ribbon_remaining} positions ({s.cleans_remaining} cleans) left")
     else:
         lines.append("cassette: none fitted")
-    lines.append(f"fluid:    {s['fluid_drops_left']} drops left{' (LOW switch)' if s['fluid_low'] else ''}")
-    if s["fault"]:
-        lines.append(f"fault:    {s['fault']}: {ctx.controller.fault_detail}")
+    lines.append(f"fluid:    {s.fluid_drops_left} drops left{' (LOW switch)' if s.fluid_low else ''}")
+    if s.fault:
+        lines.append(f"fault:    {s.fault.value}: {detail}")
     lines.append(f"login:    {'maintenance' if ctx.session.logged_in else 'not logged in'} on {ctx.session.port}")
     return Reply(lines)
 
@@ -225,7 +225,7 @@ def status(ctx: Context, args: list[str]) -> Reply:
 )
 def sensors(ctx: Context, args: list[str]) -> Reply:
     watch = int_arg(args, 0, "seconds", 1, 60, default=0) if args else 0
-    snapshot = ctx.call(ctx.controller.sensor_report)
+    snapshot = ctx.call(lambda: sensor_report(ctx.controller))
     lines = [f"{name:<14} {'active' if on else '-'}" for name, on in snapshot.items()]
     if not watch:
         return Reply(lines)
@@ -234,29 +234,30 @@ def sensors(ctx: Context, args: list[str]) -> Reply:
     changes: list[str] = []
     done = threading.Event()
 
-    def on_event(kind: str, data: dict[str, Any]) -> None:
-        if kind == "sensor":
-            ctx.write(f"{data['t']:10.3f} {data['sensor']:<14} {'active' if data['active'] else '-'}")
-            changes.append(data["sensor"])
+    def on_event(event: Event) -> None:
+        if isinstance(event, SensorChanged):
+            ctx.write(f"{event.t:10.3f} {event.sensor.value:<14} {'active' if event.active else '-'}")
+            changes.append(event.sensor.value)
 
-    ctx.call(lambda: ctx.controller.subscribe(on_event))
+    ctx.call(lambda: ctx.controller.events.subscribe(on_event))
     try:
         done.wait(watch)
     finally:
-        ctx.call(lambda: ctx.controller.unsubscribe(on_event))
+        ctx.call(lambda: ctx.controller.events.unsubscribe(on_event))
     return Reply(ok_text=f"{len(changes)} changes in {watch} s")
 
 
 @register("counters", "counters", "Clean attempts by result, ribbon and fluid left.")
 def counters(ctx: Context, args: list[str]) -> Reply:
-    c = ctx.call(ctx.controller.counters)
-    lines = ["attempts: " + ", ".join(f"{k} {v}" for k, v in c["attempts"].items())]
-    for cas in c["cassettes"]:
+    c = ctx.call(ctx.controller.consumables.counters)
+    lines = ["attempts: " + ", ".join(f"{k} {v}" for k, v in c.attempts.items())]
+    for cas in c.cassettes:
         lines.append(
-            f"cassette #{cas['id']} {cas['type']}{' (current)' if cas['current'] else ''}: "
-            f"{cas['used']} of {cas['capacity']} positions used, fitted {cas['fits']} time{'s' if cas['fits'] != 1 else ''}"
+            f"cassette #{cas.id} {cas.type.value}{' (fitted)' if cas.id == c.fitted_id else ''}: "
+            f"{cas.used} of {cas.capacity} positions used"
         )
-    lines.append(f"fluid: {c['fluid_used']} of {c['fluid_capacity']} drops used since the last refill")
+    lines.append(f"cassettes declared: {c.cassettes_ever} (history: station records --cassettes)")
+    lines.append(f"fluid: {c.fluid_used} of {c.fluid_capacity} drops used since the last refill")
     return Reply(lines)
 
 
@@ -266,7 +267,7 @@ def log_(ctx: Context, args: list[str]) -> Reply:
     rows = ctx.call(lambda: ctx.controller.store.attempts(limit=n))
     lines = [
         f"#{r.id:<5} {_iso(r.started_at)} {r.outcome or 'open':<11} {r.mode:<3} {r.gender or '-':<7} "
-        f"pos {r.positions} drops {r.drops}{' pass %.2fs' % r.pass_s if r.pass_s else ''}"
+        f"pos {r.positions} drops {r.drops}{f' pass {r.pass_s:.2f}s' if r.pass_s else ''}"
         f"{'  ' + r.reason if r.reason else ''}"
         for r in rows
     ]
@@ -286,7 +287,7 @@ def audit(ctx: Context, args: list[str]) -> Reply:
 @register("mode", "mode", "Show the cleaning mode and where it comes from (panel switch or console).")
 def mode(ctx: Context, args: list[str]) -> Reply:
     no_args(args, "mode  (to set it: mode set dry|wet|switch)")
-    value, override = ctx.call(lambda: (ctx.controller.mode_switch().value, ctx.controller.mode_override))
+    value, override = ctx.call(lambda: (ctx.controller.mode.current().value, ctx.controller.mode.override))
     return Reply([f"mode {value} ({'set on the console' if override else 'panel switch'})"])
 
 
@@ -303,7 +304,7 @@ def mode_set(ctx: Context, args: list[str]) -> Reply:
     if choice not in ("dry", "wet", "switch"):
         raise CommandError(P.DATA_OUT_OF_RANGE, "Data out of range; mode set takes dry, wet or switch")
     value = None if choice == "switch" else Mode(choice)
-    return service_reply(ctx.call(lambda: ctx.controller.set_mode(value, ctx.source)))
+    return service_reply(ctx.call(lambda: ctx.controller.mode.set(value, ctx.source)))
 
 
 # ====================================================================== access
@@ -368,7 +369,7 @@ def pin_set(ctx: Context, args: list[str]) -> Reply:
 )
 def jog(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "positions", 1, MAX_JOG)
-    return service_reply(ctx.service(lambda done: ctx.controller.jog(n, ctx.source, done)))
+    return service_reply(ctx.service(lambda done: ctx.controller.jobs.jog(n, ctx.source, done)))
 
 
 @register(
@@ -379,7 +380,7 @@ def jog(ctx: Context, args: list[str]) -> Reply:
 )
 def prime(ctx: Context, args: list[str]) -> Reply:
     n = int_arg(args, 0, "drops", 1, MAX_PRIME)
-    return service_reply(ctx.service(lambda done: ctx.controller.prime(n, ctx.source, done)))
+    return service_reply(ctx.service(lambda done: ctx.controller.jobs.prime(n, ctx.source, done)))
 
 
 @register(
@@ -392,12 +393,12 @@ def prime(ctx: Context, args: list[str]) -> Reply:
 )
 def selftest(ctx: Context, args: list[str]) -> Reply:
     no_args(args, "selftest")
-    return service_reply(ctx.service(lambda done: ctx.controller.selftest(ctx.source, done)))
+    return service_reply(ctx.service(lambda done: ctx.controller.jobs.selftest(ctx.source, done)))
 
 
 @register("fault?", "FAULT?", "The current fault code and detail, or `none`.")
 def fault_q(ctx: Context, args: list[str]) -> str:
-    code, detail = ctx.call(lambda: (ctx.controller.fault_code, ctx.controller.fault_detail))
+    code, detail = ctx.call(lambda: (ctx.controller.faults.code, ctx.controller.faults.detail))
     return "none" if code is None else f"{code.value}: {detail}"
 
 
@@ -415,10 +416,10 @@ def fault_clear(ctx: Context, args: list[str]) -> Reply:
 
 @register("cassette", "cassette", "The fitted cassette: type and ribbon left.")
 def cassette(ctx: Context, args: list[str]) -> Reply:
-    s = ctx.call(ctx.controller.status)
-    if not s["cassette"]:
+    s = ctx.call(lambda: station_status(ctx.controller))
+    if not s.cassette:
         return Reply(["no cassette fitted"])
-    return Reply([f"{s['cassette']}: {s['ribbon_remaining']} positions ({s['cleans_remaining']} cleans) left"])
+    return Reply([f"{s.cassette.value}: {s.ribbon_remaining} positions ({s.cleans_remaining} cleans) left"])
 
 
 @register(
@@ -430,20 +431,19 @@ def cassette(ctx: Context, args: list[str]) -> Reply:
 )
 def cassette_new(ctx: Context, args: list[str]) -> Reply:
     def act() -> ServiceResult:
-        err = ctx.controller._may_service(need_cassette=True)
+        err = ctx.controller.jobs.refusal(need_cassette=True)
         if err:
             return ServiceResult(False, error=err)
-        ctx.controller.new_cassette(ctx.source)
-        s = ctx.controller.status()
-        return ServiceResult(True, [f"new {s['cassette']} cassette: {s['ribbon_remaining']} positions"])
+        new = ctx.controller.consumables.declare_new(ctx.source)
+        return ServiceResult(True, [f"new {new.type.value} cassette: {new.remaining} positions"])
 
     return service_reply(ctx.call(act))
 
 
 @register("fluid", "fluid", "Fluid left in the reservoir (count since the last refill, and the low switch).")
 def fluid(ctx: Context, args: list[str]) -> Reply:
-    s = ctx.call(ctx.controller.status)
-    return Reply([f"{s['fluid_drops_left']} drops left{'; LOW switch active' if s['fluid_low'] else ''}"])
+    s = ctx.call(lambda: station_status(ctx.controller))
+    return Reply([f"{s.fluid_drops_left} drops left{'; LOW switch active' if s.fluid_low else ''}"])
 
 
 @register(
@@ -453,7 +453,7 @@ def fluid(ctx: Context, args: list[str]) -> Reply:
     protected=True,
 )
 def fluid_refill(ctx: Context, args: list[str]) -> Reply:
-    ctx.call(lambda: ctx.controller.refill(ctx.source))
+    ctx.call(lambda: ctx.controller.consumables.refill(ctx.source))
     return Reply(ok_text="refill recorded")
 
 
@@ -468,7 +468,7 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
             raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; sections are {', '.join(blocks)}")
         text = blocks[section]
     lines = [line for line in text.splitlines() if line]
-    saved = ctx.call(ctx.controller.saved_config_changes)
+    saved = ctx.call(ctx.controller.settings.saved_changes)
     changed = [
         name + (" (from the next start)" if station_config.needs_restart(*name.split(".", 1)) else "")
         for name in station_config.override_names(saved)
@@ -490,7 +490,7 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
 def config_reset(ctx: Context, args: list[str]) -> Reply:
     if len(args) != 1 or (args[0].lower() != "all" and "." not in args[0]):
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config reset <section.key>|all")
-    saved = ctx.call(ctx.controller.saved_config_changes)
+    saved = ctx.call(ctx.controller.settings.saved_changes)
     changed = station_config.override_names(saved)
     names = changed if args[0].lower() == "all" else [args[0].lower()]
     if not changed or any(name not in changed for name in names):
@@ -498,7 +498,7 @@ def config_reset(ctx: Context, args: list[str]) -> Reply:
         raise CommandError(
             P.DATA_OUT_OF_RANGE, f"Data out of range; not changed on the console: {args[0]} (changed: {listed})"
         )
-    result = ctx.call(lambda: ctx.controller.reset_config(names, source=ctx.source))
+    result = ctx.call(lambda: ctx.controller.settings.reset(names, source=ctx.source, busy=ctx.controller.busy()))
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
     return Reply(result.lines)
@@ -524,7 +524,8 @@ def config_set(ctx: Context, args: list[str]) -> Reply:
         value = station_config.check_value(section, key, value)
     except ConfigError as exc:
         raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
-    result = ctx.call(lambda: ctx.controller.change_config(section, key, value, source=ctx.source))
+    c = ctx.controller
+    result = ctx.call(lambda: c.settings.change(section, key, value, source=ctx.source, busy=c.busy()))
     if not result.ok:
         raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {result.error}")
     result.lines.append("saved in the station database; it takes precedence over the configuration file")

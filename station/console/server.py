@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 import serial
 
@@ -19,7 +20,24 @@ from . import protocol as P
 from .access import Lockout, Session
 from .commands import REGISTRY, Command, CommandError, Context, lookup
 
+if TYPE_CHECKING:
+    from ..controller import Controller
+
 log = logging.getLogger(__name__)
+
+
+class SerialPort(Protocol):
+    """What the console uses of an open pyserial port. Every pyserial port class has these, but
+    `serial_for_url` is typed to return SerialBase, which leaves `in_waiting` to its subclasses."""
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1, /) -> bytes: ...
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def close(self) -> None: ...
 
 
 class Dispatcher:
@@ -81,6 +99,8 @@ class Dispatcher:
             return self._error(cmd.query, P.ACCESS_DENIED, f"Command protected; `{cmd.usage}` needs `login <PIN>`")
         ctx = self.make_context(write, session, self.errors)
         try:
+            # The registry's handlers take the context its make_context builds; `Command` names
+            # the console's Context only, so the simulator's bench registry cannot say so.
             result = cmd.handler(ctx, args)  # type: ignore[arg-type]
         except CommandError as exc:
             return self._error(cmd.query, exc.code, exc.message, exc.lines)
@@ -94,9 +114,12 @@ class Dispatcher:
         return [*lines, f"OK {ok_text}".rstrip()]
 
 
-def console_context(controller) -> Callable[[Callable[[str], None], Session | None, P.ErrorQueue], Context]:
+def console_context(
+    controller: Controller,
+) -> Callable[[Callable[[str], None], Session | None, P.ErrorQueue], Context]:
     def make(write: Callable[[str], None], session: Session | None, errors: P.ErrorQueue) -> Context:
-        return Context(controller, session, errors, write)  # type: ignore[arg-type]
+        assert session is not None, "the console's commands run in a login session"
+        return Context(controller, session, errors, write)
 
     return make
 
@@ -122,9 +145,10 @@ class SerialPortServer:
         if self._thread is not None:
             self._thread.join(2.0)
 
-    def _open(self) -> serial.SerialBase | None:
+    def _open(self) -> SerialPort | None:
         try:
-            return serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1, write_timeout=1.0)
+            port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1, write_timeout=1.0)
+            return cast(SerialPort, port)
         except (serial.SerialException, OSError, ValueError) as exc:
             log.debug("console port %s not available: %s", self.url, exc)
             return None
@@ -155,7 +179,7 @@ class SerialPortServer:
                     pass
             self._stop.wait(0.5)
 
-    def _serve(self, port: serial.SerialBase) -> None:
+    def _serve(self, port: SerialPort) -> None:
         buffer = P.LineBuffer()
 
         def write(line: str) -> None:
@@ -184,7 +208,7 @@ class TcpServer:
         self._sock.bind(("127.0.0.1", port))
         self._sock.listen(max_clients)
         self._sock.settimeout(0.5)
-        self.port = self._sock.getsockname()[1]
+        self.port: int = self._sock.getsockname()[1]  # the one bound (port 0: any free one)
         self._make = make_dispatcher
         self._lockout = Lockout()
         self._stop = threading.Event()
@@ -242,7 +266,7 @@ class Console:
 
     def __init__(
         self,
-        controller,
+        controller: Controller,
         *,
         serial_url: str | None,
         baud: int,

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from gpiozero import DigitalOutputDevice
-from gpiozero.pins import Factory
 
 from ..config import Config
 from ..loop import EventLoop, Timer
+from .gpio import DigitalOutput, PinFactory
 
 
 class PumpDispenser:
     """Drives the pump output for `dispenser.pulse_s` per drop. The pulse end is a loop timer,
     so in simulation it runs in virtual time like everything else."""
 
-    def __init__(self, config: Config, loop: EventLoop, pin_factory: Factory | None = None) -> None:
+    def __init__(self, config: Config, loop: EventLoop, pin_factory: PinFactory | None = None) -> None:
         self._pulse_s = config.dispenser.pulse_s
         self._loop = loop
         self._timer: Timer | None = None
-        self.pump = DigitalOutputDevice(config.pins.pump, initial_value=False, pin_factory=pin_factory)
+        self.pump: DigitalOutput = DigitalOutputDevice(config.pins.pump, initial_value=False, pin_factory=pin_factory)
 
     def pulse(self) -> None:
         if self._timer is not None:

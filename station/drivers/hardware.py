@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from gpiozero.pins import Factory
-
 from ..config import Config
 from ..loop import EventLoop
 from .dispenser import PumpDispenser
+from .gpio import PinFactory
 from .panel import LedPanel
 from .sensors import SensorBank
 from .wheel import LoopExecutor, StepperWheel, ThreadExecutor
@@ -43,10 +42,10 @@ class Hardware:
                 log.exception("could not close %s", type(part).__name__)
 
 
-def build_hardware(config: Config, loop: EventLoop, pin_factory: Factory | None = None) -> Hardware:
+def build_hardware(config: Config, loop: EventLoop, pin_factory: PinFactory | None = None) -> Hardware:
     """Create every device. On a virtual clock the step train runs on the loop, else in a thread."""
     executor = LoopExecutor(loop) if loop.virtual else ThreadExecutor()
-    made: list = []
+    made: list[SensorBank | StepperWheel | PumpDispenser] = []
     try:
         sensors = SensorBank(config, loop.clock, pin_factory)
         made.append(sensors)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpiozero import LED, Buzzer
-from gpiozero.pins import Factory
 
 from ..config import Config
 from ..loop import EventLoop, Timer
 from ..ports import Pattern
+from .gpio import DigitalOutput, PinFactory
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,16 @@ LOOKS: dict[Pattern, Look] = {
 
 
 class LedPanel:
-    def __init__(self, config: Config, loop: EventLoop, pin_factory: Factory | None = None) -> None:
+    def __init__(self, config: Config, loop: EventLoop, pin_factory: PinFactory | None = None) -> None:
         pins = config.pins
         self._loop = loop
         self._beep_s = config.panel.beep_s
-        self.leds = {
+        self.leds: dict[str, DigitalOutput] = {
             "green": LED(pins.led_ready, pin_factory=pin_factory),
             "amber": LED(pins.led_busy, pin_factory=pin_factory),
             "red": LED(pins.led_fault, pin_factory=pin_factory),
         }
-        self.buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory)
+        self.buzzer: DigitalOutput = Buzzer(pins.buzzer, pin_factory=pin_factory)
         self._pattern = Pattern.OFF
         self._timers: list[Timer] = []
 

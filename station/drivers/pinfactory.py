@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gpiozero.pins import Factory
+from .gpio import PinFactory
 
 
 class NoGPIO(RuntimeError):
@@ -15,7 +15,7 @@ class NoGPIO(RuntimeError):
 HOW_TO_SIMULATE = "To run without hardware use the simulated bench: `station sim` (or `station sim --demo`)."
 
 
-def hardware_pin_factory() -> Factory:
+def hardware_pin_factory() -> PinFactory:
     """The lgpio pin factory (Pi 5, Pi 4, Zero 2 W). Never falls back to a mock silently."""
     if os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock":
         raise NoGPIO("GPIOZERO_PIN_FACTORY=mock is set: `station run` drives real hardware only. " + HOW_TO_SIMULATE)
@@ -30,7 +30,7 @@ def hardware_pin_factory() -> Factory:
     if not chips:
         raise NoGPIO(f"No GPIO found: this machine has no /dev/gpiochip* devices. {HOW_TO_SIMULATE}")
     try:
-        return LGPIOFactory()
+        factory: PinFactory = LGPIOFactory()
     except Exception as exc:  # lgpio raises its own error types
         denied = [str(c) for c in chips if not os.access(c, os.R_OK | os.W_OK)]
         hint = (
@@ -39,3 +39,4 @@ def hardware_pin_factory() -> Factory:
             else "lgpio needs a writable working directory for its FIFO (or set LG_WD)"
         )
         raise NoGPIO(f"No GPIO found: lgpio could not open the GPIO chip ({exc}); {hint}. {HOW_TO_SIMULATE}") from exc
+    return factory

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gpiozero import Button, DigitalInputDevice
-from gpiozero.pins import Factory
 
 from ..config import Config
 from ..loop import Clock
 from ..ports import Sensor, SensorEdge
+from .gpio import DigitalInput, PinFactory
 
 # Which configured pin each sensor is on (the index sensor belongs to the wheel driver).
 SENSOR_PINS: dict[Sensor, str] = {
@@ -35,17 +35,17 @@ class SensorBank:
     they must stay tiny). Bounce is not filtered here: the swipe judge filters on timestamps.
     """
 
-    def __init__(self, config: Config, clock: Clock, pin_factory: Factory | None = None) -> None:
+    def __init__(self, config: Config, clock: Clock, pin_factory: PinFactory | None = None) -> None:
         self._clock = clock
         self._sinks: list[Callable[[SensorEdge], None]] = []
-        self.devices: dict[Sensor, DigitalInputDevice] = {}
+        self.devices: dict[Sensor, DigitalInput] = {}
         try:
             for sensor, key in SENSOR_PINS.items():
                 if sensor is Sensor.DROP and not config.dispenser.drop_sensor_fitted:
                     continue
-                pin = getattr(config.pins, key)
+                pin: int = getattr(config.pins, key)
                 cls = Button if sensor is Sensor.BUTTON else DigitalInputDevice
-                device = cls(pin, pull_up=True, pin_factory=pin_factory)
+                device: DigitalInput = cls(pin, pull_up=True, pin_factory=pin_factory)
                 device.when_activated = self._edge_handler(sensor, True)
                 device.when_deactivated = self._edge_handler(sensor, False)
                 self.devices[sensor] = device

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
-from gpiozero.pins import Factory
 
 from ..config import Config
 from ..loop import EventLoop
 from ..motion import AdvanceJob, Ramp
 from ..ports import MotionResult, MotionStatus
+from .gpio import DigitalInput, DigitalOutput, PinFactory
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,16 @@ class StepperDriver:
     floats, so the board must hold ENABLE high with a pull-up (see docs/wiring.md).
     """
 
-    def __init__(self, config: Config, pin_factory: Factory | None = None) -> None:
+    def __init__(self, config: Config, pin_factory: PinFactory | None = None) -> None:
         pins = config.pins
         self._forward = config.wheel.forward_dir_high
-        self.enable_out = DigitalOutputDevice(
+        self.enable_out: DigitalOutput = DigitalOutputDevice(
             pins.enable, active_high=False, initial_value=False, pin_factory=pin_factory
         )
-        self.dir_out = DigitalOutputDevice(pins.dir, initial_value=self._forward, pin_factory=pin_factory)
-        self.step_out = DigitalOutputDevice(pins.step, initial_value=False, pin_factory=pin_factory)
+        self.dir_out: DigitalOutput = DigitalOutputDevice(
+            pins.dir, initial_value=self._forward, pin_factory=pin_factory
+        )
+        self.step_out: DigitalOutput = DigitalOutputDevice(pins.step, initial_value=False, pin_factory=pin_factory)
 
     def enable(self) -> None:
         self.dir_out.value = self._forward
@@ -123,7 +125,7 @@ class StepperWheel:
         config: Config,
         executor: Executor,
         clock: Callable[[], float],
-        pin_factory: Factory | None = None,
+        pin_factory: PinFactory | None = None,
     ) -> None:
         w = config.wheel
         self._spp = w.steps_per_position
@@ -132,7 +134,7 @@ class StepperWheel:
         self._executor = executor
         self._now = clock
         self.stepper = StepperDriver(config, pin_factory)
-        self.index = DigitalInputDevice(config.pins.index, pull_up=True, pin_factory=pin_factory)
+        self.index: DigitalInput = DigitalInputDevice(config.pins.index, pull_up=True, pin_factory=pin_factory)
         self.index.when_activated = self._index_seen
         self._job: AdvanceJob | None = None
 
