@@ -41,7 +41,7 @@ from .loop import EventLoop, Timer
 from .mode import ModeSelector
 from .plausibility import sensor_problems
 from .ports import Hardware, MotionResult, Pattern, Sensor, SensorEdge
-from .service_jobs import ServiceJobs
+from .service_jobs import ServiceHost, ServiceJobs
 from .settings import Settings
 from .store import Store, StoreError
 
@@ -149,10 +149,6 @@ class Controller(_Machine):
         self.faults = FaultBook(store, hardware.sensors, self.settings.saved_problem, publish, wall=wall_clock)
         self.mode = ModeSelector(hardware.sensors, store, publish, wall=wall_clock)
         self.cycle = CleanCycle(store, hardware, self.consumables, loop, lambda: self.config, publish, wall=wall_clock)
-        self.jobs = ServiceJobs(
-            self, hardware, store, self.consumables, loop, lambda: self.config, publish, wall=wall_clock
-        )
-        self.button = ButtonGestures(loop, lambda: self.config.panel.long_press_s, self._short_press, self._long_press)
         self.machine = Machine(
             model=self,
             # `_entered` runs before each state's own entry action: the lights and listeners
@@ -165,6 +161,11 @@ class Controller(_Machine):
             # (acknowledge_fault relies on that), and handlers run to completion on the loop.
             queued=False,
         )
+        host = ServiceHost(lambda: self.state, self.service, self.serviced, self._fault)
+        self.jobs = ServiceJobs(
+            host, hardware, store, self.consumables, loop, lambda: self.config, publish, wall=wall_clock
+        )
+        self.button = ButtonGestures(loop, lambda: self.config.panel.long_press_s, self._short_press, self._long_press)
         loop.on_error(self._on_error)
         hardware.sensors.on_edge(self.post_edge)
 
@@ -241,16 +242,6 @@ class Controller(_Machine):
         else:
             self.hardware.safe()  # already safe: keep the most serious cause, so clearing checks it
             self.faults.escalate(code, detail)
-
-    # ------------------------------------------------------------------ service host (for jobs)
-    def enter_service(self) -> None:
-        self.service()
-
-    def leave_service(self) -> None:
-        self.serviced()
-
-    def raise_fault(self, code: FaultCode, detail: str) -> None:
-        self._fault(code, detail)
 
     # ------------------------------------------------------------------ conditions
     def wet_clean(self) -> bool:
@@ -349,7 +340,11 @@ class Controller(_Machine):
         if self.hardware.sensors.fitted(Sensor.DROP):
             self._at(self.loop.now() + self.config.dispenser.drop_timeout_s, self._no_drop)
         else:
-            self.loop.post(lambda: self.dropped() if self.state == "dispensing" else None)
+            self.loop.post(self._drop_unsensed)  # no drop sensor: the pulse is the drop
+
+    def _drop_unsensed(self) -> None:
+        if self.state == "dispensing":
+            self.dropped()
 
     def _no_drop(self) -> None:
         if self.state == "dispensing":

@@ -97,9 +97,12 @@ class Panel(Protocol):
 class Hardware(Protocol):
     """Everything the controller drives, plus the one path to the safe state."""
 
-    sensors: Sensors
-    wheel: Wheel
-    dispenser: Dispenser
-    panel: Panel
-
+    @property
+    def sensors(self) -> Sensors: ...
+    @property
+    def wheel(self) -> Wheel: ...
+    @property
+    def dispenser(self) -> Dispenser: ...
+    @property
+    def panel(self) -> Panel: ...
     def safe(self) -> None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .config import Config
 from .consumables import Consumables
@@ -27,14 +27,15 @@ MAX_JOG = 30
 MAX_PRIME = 20
 
 
-class ServiceHost(Protocol):
-    """What a job needs of the station core."""
+@dataclass(frozen=True)
+class ServiceHost:
+    """What a job needs of the station core: its state, the way into and out of `servicing`,
+    and the way into fault."""
 
-    @property
-    def state(self) -> str: ...
-    def enter_service(self) -> None: ...
-    def leave_service(self) -> None: ...
-    def raise_fault(self, code: FaultCode, detail: str) -> None: ...
+    state: Callable[[], str]
+    enter: Callable[[], object]
+    leave: Callable[[], object]
+    fault: Callable[[FaultCode, str], None]
 
 
 @dataclass
@@ -78,8 +79,9 @@ class ServiceJobs:
     # ------------------------------------------------------------------ guards and life cycle
     def refusal(self, *, need_cassette: bool) -> str | None:
         """Why a maintenance action cannot start now, or None."""
-        if self._host.state != "idle":
-            return f"the station is {self._host.state}; wait for ready (or clear the fault) first"
+        state = self._host.state()
+        if state != "idle":
+            return f"the station is {state}; wait for ready (or clear the fault) first"
         if self._hw.sensors.read(Sensor.CONNECTOR):
             return "a connector is in the guide; take it away first"
         if need_cassette and not self._hw.sensors.read(Sensor.CASSETTE):
@@ -89,14 +91,14 @@ class ServiceJobs:
     def _begin(self, kind: str, source: str, done: Done, detail: dict[str, Any]) -> _Job:
         self._store.audit("maintenance", kind, self._wall(), detail=detail, source=source)
         self._job = _Job(kind, done, source)
-        self._host.enter_service()
+        self._host.enter()
         return self._job
 
     def _end(self, ok: bool, error: str = "") -> None:
         job, self._job = self._job, None
         self._cancel_timer()
-        if self._host.state == "servicing":
-            self._host.leave_service()
+        if self._host.state() == "servicing":
+            self._host.leave()
         if job is not None:
             self._finish(job, ServiceResult(ok, job.lines, error))
 
@@ -114,7 +116,7 @@ class ServiceJobs:
     def _fail(self, job: _Job, code: FaultCode, fault_detail: str, error: str) -> None:
         self._job = None
         self._cancel_timer()
-        self._host.raise_fault(code, fault_detail)
+        self._host.fault(code, fault_detail)
         self._finish(job, ServiceResult(False, job.lines, error))
 
     def _cancel_timer(self) -> None:

@@ -96,10 +96,13 @@ class Context:
 REGISTRY: dict[str, Command] = {}
 
 
-def register(name: str, usage: str, help: str, *, protected: bool = False) -> Callable:
+Handler = Callable[["Context", list[str]], Reply | str]
+
+
+def register(name: str, usage: str, help: str, *, protected: bool = False) -> Callable[[Handler], Handler]:
     """`@register("jog", "jog <positions>", "...")`: one way to add a console command."""
 
-    def deco(fn: Callable[[Context, list[str]], Reply | str]) -> Callable:
+    def deco(fn: Handler) -> Handler:
         REGISTRY[name] = Command(name, fn, usage, help, protected)
         return fn
 
