@@ -182,12 +182,12 @@ class ServiceJobs:
             self._next(job)
             return
         self._store.record_drop(self._wall(), source=job.kind)  # durable before the pulse
+        self._drop_seen = False  # before the pulse: a drop may be seen while it is given
         self._hw.dispenser.pulse()
         self._publish(DropDispensed(None, job.kind))
         job.finished += 1
         d = self._config().dispenser
         wait = d.drop_timeout_s if self._hw.sensors.fitted(Sensor.DROP) else d.pulse_s
-        self._drop_seen = False
         self._cancel_timer()
         self._timer = self._loop.call_later(wait + 0.05, lambda: self._pump_check(job))
 
