@@ -88,7 +88,7 @@ OPEN_AUDIT_ACTIONS = {"login_failed", "mode"}
 
 def mixed_case(word: str) -> st.SearchStrategy[str]:
     return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
-        lambda flips: "".join(c.upper() if up else c.lower() for c, up in zip(word, flips))
+        lambda flips: "".join(c.upper() if up else c.lower() for c, up in zip(word, flips, strict=True))
     )
 
 
@@ -189,7 +189,9 @@ def clean_with_console(chunks: list[bytes] | None) -> dict[str, Any]:
         result = bench.last_result()
         console_audit = [dict(r) for r in store.audit_log(10_000) if r["source"].startswith("console:")]
         return {
-            "result": None if result is None else {k: result[k] for k in ("outcome", "reason", "positions", "drops")},
+            "result": None
+            if result is None
+            else {k: getattr(result, k) for k in ("outcome", "reason", "positions", "drops")},
             "results": len(bench.results()),
             "state": bench.state,
             "violations": list(world.violations),
