@@ -8,6 +8,7 @@ Python-side floor of the timing, not the whole story.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -48,11 +49,12 @@ def run(moves: int = 20) -> dict[str, list[float]]:
         stamps.clear()
         steps["n"] = 0
         done = threading.Event()
-        wheel.advance(w.positions_per_clean, lambda r: done.set())
+        wheel.advance(w.positions_per_clean, lambda r, done=done: done.set())
         if not done.wait(10):
             raise RuntimeError("move did not finish")
         durations.append((stamps[-1] - stamps[0]) / sum(nominal))
-        jitter += [(b - a) - want for a, b, want in zip(stamps, stamps[1:], nominal)]
+        # n step pulses, n - 1 intervals: one nominal interval for each
+        jitter += [(b - a) - want for (a, b), want in zip(itertools.pairwise(stamps), nominal, strict=True)]
         time.sleep(0.05)
     wheel.close()
     return {"duration_ratio": durations, "jitter_s": jitter, "nominal_s": [sum(nominal)], "steps": [n]}
@@ -63,5 +65,6 @@ if __name__ == "__main__":
     d, j = r["duration_ratio"], sorted(abs(x) for x in r["jitter_s"])
     print(
         f"nominal {r['nominal_s'][0] * 1e3:.1f} ms for {r['steps'][0]} steps; duration ratio median "
-        f"{sorted(d)[len(d) // 2]:.3f} max {max(d):.3f}; |jitter| median {j[len(j) // 2] * 1e6:.0f} us p99 {j[int(len(j) * 0.99)] * 1e6:.0f} us"
+        f"{sorted(d)[len(d) // 2]:.3f} max {max(d):.3f}; "
+        f"|jitter| median {j[len(j) // 2] * 1e6:.0f} us p99 {j[int(len(j) * 0.99)] * 1e6:.0f} us"
     )

@@ -58,7 +58,7 @@ def physical_record(bench: SimBench) -> dict[str, Any]:
         "violations": len(w.violations),
         "stepper_enabled": w.stepper_enabled,
         "pump_on": w.pump_on,
-        "leds": dict(zip(("green", "amber", "red"), w.leds())),
+        "leds": dict(zip(("green", "amber", "red"), w.leds(), strict=True)),
     }
 
 

@@ -523,7 +523,7 @@ class World:
             strokes.append((first, second))
         edges: list[tuple[float, str, bool]] = []
         t = 0.0
-        for i, (g1, g2) in enumerate(strokes):
+        for g1, g2 in strokes:
             edges += [(t, g1, True), (t + dwell, g1, False)]
             if variant is not SwipeVariant.PARTIAL:
                 edges += [(t + duration_s, g2, True), (t + duration_s + dwell, g2, False)]

@@ -239,7 +239,7 @@ def test_help_lists_every_command_with_its_registry_text(live):
     assert out[0].startswith("Commands") and out[-1] == "OK"
     body = out[1:-1]
     assert len(body) == len(REGISTRY)
-    for line, cmd in zip(body, REGISTRY.values()):
+    for line, cmd in zip(body, REGISTRY.values(), strict=True):
         assert line.strip().startswith(cmd.usage)
         summary = line[len(f"  {cmd.usage:<28} ") :].removesuffix(" *")
         assert cmd.help.startswith(summary), (line, cmd.help)

@@ -9,6 +9,7 @@ release pins). Outputs that must be timed in virtual time are recorded through
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -283,7 +284,7 @@ def test_the_step_train_follows_the_ramp_in_virtual_time(sim, loop, wheel):
     wheel.advance(3, results.append)
     assert loop.run_while(lambda: not results, limit_s=10.0)
     expected = 3 * w.steps_per_position
-    gaps = [b - a for a, b in zip(model.times, model.times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(model.times)]
     assert gaps == pytest.approx([ramp.interval(i, expected) for i in range(1, expected)])
     assert max(1 / g for g in gaps) <= w.max_rate_hz + 1e-6
     assert min(1 / g for g in gaps) >= w.start_rate_hz - 1e-6

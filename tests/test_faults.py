@@ -564,7 +564,7 @@ def test_a_more_serious_fault_replaces_the_cause_a_lesser_or_equal_one_does_not(
 def test_pulling_the_cassette_to_free_a_jam_does_not_clear_the_jam(bench):
     """The technician pulls the cassette to free the wheel and refits it: refitting clears a
     missing cassette by itself, but the jam still needs its acknowledgement."""
-    w, c = bench.world, bench.controller
+    w = bench.world
     w.inject(Fault.JAM)
     bench.clean("female")
     assert_safe_fault(bench, "jam")

@@ -6,6 +6,7 @@ and asks again at `check_at` when the reading is still pending.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -125,7 +126,7 @@ def test_a_reading_stable_for_settle_before_the_timeout_settles_to_the_last_samp
     # changes anywhere, the last one leaving settle_s before the timeout
     room = s.timeout_s - s.settle_s - 1e-6
     offsets = sorted(data.draw(st.lists(st.floats(0.0, room), max_size=8)))
-    samples = data.draw(changing(s.present_at, [b - a for a, b in zip([0.0] + offsets, offsets)]))
+    samples = data.draw(changing(s.present_at, [b - a for a, b in itertools.pairwise([0.0, *offsets])]))
     last = samples[-1]
     reading = s.read(samples, now=last.t + s.settle_s + data.draw(st.floats(0.0, 60.0)))
     assert reading == PinReading(True, gender_of(last.left, last.right))
@@ -160,7 +161,7 @@ def test_a_pending_reading_asks_again_before_the_deadline_and_is_then_done(data)
     now = s.present_at + data.draw(st.floats(0.0, 1.0, exclude_max=True)) * s.timeout_s
     assume(now < s.deadline)
     offsets = sorted(data.draw(st.lists(st.floats(0.0, now - s.present_at), max_size=8)))
-    samples = data.draw(changing(s.present_at, [b - a for a, b in zip([0.0] + offsets, offsets)]))
+    samples = data.draw(changing(s.present_at, [b - a for a, b in itertools.pairwise([0.0, *offsets])]))
     assume(all(p.t <= now for p in samples))  # only what has happened so far
     reading = s.read(samples, now)
     assume(not reading.done)

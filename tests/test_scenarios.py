@@ -70,7 +70,14 @@ def test_expectations_that_hold_and_that_do_not(tmp_path):
             """
 [[steps]]
 clean = { connector = "female", direction = "up" }
-expect = { outcome = "failed", reason = "REVERSED", state = "idle", stepper_enabled = false, pump_on = false, violations = 0, ribbon_touched_twice = 0 }
+[steps.expect]
+outcome = "failed"
+reason = "REVERSED"
+state = "idle"
+stepper_enabled = false
+pump_on = false
+violations = 0
+ribbon_touched_twice = 0
 """,
         ),
         tmp_path / "a",

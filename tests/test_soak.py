@@ -444,7 +444,8 @@ def test_soak_ten_thousand_cleans_with_faults_and_power_cuts():
         print(
             f"\nSOAK cleans={soak.attempts} cleaned={outcomes['cleaned']} failed={outcomes['failed']} "
             f"rejected={outcomes['rejected']} interrupted={outcomes['interrupted']} "
-            f"faults_injected={sum(soak.injections.values())} power_cuts={soak.lives - 1} (mid-clean {soak.cuts_mid_clean}) "
+            f"faults_injected={sum(soak.injections.values())} "
+            f"power_cuts={soak.lives - 1} (mid-clean {soak.cuts_mid_clean}) "
             f"new_cassettes={soak.fresh} wall_s={wall:.1f} rate={soak.attempts / wall:.1f}/s "
             f"violations={len(w.violations)} touched_twice={len(w.touched_twice())} "
             f"mem_warmup={mem0 / 2**20:.2f}MB mem_end={mem1 / 2**20:.2f}MB threads={threads0}->{threads1} "
