@@ -22,7 +22,19 @@ import pytest
 
 from hw_sim import SimBench
 from station.config import Config
-from station.domain import CassetteType, Mode, Reason
+from station.domain import CassetteType, FaultCode, Gender, Mode, Reason
+from station.events import (
+    AttemptFinished,
+    AttemptStarted,
+    CassetteDeclared,
+    CleanModeChanged,
+    SensorChanged,
+    StateChanged,
+    SwipeNow,
+    WarningRaised,
+    WheelAdvanced,
+)
+from station.ports import Sensor
 
 CFG = Config()
 N = CFG.wheel.positions_per_clean  # 3 on the reference bench
@@ -71,16 +83,16 @@ def used(bench: SimBench, ctype: CassetteType) -> int:
 
 def assert_result(result, outcome: str, reason: Reason | None = None) -> None:
     assert result is not None, "the station announced no result"
-    assert result["outcome"] == outcome, result
-    assert result["reason"] == (reason.value if reason else ""), result
+    assert result.outcome == outcome, result
+    assert result.reason is reason, result
 
 
 def assert_record_matches(bench: SimBench, result) -> None:
     """The durable record is the announced result, closed, and there is one per attempt."""
     rec = last_record(bench)
-    assert rec.id == result["id"]
-    assert rec.outcome == result["outcome"]
-    assert rec.reason == result["reason"]
+    assert rec.id == result.id
+    assert rec.outcome == result.outcome
+    assert rec.reason == (result.reason.value if result.reason else "")
     assert rec.ended_at is not None and rec.ended_at >= rec.started_at
     assert len(records(bench)) == len(bench.results()), "one durable record per attempt"
     assert all(r.outcome is not None for r in records(bench)), "no attempt left open"
@@ -135,7 +147,7 @@ def fit_male_mt(bench: SimBench, name: str = "m") -> None:
     w = bench.world
     w.remove_cassette()
     bench.run_for(0.5)
-    assert bench.state == "fault" and bench.controller.fault_code.value == "no_cassette"
+    assert bench.state == "fault" and bench.controller.faults.code is FaultCode.NO_CASSETTE
     w.fit_cassette(name, male_mt=True)
     bench.run_for(0.5)
     assert bench.state == "idle", "fitting a cassette clears the no-cassette fault by itself"
@@ -166,8 +178,8 @@ def test_female_dry_clean(bench):
     before = snap(bench)
     result = bench.clean("female")
     assert_result(result, "cleaned")
-    assert result["gender"] == "female" and result["mode"] == "dry"
-    assert result["positions"] == N and result["drops"] == 0
+    assert result.gender is Gender.FEMALE and result.mode is Mode.DRY
+    assert result.positions == N and result.drops == 0
     assert_record_matches(bench, result)
     rec = last_record(bench)
     assert (rec.mode, rec.gender, rec.positions, rec.drops) == ("dry", "female", N, 0)
@@ -184,7 +196,7 @@ def test_female_wet_to_dry_clean(bench):
     before = snap(bench)
     result = bench.clean("female", wet=True)
     assert_result(result, "cleaned")
-    assert result["mode"] == "wet" and result["drops"] == 1
+    assert result.mode is Mode.WET and result.drops == 1
     assert_record_matches(bench, result)
     rec = last_record(bench)
     assert rec.drops == 1 and rec.positions == N
@@ -204,7 +216,7 @@ def test_male_clean_on_male_mt_cassette(bench, wet):
     before = snap(bench)
     result = bench.clean("male", wet=wet)
     assert_result(result, "cleaned")
-    assert result["gender"] == "male"
+    assert result.gender is Gender.MALE
     assert_record_matches(bench, result)
     rec = last_record(bench)
     assert rec.gender == "male" and rec.positions == N and rec.drops == (1 if wet else 0)
@@ -220,7 +232,7 @@ def test_contact_bounce_on_the_gates_still_cleans(bench):
     result = bench.clean("female", bounce=True)
     assert_result(result, "cleaned")
     assert_record_matches(bench, result)
-    assert result["pass_s"] == pytest.approx(0.6, abs=0.01)
+    assert result.pass_s == pytest.approx(0.6, abs=0.01)
     assert_one_fresh_prompted_swipe(bench, before)
     assert_physics_ok(bench)
 
@@ -239,18 +251,18 @@ def test_no_fluid_ever_in_dry_mode(bench):
     assert_physics_ok(bench)
 
 
-def _flip_mode_while_advancing(bench: SimBench, seated_wet: bool, how: str) -> dict:
+def _flip_mode_while_advancing(bench: SimBench, seated_wet: bool, how: str) -> AttemptFinished | None:
     """Seat a female connector in one mode, switch to the other while the wheel turns (on the
     panel or on the console), swipe when told; returns the result."""
-    w, c = bench.world, bench.controller
+    w = bench.world
     w.set_mode(seated_wet)
     n = len(bench.results())
     w.present("female")
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
     if how == "panel":
         w.set_mode(not seated_wet)
-    else:  # what `mode set` does, on the loop thread (the bench tells the world of the choice)
-        c.set_mode(Mode.WET if not seated_wet else Mode.DRY, "console:test")
+    else:  # what `mode set` does, on the loop thread (the person tells the world of the choice)
+        bench.console_mode(Mode.WET if not seated_wet else Mode.DRY, "console:test")
     bench.wait_until(lambda: w.prompting or len(bench.results()) > n or bench.state == "fault", 30)
     assert w.prompting, (bench.state, bench.results()[n:])
     bench.run_for(0.3)
@@ -268,9 +280,9 @@ def test_switched_to_dry_during_a_clean_the_drop_never_comes(bench, how):
     before, reservoir = snap(bench), bench.world.reservoir
     result = _flip_mode_while_advancing(bench, True, how)
     assert_result(result, "cleaned")
-    assert (result["mode"], result["drops"]) == ("dry", 0)
-    changed = [e.data for e in bench.events if e.kind == "clean_mode"]
-    assert changed == [{"id": result["id"], "mode": "dry", "why": "switched to dry before the drop"}]
+    assert (result.mode, result.drops) == (Mode.DRY, 0)
+    changed = bench.heard(CleanModeChanged)
+    assert changed == [CleanModeChanged(result.id, Mode.DRY, "switched to dry before the drop")]
     rec = last_record(bench)
     assert (rec.mode, rec.drops) == ("dry", 0)
     assert bench.world.drops_total == before.drops and bench.world.reservoir == reservoir
@@ -286,7 +298,7 @@ def test_switched_to_wet_during_a_clean_the_next_clean_is_wet(bench, how):
     before = snap(bench)
     result = _flip_mode_while_advancing(bench, False, how)
     assert_result(result, "cleaned")
-    assert (result["mode"], result["drops"], last_record(bench).mode) == ("dry", 0, "dry")
+    assert (result.mode, result.drops, last_record(bench).mode) == (Mode.DRY, 0, "dry")
     assert bench.world.drops_total == before.drops
     assert_physics_ok(bench)
     if how == "console":
@@ -294,7 +306,7 @@ def test_switched_to_wet_during_a_clean_the_next_clean_is_wet(bench, how):
     else:
         nxt = bench.clean("female", wet=True)
     assert_result(nxt, "cleaned")
-    assert (nxt["mode"], nxt["drops"], last_record(bench).mode) == ("wet", 1, "wet")
+    assert (nxt.mode, nxt.drops, last_record(bench).mode) == (Mode.WET, 1, "wet")
     assert bench.world.drops_total == before.drops + 1
     assert_physics_ok(bench)
 
@@ -305,14 +317,14 @@ def test_the_simulator_catches_a_drop_against_the_mode(bench, monkeypatch, seate
     seating (WET -> DRY) or takes up WET on the way (DRY -> WET) places a drop it must not."""
     c = bench.controller
     if seated_wet:
-        monkeypatch.setattr(c, "mode_switch", lambda: Mode.WET)  # never sees the switch move
+        monkeypatch.setattr(c.mode, "current", lambda: Mode.WET)  # never sees the switch move
     else:
 
-        def wet_on_the_way(kind, data):
-            if kind == "state" and data["state"] == "advancing":
+        def wet_on_the_way(event):
+            if isinstance(event, StateChanged) and event.state == "advancing":
                 c.attempt.mode = Mode.WET
 
-        c.subscribe(wet_on_the_way)
+        c.events.subscribe(wet_on_the_way)
     w = bench.world
     w.set_mode(seated_wet)
     w.present("female")
@@ -332,7 +344,7 @@ def test_male_on_standard_cassette_is_rejected_before_anything_is_consumed(bench
     before = snap(bench)
     result = bench.clean("male", wet=wet)
     assert_result(result, "rejected", Reason.WRONG_CASSETTE_MALE)
-    assert "fit the male MT cassette" in result["reason"]
+    assert "fit the male MT cassette" in result.reason.value
     assert_record_matches(bench, result)
     assert last_record(bench).gender == "male"
     assert_nothing_consumed(bench, before)
@@ -349,7 +361,7 @@ def test_female_on_male_mt_cassette_is_rejected(bench):
     before = snap(bench)
     result = bench.clean("female")
     assert_result(result, "rejected", Reason.WRONG_CASSETTE_FEMALE)
-    assert "fit the standard cassette" in result["reason"]
+    assert "fit the standard cassette" in result.reason.value
     assert_record_matches(bench, result)
     assert_nothing_consumed(bench, before)
     assert used(bench, CassetteType.MALE_MT) == used_before
@@ -363,7 +375,7 @@ def test_bent_guide_pin_is_rejected(bench, cassette):
     before = snap(bench)
     result = bench.clean("bent")
     assert_result(result, "rejected", Reason.DAMAGED_PINS)
-    assert "check guide pins / re-seat" in result["reason"]
+    assert "check guide pins / re-seat" in result.reason.value
     assert_record_matches(bench, result)
     assert last_record(bench).gender == "damaged"
     assert_nothing_consumed(bench, before)
@@ -378,7 +390,7 @@ def test_guide_pins_that_never_settle_are_rejected(bench):
     assert bench.wait_until(lambda: len(bench.results()) > before.results, 10)
     result = bench.last_result()
     assert_result(result, "rejected", Reason.UNSETTLED_PINS)
-    assert "re-seat" in result["reason"]
+    assert "re-seat" in result.reason.value
     assert_record_matches(bench, result)
     assert last_record(bench).gender is None
     assert_nothing_consumed(bench, before)
@@ -405,7 +417,7 @@ def test_a_removed_connector_stops_chattering(bench):
     before = snap(bench)
     result = bench.clean("female")
     assert_result(result, "cleaned")
-    assert result["gender"] == "female"
+    assert result.gender is Gender.FEMALE
     assert_one_fresh_prompted_swipe(bench, before)
     assert_physics_ok(bench)
 
@@ -457,10 +469,10 @@ def test_no_swipe_in_time_fails_and_the_section_is_never_offered_again(bench, we
     assert bench.world.fitted.drops.get(section, 0) == (1 if wet else 0)
     # the result comes at the deadline: counted from the drop in wet mode
     events = bench.events
-    swipe_now = next(e for e in reversed(events) if e.kind == "swipe_now")
-    result_at = next(e for e in reversed(events) if e.kind == "result").t
-    assert swipe_now.data["deadline_s"] <= limit
-    assert result_at - swipe_now.t == pytest.approx(swipe_now.data["deadline_s"], abs=0.01)
+    swipe_now = next(h for h in reversed(events) if isinstance(h.event, SwipeNow))
+    result_at = next(h for h in reversed(events) if isinstance(h.event, AttemptFinished)).t
+    assert swipe_now.event.deadline_s <= limit
+    assert result_at - swipe_now.t == pytest.approx(swipe_now.event.deadline_s, abs=0.01)
     # the un-swiped (and, in wet mode, wetted) section is not offered again
     clean_then_check_next_is_fresh(bench, section)
 
@@ -471,7 +483,7 @@ def test_swipe_started_after_the_wet_window_fails(bench):
     w.set_mode(True)
     w.present("female")
     assert bench.wait_until(lambda: w.prompting, 10)
-    deadline = next(e for e in reversed(bench.events) if e.kind == "swipe_now").data["deadline_s"]
+    deadline = bench.heard(SwipeNow)[-1].deadline_s
     assert deadline <= bench.config.swipe.wet_window_s
     bench.run_for(deadline + 0.5)
     assert not w.prompting, "swipe-now is withdrawn when the wet window closes"
@@ -504,10 +516,10 @@ def test_fluid_low_refuses_wet_but_dry_still_cleans(bench):
     before = snap(bench)
     result = bench.clean("female", wet=True)
     assert_result(result, "rejected", Reason.FLUID_LOW)
-    assert "switch to DRY" in result["reason"]
+    assert "switch to DRY" in result.reason.value
     assert_record_matches(bench, result)
     assert_nothing_consumed(bench, before)
-    assert bench.controller.status()["fluid_low"] is True
+    assert bench.status().fluid_low is True
     before = snap(bench)
     result = bench.clean("female", wet=False)
     assert_result(result, "cleaned")
@@ -529,22 +541,22 @@ def test_cassette_exhaustion_and_a_new_cassette_declared_by_long_press(make_benc
     while True:
         before = snap(bench)
         result = bench.clean("female")
-        if result["outcome"] != "cleaned":
+        if result.outcome != "cleaned":
             break
         cleaned += 1
         assert cleaned <= capacity // N, "more cleans than the cassette has ribbon for"
     assert capacity // N - 1 <= cleaned <= capacity // N
-    warnings = [e.data["text"] for e in bench.events if e.kind == "warning"]
+    warnings = [e.text for e in bench.heard(WarningRaised)]
     assert any("cassette low" in t for t in warnings), "the station warns before the cassette is used up"
 
     # the next clean is refused before the wheel moves
     assert_result(result, "rejected", Reason.CASSETTE_EMPTY)
-    assert "cassette used up" in result["reason"]
+    assert "cassette used up" in result.reason.value
     assert_record_matches(bench, result)
     assert_nothing_consumed(bench, before)
     used_up = used(bench, ctype)
     assert used_up == cleaned * N
-    assert bench.controller.status()["cleans_remaining"] == 0
+    assert bench.status().cleans_remaining == 0
 
     # and again: a refusal consumes nothing, however often it is asked
     before = snap(bench)
@@ -565,7 +577,7 @@ def test_cassette_exhaustion_and_a_new_cassette_declared_by_long_press(make_benc
     assert bench.state == "idle"
     fresh = bench.controller.store.cassette(ctype)
     assert fresh.id != old_id and fresh.used == 0 and fresh.capacity == capacity
-    assert any(e.kind == "cassette" for e in bench.events)
+    assert bench.heard(CassetteDeclared)
 
     before = snap(bench)
     result = bench.clean("female")
@@ -585,7 +597,7 @@ def test_the_last_clean_the_books_allow_is_still_on_real_ribbon(make_bench):
     w = bench.world
     for _ in range(capacity):  # more attempts than can possibly fit
         result = bench.clean("female")
-        if result["outcome"] == "rejected":
+        if result.outcome == "rejected":
             break
     assert_result(result, "rejected", Reason.CASSETTE_EMPTY)
     # capacity_positions counts the positions the wheel can advance; the section exposed when
@@ -629,8 +641,8 @@ def test_connector_removed_while_advancing_fails_after_the_motion_completes(benc
     assert after.positions - before.positions == N, "the move was finished, not left half-way"
     assert after.prompts == before.prompts, "no swipe-now without a connector"
     assert after.swipes == before.swipes
-    kinds = [e.kind for e in bench.events if e.kind in ("advanced", "result")]
-    assert kinds[-2:] == ["advanced", "result"], "the result comes after the motion completed"
+    kinds = [type(h.event) for h in bench.events if isinstance(h.event, (WheelAdvanced, AttemptFinished))]
+    assert kinds[-2:] == [WheelAdvanced, AttemptFinished], "the result comes after the motion completed"
     assert bench.wait_until(lambda: bench.state == "idle", 10)
     assert_physics_ok(bench)
     clean_then_check_next_is_fresh(bench, w.fitted.position)
@@ -699,8 +711,8 @@ def test_five_hundred_mixed_cleans_without_a_violation(fast_state_dir):
         w = bench.world
         # Our own tally of announced results: bench.events is trimmed after every clean because
         # SimBench.results() scans the whole event log on every wait step (quadratic otherwise).
-        announced: list[dict] = []
-        bench.controller.subscribe(lambda kind, data: announced.append(data) if kind == "result" else None)
+        announced: list[AttemptFinished] = []
+        bench.controller.events.subscribe(lambda e: announced.append(e) if isinstance(e, AttemptFinished) else None)
         fitted = "standard"
         wet_count = 0
         per_type = {CassetteType.STANDARD: 0, CassetteType.MALE_MT: 0}
@@ -718,7 +730,7 @@ def test_five_hundred_mixed_cleans_without_a_violation(fast_state_dir):
                 w.refill()
             positions_before = w.positions_total
             result = bench.clean(gender, wet=wet, duration_s=rng.uniform(0.3, 2.0), delay_s=rng.uniform(0.1, 3.0))
-            assert result is not None and result["outcome"] == "cleaned", (i, result)
+            assert result is not None and result.outcome == "cleaned", (i, result)
             assert w.positions_total - positions_before == N
             assert len(announced) == i + 1
             bench.events.clear()
@@ -727,7 +739,7 @@ def test_five_hundred_mixed_cleans_without_a_violation(fast_state_dir):
 
         recs = records(bench)
         assert len(recs) == total == len(announced)
-        assert sorted(r.id for r in recs) == sorted(a["id"] for a in announced)
+        assert sorted(r.id for r in recs) == sorted(a.id for a in announced)
         assert len({r.id for r in recs}) == total
         assert all(r.outcome == "cleaned" and r.ended_at is not None for r in recs)
         assert sum(r.drops for r in recs) == wet_count
@@ -765,9 +777,9 @@ def test_a_chattering_connector_is_read_as_what_it_is_once_its_pins_settle(bench
         w.swipe(direction="down", duration_s=0.6)
         bench.wait_until(lambda: len(bench.results()) > n, 30)
     result = bench.last_result()
-    assert result["outcome"] == outcome and result["gender"] == {"bent": "damaged"}.get(kind, kind), result
+    assert result.outcome == outcome and result.gender == {"bent": "damaged"}.get(kind, kind), result
     if outcome == "rejected":
-        assert result["reason"] == Reason.DAMAGED_PINS.value
+        assert result.reason is Reason.DAMAGED_PINS
     w.remove()
     bench.run_for(1.0)
     assert_physics_ok(bench)
@@ -779,11 +791,11 @@ def test_switched_to_dry_before_the_drop_the_record_says_dry_at_once(bench):
     w, c = bench.world, bench.controller
     seen = []
 
-    def at_switch(kind, data):
-        if kind == "clean_mode":
+    def at_switch(event):
+        if isinstance(event, CleanModeChanged):
             seen.append(c.store.attempts(limit=1)[0].mode)
 
-    c.subscribe(at_switch)
+    c.events.subscribe(at_switch)
     w.set_mode(True)
     w.present("female")
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
@@ -799,9 +811,11 @@ def test_the_result_is_shown_for_the_hold_time_even_if_the_connector_goes_at_onc
 
     w = bench.world
     states: list[tuple[float, str]] = []
-    bench.controller.subscribe(lambda k, d: states.append((bench.loop.now(), d["state"])) if k == "state" else None)
+    bench.controller.events.subscribe(
+        lambda e: states.append((bench.loop.now(), e.state)) if isinstance(e, StateChanged) else None
+    )
     result = bench.clean("female", remove=False)
-    assert result["outcome"] == "cleaned"
+    assert result.outcome == "cleaned"
     done_at = max(t for t, s in states if s == "done")
     w.remove()
     bench.run_for(RESULT_HOLD_S * 0.5)
@@ -814,8 +828,8 @@ def test_the_result_is_shown_for_the_hold_time_even_if_the_connector_goes_at_onc
 def test_a_connector_left_in_keeps_the_result_up_and_never_shows_ready(bench):
     w = bench.world
     states: list[str] = []
-    bench.controller.subscribe(lambda k, d: states.append(d["state"]) if k == "state" else None)
-    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    bench.controller.events.subscribe(lambda e: states.append(e.state) if isinstance(e, StateChanged) else None)
+    assert bench.clean("female", remove=False).outcome == "cleaned"
     n = len(states)
     bench.run_for(10.0)
     assert states[n:] == [] and bench.state == "done", states[n:]
@@ -827,17 +841,17 @@ def test_a_connector_left_in_keeps_the_result_up_and_never_shows_ready(bench):
 def test_the_advance_and_swipe_now_are_announced_with_their_numbers(bench):
     c = bench.controller
     result = bench.clean("female")
-    assert result["outcome"] == "cleaned"
-    (adv,) = [e.data for e in bench.events if e.kind == "advanced"]
+    assert result.outcome == "cleaned"
+    (adv,) = bench.heard(WheelAdvanced)
     cfg = bench.config.wheel
-    assert (adv["positions"], adv["steps"]) == (N, N * cfg.steps_per_position)
-    assert adv["seconds"] == round(adv["seconds"], 4) and 0.2 < adv["seconds"] < 0.4, adv
-    (now,) = [e.data for e in bench.events if e.kind == "swipe_now"]
-    assert now == {"id": result["id"], "deadline_s": bench.config.swipe.timeout_s}
+    assert (adv.positions, adv.steps) == (N, N * cfg.steps_per_position)
+    assert adv.seconds == round(adv.seconds, 4) and 0.2 < adv.seconds < 0.4, adv
+    (now,) = bench.heard(SwipeNow)
+    assert now == SwipeNow(result.id, bench.config.swipe.timeout_s)
     bench.clean("female", wet=True)
-    wet_now = [e.data for e in bench.events if e.kind == "swipe_now"][-1]
-    drop_to_prompt = wet_now["deadline_s"] - bench.config.swipe.wet_window_s
-    assert -0.1 < drop_to_prompt <= 0 and wet_now["deadline_s"] == round(wet_now["deadline_s"], 3), wet_now
+    wet_now = bench.heard(SwipeNow)[-1]
+    drop_to_prompt = wet_now.deadline_s - bench.config.swipe.wet_window_s
+    assert -0.1 < drop_to_prompt <= 0 and wet_now.deadline_s == round(wet_now.deadline_s, 3), wet_now
     assert c.store.attempts(limit=1)[0].gender == "female"
 
 
@@ -856,24 +870,26 @@ def test_a_swipe_while_the_wheel_still_turns_is_ignored_and_the_clean_goes_on(be
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
     w.swipe(direction="down", duration_s=0.05)  # too early: the operator jumped the gun
     bench.wait_until(lambda: w.prompting or bench.state == "fault", 20)
-    assert w.prompting and c.fault_code is None, (bench.state, c.fault_code, c.fault_detail)
+    assert w.prompting and c.faults.code is None, (bench.state, c.faults.code, c.faults.detail)
     assert c.attempt is not None and c.attempt.gate_edges == []
 
 
 def test_the_attempt_and_every_sensor_edge_are_announced(bench):
     """What the console's live `sensors N` view and the event log show."""
     w = bench.world
-    edges: list[dict] = []
-    bench.controller.subscribe(lambda kind, data: edges.append(data) if kind == "sensor" else None)
+    edges: list[SensorChanged] = []
+    bench.controller.events.subscribe(lambda e: edges.append(e) if isinstance(e, SensorChanged) else None)
     result = bench.clean("female")
-    attempts = [e.data for e in bench.events if e.kind == "attempt"]
-    assert attempts == [{"id": result["id"], "mode": "dry"}]
-    assert all(set(d) == {"sensor", "active", "t"} and isinstance(d["t"], float) for d in edges), edges
-    connector = [d["active"] for d in edges if d["sensor"] == "connector"]
+    attempts = bench.heard(AttemptStarted)
+    assert attempts == [AttemptStarted(result.id, Mode.DRY)]
+    assert all(
+        set(d.to_json()) == {"schema", "kind", "sensor", "active", "t"} and isinstance(d.t, float) for d in edges
+    ), edges
+    connector = [d.active for d in edges if d.sensor is Sensor.CONNECTOR]
     assert connector == [True, False]
-    gates = [(d["sensor"], d["active"]) for d in edges if d["sensor"].startswith("gate")]
-    assert gates[0] == ("gate_a", True) and ("gate_b", True) in gates and len(gates) == 4, gates
-    times = [d["t"] for d in edges]
+    gates = [(d.sensor, d.active) for d in edges if d.sensor in (Sensor.GATE_A, Sensor.GATE_B)]
+    assert gates[0] == (Sensor.GATE_A, True) and (Sensor.GATE_B, True) in gates and len(gates) == 4, gates
+    times = [d.t for d in edges]
     assert times == sorted(times) and times[-1] <= bench.loop.now()
     assert w.violations == []
 
@@ -881,25 +897,25 @@ def test_the_attempt_and_every_sensor_edge_are_announced(bench):
 def test_the_panel_shows_the_outcome_while_the_connector_is_still_in(bench):
     from station.ports import Pattern
 
-    panel = bench.controller.bench.panel
-    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    panel = bench.controller.hardware.panel
+    assert bench.clean("female", remove=False).outcome == "cleaned"
     assert panel.pattern is Pattern.CLEANED
     bench.world.remove()
     bench.run_for(2.0)
-    assert bench.clean("female", direction="up", remove=False)["outcome"] == "failed"
+    assert bench.clean("female", direction="up", remove=False).outcome == "failed"
     assert panel.pattern is Pattern.FAILED
     bench.world.remove()
     bench.run_for(2.0)
-    assert bench.clean("male", remove=False)["outcome"] == "rejected"
+    assert bench.clean("male", remove=False).outcome == "rejected"
     assert panel.pattern is Pattern.REJECTED
 
 
 def test_the_record_keeps_swipe_timings_to_a_tenth_of_a_millisecond_and_none_without_a_swipe(bench):
     result = bench.clean("female", delay_s=0.512345, duration_s=0.612345)
-    assert result["outcome"] == "cleaned"
+    assert result.outcome == "cleaned"
     rec = last_record(bench)
     assert rec.pass_s == pytest.approx(0.6123, abs=1e-9) and rec.swipe_start_s == pytest.approx(0.5123, abs=1e-9)
-    assert bench.clean("male")["outcome"] == "rejected"
+    assert bench.clean("male").outcome == "rejected"
     rec = last_record(bench)
     assert rec.pass_s is None and rec.swipe_start_s is None
 
@@ -915,7 +931,7 @@ def test_a_connector_lifted_mid_stroke_is_judged_at_once(bench):
     w.remove()
     bench.wait_until(lambda: bench.state != "swiping", 10)
     result = bench.last_result()
-    assert result["outcome"] == "failed" and result["reason"] == Reason.PARTIAL.value, result
+    assert result.outcome == "failed" and result.reason is Reason.PARTIAL, result
     assert bench.loop.now() - lifted <= bench.config.swipe.settle_s + 0.01, "judged at once, not at a timeout"
 
 
@@ -928,7 +944,7 @@ def test_a_result_that_cannot_be_recorded_is_a_storage_fault(bench, monkeypatch)
 
     monkeypatch.setattr(bench.controller.store, "finish_attempt", broken)
     bench.clean("female", remove=False)
-    assert bench.state == "fault" and bench.controller.fault_code.value == "storage"
+    assert bench.state == "fault" and bench.controller.faults.code is FaultCode.STORAGE
     assert not bench.world.stepper_enabled and not bench.world.pump_on
 
 
