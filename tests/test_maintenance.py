@@ -1,5 +1,6 @@
-"""Maintenance actions (station/maintenance.py) driven through the real controller on a simulated
-bench, in virtual time: jog, prime, self-test, fault clear, reset (*RST) and the mode override.
+"""Maintenance actions (station/service_jobs.py, station/mode.py and the controller's own requests)
+driven through the real controller on a simulated bench, in virtual time: jog, prime, self-test,
+fault clear, reset (*RST) and the mode override.
 
 The console tests reach the same code through a serial port, slowly; these call the controller
 directly (in a SimBench the test thread *is* the loop thread) and check, for every action:
@@ -21,9 +22,10 @@ import pytest
 from hw_sim import Fault, SimBench
 from hw_sim.bench import SIM_EPOCH
 from station.config import Config, ConfigError
-from station.domain import CassetteType, FaultCode, Mode, Reason
-from station.maintenance import MAX_JOG, MAX_PRIME, ServiceResult
+from station.domain import CassetteType, FaultCode, Mode, Reason, ServiceResult
+from station.events import AttemptFinished, FaultCleared, FaultRaised, MaintenanceDone, ModeSet, StateChanged
 from station.ports import Pattern, Sensor
+from station.service_jobs import MAX_JOG, MAX_PRIME
 
 CFG = Config()
 N = CFG.wheel.positions_per_clean
@@ -66,13 +68,13 @@ class Call:
 
 def start(bench: SimBench, action: str, *args) -> Call:
     call = Call(bench)
-    c = bench.controller
+    jobs = bench.controller.jobs
     if action == "jog":
-        c.jog(args[0], SRC, call.done)
+        jobs.jog(args[0], SRC, call.done)
     elif action == "prime":
-        c.prime(args[0], SRC, call.done)
+        jobs.prime(args[0], SRC, call.done)
     elif action == "selftest":
-        c.selftest(SRC, call.done)
+        jobs.selftest(SRC, call.done)
     else:
         raise ValueError(action)
     return call
@@ -117,7 +119,7 @@ def snap(bench: SimBench) -> dict:
     std = store.cassette(STD)
     return {
         "state": bench.state,
-        "fault": bench.controller.fault_code,
+        "fault": bench.controller.faults.code,
         "positions": w.positions_total,
         "steps": w.steps_total,
         "drops": w.drops_total,
@@ -151,20 +153,23 @@ def assert_audited(row: dict, action: str, detail: dict, *, at: float, source: s
     assert row["t"] == pytest.approx(SIM_EPOCH + at, abs=1e-9)
 
 
-def events(bench: SimBench, kind: str, since: float = -1.0) -> list[dict]:
-    return [e.data for e in bench.events if e.kind == kind and e.t >= since]
-
-
 def states_since(bench: SimBench, mark: int) -> list[str]:
     """The states entered since `mark` (a length of bench.events)."""
-    return [e.data["state"] for e in bench.events[mark:] if e.kind == "state"]
+    return [h.event.state for h in bench.events[mark:] if isinstance(h.event, StateChanged)]
+
+
+def assert_no_job_in_flight(bench: SimBench) -> None:
+    """Every job that began (its audit row) has ended (its MaintenanceDone), one for one and in
+    order: none is left running. A refused job neither begins nor ends."""
+    begun = [r["action"] for r in maintenance_rows(bench) if r["action"] in ("jog", "prime", "selftest")]
+    assert [e.action for e in bench.heard(MaintenanceDone)] == begun
 
 
 def assert_ready_and_safe(bench: SimBench) -> None:
     w = bench.world
     assert bench.state == "idle"
-    assert bench.controller.fault_code is None
-    assert bench.controller._service is None
+    assert bench.controller.faults.code is None
+    assert_no_job_in_flight(bench)
     assert not w.stepper_enabled, "stepper driver left enabled"
     assert not w.pump_on, "pump left on"
     assert w.leds() == (True, False, False), "ready light only"
@@ -174,9 +179,9 @@ def assert_ready_and_safe(bench: SimBench) -> None:
 def assert_safe_fault(bench: SimBench, code: str, detail: str) -> None:
     w = bench.world
     assert bench.state == "fault"
-    assert bench.controller.fault_code is FaultCode(code)
-    assert bench.controller.fault_detail == detail
-    assert bench.controller._service is None
+    assert bench.controller.faults.code is FaultCode(code)
+    assert bench.controller.faults.detail == detail
+    assert_no_job_in_flight(bench)
     assert not w.stepper_enabled and not w.pump_on
     assert w.leds()[2], "fault light on"
     assert w.violations == []
@@ -201,7 +206,7 @@ def start_clean(bench: SimBench, state: str, *, wet: bool = False) -> None:
     assert bench.wait_until(lambda: bench.state == state, 20), bench.state
 
 
-def finish_clean(bench: SimBench) -> dict:
+def finish_clean(bench: SimBench) -> AttemptFinished:
     """Swipe the connector in place once swipe-now shows, take it away; the clean's result."""
     w = bench.world
     n = len(bench.results())
@@ -236,7 +241,7 @@ def test_every_action_is_refused_in_fault(bench, action, args):
     bench.world.clear(Fault.JAM)  # repaired but not yet cleared: still in fault
     result = refused(bench, action, *args)
     assert result.error == "the station is fault; wait for ready (or clear the fault) first"
-    assert bench.state == "fault" and bench.controller.fault_code is FaultCode.JAM
+    assert bench.state == "fault" and bench.controller.faults.code is FaultCode.JAM
 
 
 @pytest.mark.parametrize("action, args", [("jog", (1,)), ("prime", (1,)), ("selftest", ())])
@@ -245,9 +250,9 @@ def test_every_action_is_refused_during_a_clean_which_goes_on(bench, action, arg
     result = refused(bench, action, *args)
     assert result.error == "the station is swipe_ready; wait for ready (or clear the fault) first"
     outcome = finish_clean(bench)
-    assert outcome["outcome"] == "cleaned" and outcome["positions"] == N
+    assert outcome.outcome == "cleaned" and outcome.positions == N
     assert bench.world.positions_total == N and bench.world.drops_total == 0
-    assert ledger(bench, "ribbon") == [("clean", N, outcome["id"])]
+    assert ledger(bench, "ribbon") == [("clean", N, outcome.id)]
     assert maintenance_rows(bench) == []
     assert_ready_and_safe(bench)
 
@@ -276,7 +281,7 @@ def test_every_action_is_refused_with_a_connector_in_the_guide(bench, action, ar
     assert result.error == "a connector is in the guide; take it away first"
     # the queued edge then starts the clean as usual: the refusal did not get in its way
     outcome = finish_clean(bench)
-    assert outcome["outcome"] == "cleaned"
+    assert outcome.outcome == "cleaned"
     assert maintenance_rows(bench) == []
     assert bench.world.positions_total == N and bench.world.drops_total == 0
 
@@ -289,7 +294,7 @@ def test_jog_and_selftest_need_a_cassette(bench, action, args):
     result = refused_now(bench, action, *args)
     assert result.error == "no cassette fitted"
     bench.run_for(0.5)
-    assert bench.state == "fault" and bench.controller.fault_code is FaultCode.NO_CASSETTE
+    assert bench.state == "fault" and bench.controller.faults.code is FaultCode.NO_CASSETTE
     assert maintenance_rows(bench) == []
     assert bench.world.positions_total == 0
 
@@ -299,10 +304,10 @@ def test_prime_needs_no_cassette(bench):
     just pulled (edge queued) it starts; then the station hears the cassette gone and the fault
     ends the prime, safely, with its drop booked."""
     w, store = bench.world, bench.controller.store
-    assert bench.controller._may_service(need_cassette=False) is None
+    assert bench.controller.jobs.refusal(need_cassette=False) is None
     w.remove_cassette()
-    assert bench.controller._may_service(need_cassette=False) is None
-    assert bench.controller._may_service(need_cassette=True) == "no cassette fitted"
+    assert bench.controller.jobs.refusal(need_cassette=False) is None
+    assert bench.controller.jobs.refusal(need_cassette=True) == "no cassette fitted"
     call = start(bench, "prime", 3)
     assert call.got == [] and bench.state == "servicing", "prime started without a cassette"
     assert w.pump_on
@@ -405,7 +410,7 @@ def test_jog_moves_and_books_exactly_the_positions_asked(bench, positions):
     call = start(bench, "jog", positions)
     # the ribbon is booked and audited before the wheel moves
     assert bench.state == "servicing" and call.got == []
-    assert bench.controller.bench.panel.pattern is Pattern.SERVICE
+    assert bench.controller.hardware.panel.pattern is Pattern.SERVICE
     assert store.cassette(STD).used == positions and w.positions_total == 0
     assert ledger(bench, "ribbon") == [("jog", positions, None)]
     (row,) = maintenance_rows(bench)
@@ -432,7 +437,7 @@ def test_jogs_add_up(bench):
     assert [json.loads(r["detail"]) for r in maintenance_rows(bench)] == [{"positions": 2}, {"positions": 5}]
     # a clean afterwards starts on the next fresh section
     outcome = bench.clean("female")
-    assert outcome["outcome"] == "cleaned"
+    assert outcome.outcome == "cleaned"
     assert bench.controller.store.attempts(limit=1)[0].first_position == 7
     assert w.swipes[-1].section == 7 + N and w.swipes[-1].fresh
     assert_ready_and_safe(bench)
@@ -445,7 +450,7 @@ def test_jog_into_a_jam_is_a_jam_fault(bench):
     assert call.result == ServiceResult(False, [wheel_line(0, 3, JAM_STEPS, call.elapsed)], JAM_ERROR)
     assert call.states_at_done == ["fault"]
     assert_safe_fault(bench, "jam", "jog: jam after 0 positions")
-    assert events(bench, "fault") == [{"code": "jam", "detail": "jog: jam after 0 positions"}]
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, "jog: jam after 0 positions")]
     assert w.positions_total == 0
     assert store.cassette(STD).used == 3, "booked before moving: never under-counted"
     assert [r["action"] for r in maintenance_rows(bench)] == ["jog"]
@@ -509,7 +514,7 @@ def test_prime_with_a_clogged_pump_is_a_no_drop_fault(bench):
     assert call.states_at_done == ["fault"]
     assert call.elapsed == pytest.approx(DROP_WAIT, abs=1e-6), "stops at the first missing drop"
     assert_safe_fault(bench, "no_drop", "prime: no drop seen")
-    assert events(bench, "fault") == [{"code": "no_drop", "detail": "prime: no drop seen"}]
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.NO_DROP, "prime: no drop seen")]
     assert w.drops_total == 0 and w.reservoir == reservoir
     assert store.fluid()[0] == 1, "the attempted drop is booked (never under-counted)"
     # cause removed, fault cleared: priming works again
@@ -538,7 +543,7 @@ def test_prime_without_a_drop_sensor_trusts_the_pump(make_bench):
     config = Config().replace("dispenser", drop_sensor_fitted=False)
     bench = make_bench(config)
     w, store = bench.world, bench.controller.store
-    assert not bench.controller.bench.sensors.fitted(Sensor.DROP)
+    assert not bench.controller.hardware.sensors.fitted(Sensor.DROP)
     call = run(bench, "prime", 3)
     assert call.result == ServiceResult(True, ["pump: 3 drops"])
     assert call.elapsed == pytest.approx(3 * (config.dispenser.pulse_s + 0.05), abs=1e-6)
@@ -696,7 +701,7 @@ def test_selftest_with_a_jammed_wheel_is_a_jam_fault(bench):
     )
     assert call.states_at_done == ["fault"]
     assert_safe_fault(bench, "jam", "selftest: jam after 0 positions")
-    assert events(bench, "fault") == [{"code": "jam", "detail": "selftest: jam after 0 positions"}]
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, "selftest: jam after 0 positions")]
     assert w.positions_total == 0 and w.drops_total == 0
     assert store.cassette(STD).used == 1 and store.fluid()[0] == 0, "the pump is never tried"
 
@@ -782,7 +787,7 @@ def test_fault_clear_refused_while_the_cause_is_still_there(bench):
     assert bench.controller.request_fault_clear(SRC) == ServiceResult(True, ["fault sensor cleared"], "")
     (row,) = maintenance_rows(bench)
     assert_audited(row, "fault_clear", {"fault": "sensor"}, at=t)
-    assert events(bench, "fault_cleared") == [{"code": "sensor"}]
+    assert bench.heard(FaultCleared) == [FaultCleared(FaultCode.SENSOR)]
     bench.run_for(0.5)
     assert_ready_and_safe(bench)
 
@@ -806,7 +811,7 @@ def test_fault_clear_of_a_jam_once_repaired(bench):
     rows = maintenance_rows(bench)
     assert [r["action"] for r in rows] == ["jog", "fault_clear"]
     assert_audited(rows[-1], "fault_clear", {"fault": "jam"}, at=t, source="panel")
-    assert bench.state == "idle" and bench.controller.fault_code is None
+    assert bench.state == "idle" and bench.controller.faults.code is None
     bench.run_for(0.5)
     assert_ready_and_safe(bench)
     # a second clear has nothing to do
@@ -856,7 +861,7 @@ def test_reset_at_swipe_now_interrupts_the_clean(bench):
     (row,) = maintenance_rows(bench)
     assert_audited(row, "reset", {"state": "swipe_ready"}, at=t)
     result = bench.last_result()
-    assert result["outcome"] == "interrupted" and result["reason"] == Reason.INTERRUPTED.value
+    assert result.outcome == "interrupted" and result.reason is Reason.INTERRUPTED
     rec = store.attempts(limit=1)[0]
     assert rec.outcome == "interrupted" and rec.reason == "interrupted" and rec.positions == N and rec.drops == 1
     # the connector is still in the guide: the station asks for it to be taken away
@@ -868,7 +873,7 @@ def test_reset_at_swipe_now_interrupts_the_clean(bench):
     assert len(bench.results()) == 1
     assert_ready_and_safe(bench)
     # the next clean is on fresh ribbon, never the interrupted section
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert w.swipes[-1].section == 2 * N and w.swipes[-1].fresh
     assert w.violations == []
 
@@ -886,7 +891,7 @@ def test_reset_while_the_wheel_advances_for_a_clean_stops_it(bench):
     bench.run_for(2.0)
     assert w.positions_total == positions, "the wheel stopped at the reset"
     assert json.loads(maintenance_rows(bench)[-1]["detail"]) == {"state": "advancing"}
-    assert bench.last_result()["outcome"] == "interrupted"
+    assert bench.last_result().outcome == "interrupted"
     assert maintenance_rows(bench)[-1]["t"] == pytest.approx(SIM_EPOCH + t)
     w.remove()
     assert bench.wait_until(lambda: bench.state == "idle", 5)
@@ -968,36 +973,36 @@ def test_mode_override_wet_then_dry_then_back_to_the_panel(bench):
     w, c = bench.world, bench.controller
     w.set_mode(False)  # panel switch on DRY
     t1 = bench.loop.now()
-    assert c.set_mode(Mode.WET, SRC) == ServiceResult(True, ["mode wet (console)"], "")
-    assert c.mode_override is Mode.WET and c.mode_switch() is Mode.WET
-    assert events(bench, "mode") == [{"mode": "wet", "source": SRC}]
+    assert bench.console_mode(Mode.WET, SRC) == ServiceResult(True, ["mode wet (console)"], "")
+    assert c.mode.override is Mode.WET and c.mode.current() is Mode.WET
+    assert bench.heard(ModeSet) == [ModeSet(Mode.WET, SRC)]
     assert w.console_mode == "wet"
     # the next clean is wet although the panel says dry
     n = len(w.swipes)
     result = bench.clean("female", wet=False)
-    assert result["outcome"] == "cleaned" and result["mode"] == "wet" and result["drops"] == 1
+    assert result.outcome == "cleaned" and result.mode is Mode.WET and result.drops == 1
     assert w.drops_total == 1 and len(w.swipes) == n + 1
 
     t2 = bench.loop.now()
-    assert c.set_mode(Mode.DRY, "console:other") == ServiceResult(True, ["mode dry (console)"], "")
+    assert bench.console_mode(Mode.DRY, "console:other") == ServiceResult(True, ["mode dry (console)"], "")
     result = bench.clean("female", wet=True)  # panel says wet, console says dry
-    assert result["outcome"] == "cleaned" and result["mode"] == "dry" and result["drops"] == 0
+    assert result.outcome == "cleaned" and result.mode is Mode.DRY and result.drops == 0
     assert w.drops_total == 1
 
     t3 = bench.loop.now()
-    assert c.set_mode(None, SRC) == ServiceResult(True, ["mode wet (panel switch)"], "")  # panel left on wet
-    assert c.mode_override is None
+    assert bench.console_mode(None, SRC) == ServiceResult(True, ["mode wet (panel switch)"], "")  # panel left on wet
+    assert c.mode.override is None
     assert w.console_mode is None
     result = bench.clean("female", wet=True)
-    assert result["mode"] == "wet" and result["drops"] == 1
+    assert result.mode is Mode.WET and result.drops == 1
     w.set_mode(False)
-    assert c.set_mode(None, "panel") == ServiceResult(True, ["mode dry (panel switch)"], "")
+    assert bench.console_mode(None, "panel") == ServiceResult(True, ["mode dry (panel switch)"], "")
 
-    assert events(bench, "mode") == [
-        {"mode": "wet", "source": SRC},
-        {"mode": "dry", "source": "console:other"},
-        {"mode": None, "source": SRC},
-        {"mode": None, "source": "panel"},
+    assert bench.heard(ModeSet) == [
+        ModeSet(Mode.WET, SRC),
+        ModeSet(Mode.DRY, "console:other"),
+        ModeSet(None, SRC),
+        ModeSet(None, "panel"),
     ]
     rows = maintenance_rows(bench)
     assert [r["action"] for r in rows] == ["mode"] * 4
@@ -1012,23 +1017,23 @@ def test_mode_set_to_dry_during_a_wet_clean_means_no_drop(bench):
     """The console's mode counts like the switch: set to dry before the drop, none comes."""
     w, c = bench.world, bench.controller
     start_clean(bench, "advancing", wet=True)
-    assert c.set_mode(Mode.DRY, SRC) == ServiceResult(True, ["mode dry (console)"], "")
+    assert bench.console_mode(Mode.DRY, SRC) == ServiceResult(True, ["mode dry (console)"], "")
     result = finish_clean(bench)
-    assert result["outcome"] == "cleaned" and result["mode"] == "dry" and result["drops"] == 0
+    assert result.outcome == "cleaned" and result.mode is Mode.DRY and result.drops == 0
     assert w.drops_total == 0 and c.store.fluid()[0] == 0
     assert_ready_and_safe(bench)
 
 
 def test_mode_shown_follows_the_panel_switch_when_not_overridden(bench):
-    w, c = bench.world, bench.controller
+    w = bench.world
     w.set_mode(True)
     bench.run_for(0.1)
-    assert c.set_mode(None, SRC).lines == ["mode wet (panel switch)"]
-    assert c.set_mode(Mode.DRY, SRC).lines == ["mode dry (console)"]
+    assert bench.console_mode(None, SRC).lines == ["mode wet (panel switch)"]
+    assert bench.console_mode(Mode.DRY, SRC).lines == ["mode dry (console)"]
     w.set_mode(False)
     bench.run_for(0.1)
-    assert c.set_mode(Mode.WET, SRC).lines == ["mode wet (console)"]
-    assert c.status()["mode"] == "wet"
+    assert bench.console_mode(Mode.WET, SRC).lines == ["mode wet (console)"]
+    assert bench.status().mode is Mode.WET
     assert bench.state == "idle"
 
 
