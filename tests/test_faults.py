@@ -18,6 +18,9 @@ import pytest
 from hw_sim import Fault, SimBench
 from station.config import Config
 from station.domain import FaultCode, Reason
+from station.events import FaultCleared, FaultRaised, StateChanged, WheelAdvanced
+from station.plausibility import sensor_problems
+from station.ports import Sensor, SensorEdge
 from station.store import StoreError
 
 CFG = Config()
@@ -32,19 +35,19 @@ def records(bench: SimBench):
 def assert_safe_fault(bench: SimBench, code: str) -> None:
     w = bench.world
     assert bench.state == "fault"
-    assert bench.controller.fault_code is not None and bench.controller.fault_code.value == code
+    assert bench.controller.faults.code is not None and bench.controller.faults.code.value == code
     assert not w.stepper_enabled, "stepper driver must be disabled in fault"
     assert not w.pump_on, "pump must be off in fault"
     green, amber, red = w.leds()
     assert red, "fault light on"
     assert not w.prompting
-    assert bench.controller.status()["fault"] == code
+    assert bench.status().fault is FaultCode(code)
 
 
 def assert_safe_idle(bench: SimBench) -> None:
     w = bench.world
     assert bench.state == "idle"
-    assert bench.controller.fault_code is None
+    assert bench.controller.faults.code is None
     assert not w.stepper_enabled and not w.pump_on
     assert w.leds() == (True, False, False), "ready light only"
 
@@ -66,7 +69,7 @@ def recover_and_clean(bench: SimBench, *, wet: bool = False, connector: str = "f
     w = bench.world
     swipes, prompts = len(w.swipes), w.prompts
     result = bench.clean(connector, wet=wet)
-    assert result is not None and result["outcome"] == "cleaned", result
+    assert result is not None and result.outcome == "cleaned", result
     assert w.prompts == prompts + 1 and len(w.swipes) == swipes + 1
     s = w.swipes[-1]
     assert s.prompted and s.fresh
@@ -92,7 +95,7 @@ def test_jam(bench):
     w = bench.world
     w.inject(Fault.JAM)
     result = bench.clean("female", remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert result.outcome == "failed" and result.reason is Reason.JAM
     assert_safe_fault(bench, "jam")
     assert w.positions_total == 0 and w.prompts == 0 and w.swipes == []
     rec = records(bench)[-1]
@@ -115,10 +118,10 @@ def test_slip_within_the_jam_margin_still_cleans(bench):
     w.inject(Fault.SLIP, steps=margin // 2)
     swipes = len(w.swipes)
     result = bench.clean("female")
-    assert result["outcome"] == "cleaned", result
-    advanced = [e for e in bench.events if e.kind == "advanced"][-1].data
-    assert advanced["positions"] == N
-    assert advanced["steps"] == N * CFG.wheel.steps_per_position + margin // 2, (
+    assert result.outcome == "cleaned", result
+    advanced = bench.heard(WheelAdvanced)[-1]
+    assert advanced.positions == N
+    assert advanced.steps == N * CFG.wheel.steps_per_position + margin // 2, (
         "the firmware stepped until the index confirmed"
     )
     assert w.positions_total == N
@@ -134,7 +137,7 @@ def test_slip_beyond_the_jam_margin_is_a_jam(bench):
     margin = CFG.wheel.max_steps_per_position - CFG.wheel.steps_per_position
     w.inject(Fault.SLIP, steps=margin + 8)
     result = bench.clean("female", remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert result.outcome == "failed" and result.reason is Reason.JAM
     assert_safe_fault(bench, "jam")
     assert w.prompts == 0 and w.swipes == []
     w.remove()
@@ -150,8 +153,8 @@ def test_missing_index_pulse_stops_the_wheel_as_a_jam(bench):
     w = bench.world
     w.inject(Fault.MISSING_INDEX, count=1)
     result = bench.clean("female", remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
-    assert result["positions"] < N
+    assert result.outcome == "failed" and result.reason is Reason.JAM
+    assert result.positions < N
     assert_safe_fault(bench, "jam")
     assert w.prompts == 0 and w.swipes == []
     w.remove()
@@ -165,7 +168,7 @@ def test_index_sensor_stuck_is_a_jam(bench):
     w = bench.world
     w.inject(Fault.STUCK_SENSOR, sensor="index", active=True)
     result = bench.clean("female", remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.JAM.value
+    assert result.outcome == "failed" and result.reason is Reason.JAM
     assert_safe_fault(bench, "jam")
     assert w.prompts == 0
     w.remove()
@@ -179,13 +182,13 @@ def test_empty_ribbon_is_never_offered(bench):
     cassette). The physically safe outcome: no swipe-now past the end of the ribbon — the
     station refuses or faults, and does not claim a clean."""
     w = bench.world
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     w.inject(Fault.EMPTY_RIBBON, left=0)
     prompts = w.prompts
     result = bench.clean("female", remove=False)
     assert w.prompts == prompts, "swipe-now was given on ribbon that does not exist"
     assert w.violations == []
-    assert result is None or result["outcome"] != "cleaned"
+    assert result is None or result.outcome != "cleaned"
     assert not w.stepper_enabled and not w.pump_on
 
 
@@ -196,9 +199,9 @@ def test_pump_clog_is_a_no_drop_fault(bench):
     w.inject(Fault.PUMP_CLOG)
     fluid_before = store.fluid()[0]
     result = bench.clean("female", wet=True, remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.NO_DROP.value
+    assert result.outcome == "failed" and result.reason is Reason.NO_DROP
     assert_safe_fault(bench, "no_drop")
-    assert bench.controller.fault_detail == "the drop sensor saw no drop"
+    assert bench.controller.faults.detail == "the drop sensor saw no drop"
     rec = records(bench)[-1]
     assert rec.outcome == "failed" and rec.reason == Reason.NO_DROP.value and rec.positions == N
     assert w.drops_total == 0, "nothing left the nozzle"
@@ -216,7 +219,7 @@ def test_drop_sensor_stuck_is_a_no_drop_fault(bench):
     w = bench.world
     w.inject(Fault.STUCK_SENSOR, sensor="drop", active=True)
     result = bench.clean("female", wet=True, remove=False)
-    assert result["outcome"] == "failed" and result["reason"] == Reason.NO_DROP.value
+    assert result.outcome == "failed" and result.reason is Reason.NO_DROP
     assert_safe_fault(bench, "no_drop")
     assert w.prompts == 0 and w.drops_total == 1
     w.remove()
@@ -230,7 +233,7 @@ def test_empty_reservoir_refuses_wet_and_allows_dry(bench):
     w.inject(Fault.EMPTY_RESERVOIR)
     steps, drops = w.steps_total, w.drops_total
     result = bench.clean("female", wet=True)
-    assert result["outcome"] == "rejected" and result["reason"] == Reason.FLUID_LOW.value
+    assert result.outcome == "rejected" and result.reason is Reason.FLUID_LOW
     assert records(bench)[-1].reason == Reason.FLUID_LOW.value
     assert w.steps_total == steps and w.drops_total == drops and w.prompts == 0
     assert_safe_idle(bench)  # not a fault: the operator can switch to DRY
@@ -246,7 +249,7 @@ def test_gate_stuck_active_before_a_clean_is_refused_before_any_ribbon_is_used(b
     section = w.fitted.position
     w.inject(Fault.STUCK_SENSOR, sensor=gate, active=True)
     result = bench.clean("female")
-    assert result["outcome"] == "rejected" and result["reason"] == Reason.GATE_BLOCKED_EARLY.value
+    assert result.outcome == "rejected" and result.reason is Reason.GATE_BLOCKED_EARLY
     assert records(bench)[-1].reason == Reason.GATE_BLOCKED_EARLY.value
     assert w.fitted.position == section, "nothing consumed for a swipe that could never be judged"
     assert_safe_idle(bench)
@@ -264,7 +267,7 @@ def test_gate_that_sticks_once_the_ribbon_is_advanced_is_judged_gate_blocked(ben
     w.inject(Fault.STUCK_SENSOR, sensor=gate, active=True)
     assert bench.wait_until(lambda: bench.last_result() is not None, 30)
     result = bench.last_result()
-    assert result["outcome"] == "failed" and result["reason"] == Reason.GATE_BLOCKED.value
+    assert result.outcome == "failed" and result.reason is Reason.GATE_BLOCKED
     section = w.fitted.position
     w.remove()
     bench.run_for(1.5)
@@ -290,7 +293,7 @@ def test_connector_sensor_stuck_inactive_starts_nothing(bench):
 
 def test_connector_sensor_stuck_active_after_a_clean_starts_nothing_more(bench):
     w = bench.world
-    assert bench.clean("female", remove=False)["outcome"] == "cleaned"
+    assert bench.clean("female", remove=False).outcome == "cleaned"
     w.inject(Fault.STUCK_SENSOR, sensor="connector", active=True)
     w.remove()
     steps, prompts, n = w.steps_total, w.prompts, len(records(bench))
@@ -323,13 +326,13 @@ def test_gate_bounce_is_filtered(bench):
     w.inject(Fault.GATE_BOUNCE)
     for wet in (False, True):
         result = bench.clean("female", wet=wet)
-        assert result["outcome"] == "cleaned", result
-        assert result["pass_s"] == pytest.approx(0.6, abs=0.01)
+        assert result.outcome == "cleaned", result
+        assert result.pass_s == pytest.approx(0.6, abs=0.01)
     assert_safe_idle(bench)
     assert w.violations == []
     # bounce does not hide a real error either
     result = bench.clean("female", direction="up")
-    assert result["outcome"] == "failed" and result["reason"] == Reason.REVERSED.value
+    assert result.outcome == "failed" and result.reason is Reason.REVERSED
     w.clear(Fault.GATE_BOUNCE)
     recover_and_clean(bench)
 
@@ -346,7 +349,7 @@ def test_cassette_pulled_mid_cycle(bench, when):
     bench.run_for(0.01)
     assert_safe_fault(bench, "cassette_pulled")
     result = bench.last_result()
-    assert result["outcome"] == "failed" and result["reason"] == Reason.CASSETTE_PULLED.value
+    assert result.outcome == "failed" and result.reason is Reason.CASSETTE_PULLED
     rec = records(bench)[-1]
     assert rec.outcome == "failed" and rec.positions == N
     steps = w.steps_total
@@ -387,8 +390,8 @@ def test_connector_pulled_mid_cycle(bench, when, wet, reasons):
     w.inject(Fault.CONNECTOR_PULLED)
     assert bench.wait_until(lambda: bench.last_result() is not None, 10)
     result = bench.last_result()
-    assert result["outcome"] == "failed"
-    assert Reason(result["reason"]) in reasons
+    assert result.outcome == "failed"
+    assert result.reason in reasons
     assert records(bench)[-1].positions == N
     assert w.positions_total == N, "a started advance is finished, never left half-way"
     assert not w.pump_on
@@ -418,14 +421,14 @@ def test_unexpected_exception_in_a_handler_is_an_internal_fault(bench, monkeypat
     bench.run_for(1.0)
     assert calls["n"] >= 1
     assert_safe_fault(bench, "internal")
-    assert bench.controller.fault_detail == "RuntimeError: injected bug"  # what a technician reads
+    assert bench.controller.faults.detail == "RuntimeError: injected bug"  # what a technician reads
     assert w.steps_total == 0 and w.prompts == 0
     rec = records(bench)[-1]
     assert rec.outcome == "rejected" and rec.positions == 0, "nothing consumed, and the attempt is closed"
     assert_one_record_per_attempt(bench)
     # the loop keeps serving
     ran = []
-    bench.loop.post(lambda: ran.append(bench.controller.status()["state"]))
+    bench.loop.post(lambda: ran.append(bench.status().state))
     bench.run_for(0.1)
     assert ran == ["fault"]
     w.remove()
@@ -458,9 +461,9 @@ def test_storage_error_in_a_handler_is_a_storage_fault(bench, monkeypatch):
     w.remove()
     bench.run_for(2)
     ran = []
-    bench.loop.post(lambda: ran.append(bench.controller.status()))
+    bench.loop.post(lambda: ran.append(bench.status()))
     bench.run_for(0.1)
-    assert ran and ran[0]["state"] == "fault" and ran[0]["fault"] == "storage"
+    assert ran and ran[0].state == "fault" and ran[0].fault is FaultCode.STORAGE
     assert_safe_fault(bench, "storage")
     assert w.violations == []
 
@@ -474,7 +477,7 @@ def test_a_guide_pin_sensor_that_sticks_while_ready_is_a_sensor_fault_once_it_ha
     assert bench.state == "idle", "a connector may be on its way in or out: look again once it has settled"
     bench.run_for(wait * 0.2)
     assert_safe_fault(bench, "sensor")
-    assert c.fault_detail == "a guide-pin sensor reads a pin with no connector: check the sensor"
+    assert c.faults.detail == "a guide-pin sensor reads a pin with no connector: check the sensor"
     w.clear(Fault.STUCK_SENSOR)
     acknowledge(bench)
     assert_safe_idle(bench)
@@ -489,7 +492,7 @@ def test_a_jog_started_before_the_stuck_pin_check_runs_finishes_and_the_sensor_i
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
     bench.run_for(0.001)
     results = []
-    c.jog(3, "console:test", results.append)
+    c.jobs.jog(3, "console:test", results.append)
     assert bench.state == "servicing"
     bench.wait_until(lambda: bool(results), 10)
     assert results[0].ok and results[0].error == "", results
@@ -506,8 +509,8 @@ def test_a_guide_pin_edge_while_swipe_now_is_shown_does_not_stop_the_swipe_deadl
     assert bench.wait_until(lambda: w.prompting, 20)
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
     bench.wait_until(lambda: bench.state != "swipe_ready", bench.config.swipe.timeout_s + 5)
-    assert bench.last_result()["outcome"] == "failed"
-    assert bench.last_result()["reason"] == Reason.NO_SWIPE.value
+    assert bench.last_result().outcome == "failed"
+    assert bench.last_result().reason is Reason.NO_SWIPE
 
 
 # ---------------------------------------------------------------------------- a fault's record, cause and end
@@ -520,18 +523,18 @@ def test_a_fault_is_audited_and_announced_with_its_detail(bench):
     w.inject(Fault.JAM)
     bench.clean("female", remove=False)
     assert_safe_fault(bench, "jam")
-    detail = c.fault_detail
+    detail = c.faults.detail
     assert detail.startswith("jam: confirmed 0 of 3 positions after ")
     (row,) = _audits(bench, "fault")
     assert (row["action"], row["detail"], row["source"]) == ("jam", detail, "station")
     assert row["t"] == pytest.approx(c.wall())
-    assert [e.data for e in bench.events if e.kind == "fault"] == [{"code": "jam", "detail": detail}]
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, detail)]
     w.remove()
     w.clear(Fault.JAM)
     acknowledge(bench)
-    assert [e.data for e in bench.events if e.kind == "fault_cleared"] == [{"code": "jam"}]
-    assert c.fault_detail == "" and c.fault_code is None
-    assert c.status()["fault"] is None
+    assert bench.heard(FaultCleared) == [FaultCleared(FaultCode.JAM)]
+    assert c.faults.detail == "" and c.faults.code is None
+    assert bench.status().fault is None
     panel = [r for r in _audits(bench, "maintenance") if r["action"] == "fault_clear"]
     assert [(r["source"], json.loads(r["detail"])) for r in panel] == [("panel", {"fault": "jam"})]
 
@@ -543,16 +546,16 @@ def test_a_more_serious_fault_replaces_the_cause_a_lesser_or_equal_one_does_not(
     assert_safe_fault(bench, "no_cassette")
     c.startup_fault(FaultCode.SENSOR, "first sensor problem")
     bench.run_for(0.1)
-    assert (c.fault_code, c.fault_detail) == (FaultCode.SENSOR, "first sensor problem")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, "first sensor problem")
     c.startup_fault(FaultCode.SENSOR, "second sensor problem")  # as serious: the first cause stays
     c.startup_fault(FaultCode.NO_DROP, "a lesser one")
     bench.run_for(0.1)
-    assert (c.fault_code, c.fault_detail) == (FaultCode.SENSOR, "first sensor problem")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, "first sensor problem")
     faults = [(r["action"], r["detail"]) for r in _audits(bench, "fault")]
     assert faults == [("no_cassette", "no cassette fitted"), ("sensor", "first sensor problem")]
-    assert [e.data for e in bench.events if e.kind == "fault"] == [
-        {"code": "no_cassette", "detail": "no cassette fitted"},
-        {"code": "sensor", "detail": "first sensor problem"},
+    assert bench.heard(FaultRaised) == [
+        FaultRaised(FaultCode.NO_CASSETTE, "no cassette fitted"),
+        FaultRaised(FaultCode.SENSOR, "first sensor problem"),
     ]
     w.fit_cassette("standard")  # the cassette is back, but the sensor fault is not a missing cassette
     bench.run_for(0.5)
@@ -584,7 +587,7 @@ def test_a_missing_cassette_is_named_and_its_removal_time_recorded(bench):
     w, c = bench.world, bench.controller
     w.remove_cassette()
     bench.run_for(0.5)
-    assert (c.fault_code, c.fault_detail) == (FaultCode.NO_CASSETTE, "no cassette fitted")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.NO_CASSETTE, "no cassette fitted")
     removed = c.store._db.execute("SELECT removed_at FROM cassette_fits ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert removed == pytest.approx(c.wall(), abs=1.0)
     w.fit_cassette("standard")
@@ -594,7 +597,7 @@ def test_a_missing_cassette_is_named_and_its_removal_time_recorded(bench):
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
     w.remove_cassette()
     bench.run_for(0.5)
-    assert (c.fault_code, c.fault_detail) == (FaultCode.CASSETTE_PULLED, "cassette removed during a clean")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.CASSETTE_PULLED, "cassette removed during a clean")
 
 
 def test_with_one_position_per_clean_a_fault_after_the_reservation_is_a_failure(tmp_path):
@@ -606,9 +609,9 @@ def test_with_one_position_per_clean_a_fault_after_the_reservation_is_a_failure(
         w.remove_cassette()
         bench.run_for(0.5)
         assert_safe_fault(bench, "cassette_pulled")
-        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == (
+        assert (bench.last_result().outcome, bench.last_result().reason) == (
             "failed",
-            Reason.CASSETTE_PULLED.value,
+            Reason.CASSETTE_PULLED,
         )
 
 
@@ -656,7 +659,7 @@ def test_a_short_press_cancels_the_clean_in_every_phase(bench, phase, outcome, r
     w.press_button(0.1)
     bench.wait_until(lambda: bench.state in ("done", "idle", "fault"), 10)
     result = bench.last_result()
-    assert (result["outcome"], result["reason"]) == (outcome, reason.value)
+    assert (result.outcome, result.reason) == (outcome, reason)
     assert records(bench)[-1].outcome == outcome
     w.remove()
     bench.run_for(1.0)
@@ -671,25 +674,28 @@ def test_a_cancel_pressed_as_the_drop_is_placed_without_a_drop_sensor_is_just_a_
     with SimBench(config, state_dir=tmp_path) as bench:
         w, c = bench.world, bench.controller
 
-        def press_as_the_drop_comes(kind, data):
-            if kind == "state" and data["state"] == "dispensing":
-                bench.loop.post(c._short_press)
+        def press_as_the_drop_comes(event):
+            if isinstance(event, StateChanged) and event.state == "dispensing":
+                # a short press (the button's two edges), handled before the drop counts as placed
+                now = bench.loop.now()
+                c.post_edge(SensorEdge(Sensor.BUTTON, True, now))
+                c.post_edge(SensorEdge(Sensor.BUTTON, False, now))
 
-        c.subscribe(press_as_the_drop_comes)
+        c.events.subscribe(press_as_the_drop_comes)
         w.set_mode(True)
         w.present("female")
         bench.wait_until(lambda: bench.state in ("done", "fault"), 20)
-        assert bench.state == "done", (c.fault_code, c.fault_detail)
-        assert (bench.last_result()["outcome"], bench.last_result()["reason"]) == ("failed", Reason.CANCELLED.value)
+        assert bench.state == "done", (c.faults.code, c.faults.detail)
+        assert (bench.last_result().outcome, bench.last_result().reason) == ("failed", Reason.CANCELLED)
         assert not w.prompting and w.violations == []
 
 
 def test_the_startup_checks_name_each_implausible_sensor(bench):
     w, c = bench.world, bench.controller
-    assert c.startup_problems() == []
+    assert sensor_problems(c.hardware.sensors) == []
     for sensor in ("gate_a", "gate_b", "pin_right", "drop"):
         w.inject(Fault.STUCK_SENSOR, sensor=sensor, active=True)
-    assert c.startup_problems() == [
+    assert sensor_problems(c.hardware.sensors) == [
         "swipe gate A reads blocked with no swipe: check the gate and its wiring",
         "swipe gate B reads blocked with no swipe: check the gate and its wiring",
         "a guide-pin sensor reads a pin with no connector: check the sensor",
@@ -697,10 +703,10 @@ def test_the_startup_checks_name_each_implausible_sensor(bench):
     ]
     w.clear(Fault.STUCK_SENSOR)
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
-    assert c.startup_problems() == ["a guide-pin sensor reads a pin with no connector: check the sensor"]
+    assert sensor_problems(c.hardware.sensors) == ["a guide-pin sensor reads a pin with no connector: check the sensor"]
     w.clear(Fault.STUCK_SENSOR)
     w.present("male")  # pins with a connector: plausible
-    assert c.startup_problems() == []
+    assert sensor_problems(c.hardware.sensors) == []
 
 
 @pytest.mark.parametrize("kind, cassette", [("male", "male_mt"), ("bent", "standard"), ("male", "standard")])
@@ -723,7 +729,7 @@ def test_a_slow_withdrawal_with_the_pins_last_is_not_a_sensor_fault(bench, kind,
 
 
 def c_problems(bench: SimBench) -> list[str]:
-    return bench.controller.startup_problems()
+    return sensor_problems(bench.controller.hardware.sensors)
 
 
 def test_a_fault_clear_that_cannot_be_recorded_does_not_happen(bench, monkeypatch):
@@ -767,18 +773,18 @@ def test_a_missing_cassette_clearing_itself_is_not_recorded_as_an_acknowledgemen
 
 def test_a_bug_after_the_ribbon_is_reserved_fails_the_clean_as_a_station_fault(bench, monkeypatch):
     w, c = bench.world, bench.controller
-    real = c.bench.dispenser.pulse
+    real = c.hardware.dispenser.pulse
 
     def broken_pulse():
         raise RuntimeError("pump driver bug (test)")
 
-    monkeypatch.setattr(c.bench.dispenser, "pulse", broken_pulse)
+    monkeypatch.setattr(c.hardware.dispenser, "pulse", broken_pulse)
     result = bench.clean("female", wet=True, remove=False)
     assert_safe_fault(bench, "internal")
-    assert (result["outcome"], result["reason"]) == ("failed", Reason.FAULT.value)
+    assert (result.outcome, result.reason) == ("failed", Reason.FAULT)
     assert records(bench)[-1].reason == "station fault"
     assert c.attempt is None
-    monkeypatch.setattr(c.bench.dispenser, "pulse", real)
+    monkeypatch.setattr(c.hardware.dispenser, "pulse", real)
     w.remove()
     acknowledge(bench)
     assert_safe_idle(bench)
@@ -800,8 +806,8 @@ def test_a_fault_mid_clean_is_safe_even_when_its_record_cannot_be_written(bench,
     w.remove_cassette()
     bench.run_for(0.5)
     assert_safe_fault(bench, "storage")  # the more serious of the two, so its clear checks the disk
-    assert c.fault_detail.startswith("could not record the end of attempt ")
-    assert [e.data["code"] for e in bench.events if e.kind == "fault"] == ["cassette_pulled", "storage"]
+    assert c.faults.detail.startswith("could not record the end of attempt ")
+    assert [e.code for e in bench.heard(FaultRaised)] == [FaultCode.CASSETTE_PULLED, FaultCode.STORAGE]
     assert c.attempt is None
 
 
@@ -813,8 +819,8 @@ def test_an_index_pulse_far_too_soon_is_named_in_the_fault(bench):
     w.inject(Fault.STUCK_SENSOR, sensor="index", active=True)  # the index reads a slot at once
     bench.wait_until(lambda: bench.state == "fault", 10)
     assert_safe_fault(bench, "jam")
-    assert bench.last_result()["reason"] == Reason.INDEX_FAULT.value
-    assert c.fault_detail.startswith("index pulse far too soon: confirmed 1 of 3 positions after "), c.fault_detail
+    assert bench.last_result().reason is Reason.INDEX_FAULT
+    assert c.faults.detail.startswith("index pulse far too soon: confirmed 1 of 3 positions after "), c.faults.detail
 
 
 def test_a_wheel_driver_reporting_a_short_move_fails_the_clean_as_a_station_fault(bench, monkeypatch):
@@ -823,14 +829,14 @@ def test_a_wheel_driver_reporting_a_short_move_fails_the_clean_as_a_station_faul
     from station.ports import MotionResult, MotionStatus
 
     w, c = bench.world, bench.controller
-    wheel = c.bench.wheel
+    wheel = c.hardware.wheel
 
     def short_move(positions, done):
         c.loop.call_later(0.3, lambda: done(MotionResult(MotionStatus.DONE, positions - 1, 128, 0.3)))
 
     monkeypatch.setattr(wheel, "advance", short_move)
     result = bench.clean("female", remove=False)
-    assert (result["outcome"], result["reason"]) == ("failed", Reason.FAULT.value)
+    assert (result.outcome, result.reason) == ("failed", Reason.FAULT)
     assert_safe_fault(bench, "internal")
-    assert c.fault_detail == "wheel move ended done at 2 positions"
+    assert c.faults.detail == "wheel move ended done at 2 positions"
     assert w.prompts == 0
