@@ -31,7 +31,9 @@ def mermaid() -> str:
         show_conditions=True,
         title="MPO cleaning station",
     )
-    return model.get_graph().draw(None)  # type: ignore[attr-defined]
+    graph = model.get_graph()  # type: ignore[attr-defined]  # bound on the model by GraphMachine
+    text: str = graph.draw(None)
+    return text
 
 
 def document() -> str:
