@@ -24,6 +24,9 @@ from station.console import protocol as P
 from station.console.access import Lockout, Session, check_pin_format, hash_pin, verify_pin
 from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher, console_context
+from station.domain import Mode
+from station.events import AttemptStarted
+from station.reports import sensor_report
 
 PIN = "4711"
 PORT = "ttyTEST"
@@ -290,6 +293,14 @@ class Console:
 
     def login(self) -> None:
         assert self.send(f"login {PIN}")[-1].startswith("OK")
+
+    def set_mode(self, choice: str) -> list[str]:
+        """A person types `mode set dry|wet|switch`: once the station takes it, the simulated
+        world knows the person's choice too (as `SimBench.console_mode` tells it)."""
+        out = self.send(f"mode set {choice}")
+        if out[-1] == "OK" and self.bench.world is not None:
+            self.bench.world.console_mode = None if choice == "switch" else choice
+        return out
 
 
 def is_final(line: str) -> bool:
@@ -643,19 +654,20 @@ def test_help_for_each_command_prints_its_registry_text(console, name):
 
 def test_mode_set_from_the_console_needs_login_and_cleans_as_chosen_against_the_switch(console, station):
     world = station.world
-    out = console.send("mode set wet")
-    assert err_code(out[-1]) == -203 and station.controller.mode_override is None
+    out = console.set_mode("wet")
+    assert err_code(out[-1]) == -203 and station.controller.mode.override is None
+    assert world.console_mode is None
     console.login()
-    assert console.send("mode set wet")[-1] == "OK"
+    assert console.set_mode("wet")[-1] == "OK"
     assert console.send("mode") == ["mode wet (set on the console)", "OK"]
     drops = world.drops_total
     result = station.clean("female", wet=False)  # the panel switch stays on DRY
-    assert result["outcome"] == "cleaned" and result["mode"] == "wet" and result["drops"] == 1
+    assert result.outcome == "cleaned" and result.mode is Mode.WET and result.drops == 1
     assert world.drops_total == drops + 1
     assert world.violations == []  # the world judges against the mode people chose
-    assert console.send("mode set switch")[-1] == "OK"
+    assert console.set_mode("switch")[-1] == "OK"
     result = station.clean("female", wet=False)
-    assert result["mode"] == "dry" and result["drops"] == 0 and world.violations == []
+    assert result.mode is Mode.DRY and result.drops == 0 and world.violations == []
     assert [r["action"] for r in audit_rows(station) if r["action"] == "mode"] == ["mode", "mode"]
 
 
@@ -671,7 +683,7 @@ def test_config_reset_brings_back_the_file_value_at_once(console):
     assert c.config.swipe.max_pass_s == 2.5 != file_value
     out = console.send("config reset swipe.max_pass_s")
     assert out == [f"swipe.max_pass_s = {file_value!r} (configuration file) in effect now", "OK"], out
-    assert c.config.swipe.max_pass_s == file_value and c.config == c.file_config
+    assert c.config.swipe.max_pass_s == file_value and c.config == c.settings.file_config
     assert json.loads(c.store.setting("config.overrides")) == {}
     assert not any(line.startswith("#") for line in console.send("config show"))
     row = audit_rows(bench)[0]
@@ -718,7 +730,7 @@ def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_star
     bench, console = life(tmp_path)
     with bench:
         assert bench.controller.config.console.idle_logout_s == file_timeout
-        assert bench.controller.config == bench.controller.file_config
+        assert bench.controller.config == bench.controller.settings.file_config
 
 
 # ---------------------------------------------------------------------------------- reports, exactly
@@ -730,24 +742,32 @@ def _swap(bench, name: str, male_mt: bool = False) -> None:
 
 
 def test_counters_report_every_cassette_with_its_own_numbers(console):
+    """The current cassette of each type with its own numbers (the one in the cradle marked), and
+    how many were ever declared; a retired one is in the history (`station records --cassettes`),
+    which keeps its numbers."""
     bench = console.bench
     for _ in range(2):
-        assert bench.clean("female")["outcome"] == "cleaned"
+        assert bench.clean("female").outcome == "cleaned"
     _swap(bench, "m", male_mt=True)
-    assert bench.clean("male", wet=True)["outcome"] == "cleaned"
+    assert bench.clean("male", wet=True).outcome == "cleaned"
     _swap(bench, "standard")
-    assert bench.clean("male")["outcome"] == "rejected"  # wrong cassette: nothing used
-    bench.controller.new_cassette("console:test")  # the standard one declared new: #1 retired
+    assert bench.clean("male").outcome == "rejected"  # wrong cassette: nothing used
+    bench.controller.consumables.declare_new("console:test")  # the standard one declared new: #1 retired
     capacity = bench.config.cassette.capacity_positions
     out = console.send("counters")
     assert out == [
         "attempts: cleaned 3, rejected 1",
-        f"cassette #1 standard: 6 of {capacity} positions used, fitted 2 times",
-        f"cassette #2 male_mt (current): 3 of {capacity} positions used, fitted 1 time",
-        f"cassette #3 standard (current): 0 of {capacity} positions used, fitted 1 time",
+        f"cassette #2 male_mt: 3 of {capacity} positions used",
+        f"cassette #3 standard (fitted): 0 of {capacity} positions used",
+        "cassettes declared: 3 (history: station records --cassettes)",
         f"fluid: 1 of {bench.config.dispenser.reservoir_drops} drops used since the last refill",
         "OK",
     ], out
+    history = [
+        (r["id"], r["type"], r["used"], r["fits"], r["retired_at"] is not None)
+        for r in bench.controller.store.cassettes()
+    ]
+    assert history == [(1, "standard", 6, 2, True), (2, "male_mt", 3, 1, False), (3, "standard", 0, 1, False)]
 
 
 def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(tmp_path):
@@ -766,7 +786,7 @@ def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(t
         ], out
         done = []
         bench.world.refill(100)  # a bigger bottle than the configuration says: the books run out first
-        bench.controller.prime(3, "console:test", done.append)
+        bench.controller.jobs.prime(3, "console:test", done.append)
         bench.wait_until(lambda: bool(done), 10)
         assert done[0].ok, done
         assert console.send("fluid") == ["0 drops left", "OK"]
@@ -791,14 +811,14 @@ def test_sensors_show_the_stepper_and_pump_as_they_are_driven(console):
     at_rest = console.send("sensors")
     assert "stepper_enabled -" in at_rest and "pump           -" in at_rest, at_rest
     seen = []
-    c.jog(3, "console:test", seen.append)
+    c.jobs.jog(3, "console:test", seen.append)
     bench.run_for(0.05)
-    assert c.sensor_report()["stepper_enabled"] is True and c.sensor_report()["pump"] is False
+    assert sensor_report(c)["stepper_enabled"] is True and sensor_report(c)["pump"] is False
     bench.wait_until(lambda: bool(seen), 10)
-    c.prime(1, "console:test", seen.append)
-    assert bench.world.pump_on and c.sensor_report()["pump"] is True
+    c.jobs.prime(1, "console:test", seen.append)
+    assert bench.world.pump_on and sensor_report(c)["pump"] is True
     bench.wait_until(lambda: len(seen) == 2, 10)
-    assert c.sensor_report()["pump"] is False and c.sensor_report()["stepper_enabled"] is False
+    assert sensor_report(c)["pump"] is False and sensor_report(c)["stepper_enabled"] is False
 
 
 def test_config_set_is_refused_mid_clean_allowed_in_fault_and_saved_sorted(console):
@@ -830,13 +850,13 @@ def test_config_set_is_refused_mid_clean_allowed_in_fault_and_saved_sorted(conso
 
 def test_a_listener_unsubscribed_hears_nothing_more(bench):
     heard = []
-    listener = lambda kind, data: heard.append(kind)  # noqa: E731
-    bench.controller.subscribe(listener)
+    listener = heard.append
+    bench.controller.events.subscribe(listener)
     bench.world.present("female")
     bench.run_for(0.1)
-    assert "attempt" in heard
-    bench.controller.unsubscribe(listener)
-    bench.controller.unsubscribe(listener)  # twice: harmless
+    assert any(isinstance(e, AttemptStarted) for e in heard)
+    bench.controller.events.unsubscribe(listener)
+    bench.controller.events.unsubscribe(listener)  # twice: harmless
     n = len(heard)
     bench.world.remove()
     bench.run_for(1.0)
