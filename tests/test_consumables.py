@@ -15,15 +15,20 @@ import pytest
 from hw_sim import Fault, SimBench
 from hw_sim.bench import SIM_EPOCH
 from station.config import Config
-from station.controller import NEW_CASSETTE_WINDOW_S
+from station.consumables import NEW_CASSETTE_WINDOW_S
 from station.domain import CassetteType, FaultCode, Reason
+from station.events import (
+    AttemptFinished,
+    AttemptStarted,
+    CassetteDeclared,
+    FaultRaised,
+    FluidRefilled,
+    Recovered,
+    WarningRaised,
+)
 
 STD = CassetteType.STANDARD
 MALE = CassetteType.MALE_MT
-
-
-def events(bench: SimBench, kind: str) -> list[dict]:
-    return [e.data for e in bench.events if e.kind == kind]
 
 
 def cassette_rows(bench: SimBench) -> dict[int, dict]:
@@ -71,23 +76,23 @@ def test_swapped_out_and_reinserted_cassette_keeps_its_count(make_bench):
     world, store = bench.world, bench.controller.store
 
     for _ in range(3):
-        assert bench.clean("female")["outcome"] == "cleaned"
+        assert bench.clean("female").outcome == "cleaned"
     std = store.cassette(STD)
     assert std.used == 9
     assert world.cassettes["standard"].position == 9  # physics agrees
 
     world.remove_cassette()
     bench.run_for(0.5)
-    assert bench.state == "fault" and bench.controller.fault_code is FaultCode.NO_CASSETTE
+    assert bench.state == "fault" and bench.controller.faults.code is FaultCode.NO_CASSETTE
     assert not world.stepper_enabled and not world.pump_on
 
     world.fit_cassette("male", male_mt=True)
     bench.run_for(0.5)
     assert bench.state == "idle"  # a fitted cassette clears "no cassette" by itself
     for _ in range(2):
-        assert bench.clean("male")["outcome"] == "cleaned"
+        assert bench.clean("male").outcome == "cleaned"
     rejected = bench.clean("female")
-    assert rejected["outcome"] == "rejected" and rejected["reason"] == Reason.WRONG_CASSETTE_FEMALE.value
+    assert rejected.outcome == "rejected" and rejected.reason is Reason.WRONG_CASSETTE_FEMALE
     assert store.cassette(MALE).used == 6
     assert store.cassette(STD) == std  # untouched while out of the cradle
 
@@ -99,7 +104,7 @@ def test_swapped_out_and_reinserted_cassette_keeps_its_count(make_bench):
     assert bench.state == "idle"
     assert store.cassette(STD) == std  # same id, count continues: not reset to a fresh cassette
 
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     last = store.attempts(limit=1)[0]
     assert (last.cassette_id, last.first_position, last.positions) == (std.id, 9, 3)
     assert store.cassette(STD).used == 12
@@ -111,7 +116,7 @@ def test_swapped_out_and_reinserted_cassette_keeps_its_count(make_bench):
     std_row, male_row = rows[std.id], rows[store.cassette(MALE).id]
     assert std_row["fits"] >= 2 and std_row["retired_at"] is None and std_row["used"] == 12
     assert male_row["fits"] == 1 and male_row["retired_at"] is None and male_row["used"] == 6
-    assert [e["code"] for e in events(bench, "fault")] == ["no_cassette", "no_cassette"]
+    assert [e.code for e in bench.heard(FaultRaised)] == [FaultCode.NO_CASSETTE, FaultCode.NO_CASSETTE]
     assert_physics_clean(bench)
 
 
@@ -119,13 +124,13 @@ def test_cassette_count_survives_a_restart(tmp_path):
     options = {"state_file": tmp_path / "world.json"}
     with SimBench(state_dir=tmp_path / "state", world_options=options) as bench:
         for _ in range(2):
-            assert bench.clean("female")["outcome"] == "cleaned"
+            assert bench.clean("female").outcome == "cleaned"
         first_id = bench.controller.store.cassette(STD).id
     with SimBench(state_dir=tmp_path / "state", world_options=options, wall_start=SIM_EPOCH + 3600) as bench:
         store = bench.controller.store
         assert store.cassette(STD).id == first_id and store.cassette(STD).used == 6
-        assert events(bench, "recovered") == []  # a clean shutdown leaves nothing to recover
-        assert bench.clean("female")["outcome"] == "cleaned"
+        assert bench.heard(Recovered) == []  # a clean shutdown leaves nothing to recover
+        assert bench.clean("female").outcome == "cleaned"
         assert store.attempts(limit=1)[0].first_position == 6
         assert bench.world.swipes[-1].section == 9 and bench.world.swipes[-1].fresh
         assert_physics_clean(bench)
@@ -137,7 +142,7 @@ def test_cassette_count_survives_a_restart(tmp_path):
 def test_long_press_just_after_fitting_declares_a_new_cassette(make_bench):
     bench = make_bench()
     world, store = bench.world, bench.controller.store
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     old = store.cassette(STD)
     assert old.used == 3
 
@@ -150,13 +155,13 @@ def test_long_press_just_after_fitting_declares_a_new_cassette(make_bench):
 
     new = store.cassette(STD)
     assert new.id != old.id and new.used == 0 and new.capacity == bench.config.cassette.capacity_positions
-    assert events(bench, "cassette") == [{"id": new.id, "type": "standard", "capacity": new.capacity}]
+    assert bench.heard(CassetteDeclared) == [CassetteDeclared(new.id, STD, new.capacity, "panel")]
     rows = cassette_rows(bench)
     assert rows[old.id]["retired_at"] is not None and rows[old.id]["used"] == 3  # history kept
     declared = [r for r in audit_rows(bench, "cassette") if r["action"] == "new"]
     assert declared[0]["source"] == "panel" and json.loads(declared[0]["detail"])["id"] == new.id
 
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     last = store.attempts(limit=1)[0]
     assert (last.cassette_id, last.first_position) == (new.id, 0)
     assert world.swipes[-1].cassette == "box-2" and world.swipes[-1].fresh
@@ -168,7 +173,7 @@ def test_long_press_long_after_fitting_does_not_reset_the_count(make_bench):
     bench = make_bench()
     world, store = bench.world, bench.controller.store
     for _ in range(2):
-        assert bench.clean("female")["outcome"] == "cleaned"
+        assert bench.clean("female").outcome == "cleaned"
     before = store.cassette(STD)
     audit_before = audit_rows(bench, "cassette")
 
@@ -179,14 +184,14 @@ def test_long_press_long_after_fitting_does_not_reset_the_count(make_bench):
     long_press(bench)
 
     assert store.cassette(STD) == before  # same id, same count
-    assert events(bench, "cassette") == []
-    warnings = [w["text"] for w in events(bench, "warning")]
+    assert bench.heard(CassetteDeclared) == []
+    warnings = [w.text for w in bench.heard(WarningRaised)]
     assert len(warnings) == 1 and "new cassette" in warnings[0] and f"{NEW_CASSETTE_WINDOW_S:.0f} s" in warnings[0]
     assert audit_rows(bench, "cassette") == audit_before
     assert len(cassette_rows(bench)) == 1
     assert bench.state == "idle"
 
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert store.attempts(limit=1)[0].first_position == 6
     assert_physics_clean(bench)
 
@@ -194,7 +199,7 @@ def test_long_press_long_after_fitting_does_not_reset_the_count(make_bench):
 def test_a_short_press_never_declares_a_new_cassette(make_bench):
     bench = make_bench()
     world, store = bench.world, bench.controller.store
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     before = store.cassette(STD)
     world.remove_cassette()
     bench.run_for(1.0)
@@ -203,7 +208,7 @@ def test_a_short_press_never_declares_a_new_cassette(make_bench):
     world.press_button(hold_s=0.2)
     bench.run_for(3.0)
     assert store.cassette(STD) == before
-    assert events(bench, "cassette") == []
+    assert bench.heard(CassetteDeclared) == []
 
 
 # ---------------------------------------------------------------------------- exhaustion
@@ -224,28 +229,28 @@ def test_used_up_cassette_refuses_before_anything_moves_until_a_new_one_is_decla
     outcomes, promised = [], None
     for i in range(possible + 1):
         result = bench.clean("female")
-        outcomes.append((result["outcome"], result["reason"]))
+        outcomes.append((result.outcome, result.reason))
         if i == 0:
-            promised = bench.controller.status()["cleans_remaining"]
-    assert outcomes == [("cleaned", "")] * possible + [("rejected", Reason.CASSETTE_EMPTY.value)], (
+            promised = bench.status().cleans_remaining
+    assert outcomes == [("cleaned", None)] * possible + [("rejected", Reason.CASSETTE_EMPTY)], (
         f"capacity {capacity}: {possible} cleans fit; simulator violations: {world.violations}"
     )
     assert promised == possible - 1  # after one clean: the count shown to people is not overstated either
     assert world.violations == []
 
-    warnings = [e for e in bench.events if e.kind == "warning"]
-    assert len(warnings) == 1 and "cassette low" in warnings[0].data["text"]
-    last_clean = [e for e in bench.events if e.kind == "result"][possible - 1]
+    warnings = [h for h in bench.events if isinstance(h.event, WarningRaised)]
+    assert len(warnings) == 1 and "cassette low" in warnings[0].event.text
+    last_clean = [h for h in bench.events if isinstance(h.event, AttemptFinished)][possible - 1]
     assert warnings[0].t < last_clean.t  # warned before the last clean finished, not after
     assert store.cassette(STD).used == n * possible
     refused = bench.results()[-1]
-    assert refused["positions"] == 0
+    assert refused.positions == 0
 
     # Asking again changes nothing: refused before anything is consumed.
     positions, steps, ribbon = world.positions_total, world.steps_total, store.cassette(STD).used
     refused = bench.clean("female")
-    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.CASSETTE_EMPTY.value
-    assert refused["positions"] == 0
+    assert refused.outcome == "rejected" and refused.reason is Reason.CASSETTE_EMPTY
+    assert refused.positions == 0
     assert (world.positions_total, world.steps_total) == (positions, steps)  # the wheel never moved
     assert store.cassette(STD).used == ribbon  # no ribbon reserved
     rec = store.attempts(limit=1)[0]
@@ -260,7 +265,7 @@ def test_used_up_cassette_refuses_before_anything_moves_until_a_new_one_is_decla
     long_press(bench)
     fresh = store.cassette(STD)
     assert fresh.used == 0 and fresh.capacity == capacity
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert store.cassette(STD).used == 3
     assert world.swipes[-1].cassette == "fresh"
     # Physical truth: no swipe was ever offered past the end of any cassette's ribbon.
@@ -278,31 +283,31 @@ def test_firmware_fluid_count_refuses_wet_allows_dry_and_refill_resets(make_benc
 
     for i in range(3):
         result = bench.clean("female", wet=True)
-        assert result["outcome"] == "cleaned" and result["drops"] == 1
+        assert result.outcome == "cleaned" and result.drops == 1
         assert store.fluid() == (i + 1, 3)
     assert world.drops_total == 3
 
     positions = world.positions_total
     refused = bench.clean("female", wet=True)
-    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.FLUID_LOW.value
-    assert refused["drops"] == 0 and refused["positions"] == 0
+    assert refused.outcome == "rejected" and refused.reason is Reason.FLUID_LOW
+    assert refused.drops == 0 and refused.positions == 0
     assert world.drops_total == 3 and world.positions_total == positions  # nothing consumed
     assert store.fluid() == (3, 3)
 
     dry = bench.clean("female", wet=False)
-    assert dry["outcome"] == "cleaned" and dry["drops"] == 0
+    assert dry.outcome == "cleaned" and dry.drops == 0
     assert world.drops_total == 3 and store.fluid() == (3, 3)
 
     world.refill()  # the technician fills the reservoir, then records it
-    bench.controller.refill("test")
+    bench.controller.consumables.refill("test")
     bench.run_for(0.1)
     assert store.fluid() == (0, 3)
-    assert events(bench, "refill") == [{"capacity": 3}]
+    assert bench.heard(FluidRefilled) == [FluidRefilled(3, "test")]
     refills = [r for r in audit_rows(bench, "fluid") if r["action"] == "refill"]
     assert len(refills) == 1 and refills[0]["source"] == "test"
 
     wet = bench.clean("female", wet=True)
-    assert wet["outcome"] == "cleaned" and wet["drops"] == 1
+    assert wet.outcome == "cleaned" and wet.drops == 1
     assert world.drops_total == 4 and store.fluid() == (1, 3)
     assert world.reservoir == 3 - 1  # refilled to its 3 drops, one used since
 
@@ -324,12 +329,12 @@ def test_physical_fluid_low_switch_refuses_wet_and_still_allows_dry(make_bench):
     world.inject("empty_reservoir")
     bench.run_for(0.1)
     refused = bench.clean("female", wet=True)
-    assert refused["outcome"] == "rejected" and refused["reason"] == Reason.FLUID_LOW.value
+    assert refused.outcome == "rejected" and refused.reason is Reason.FLUID_LOW
     assert world.drops_total == 0 and store.fluid()[0] == 0
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     world.clear("empty_reservoir")
     bench.run_for(0.1)
-    assert bench.clean("female", wet=True)["outcome"] == "cleaned"
+    assert bench.clean("female", wet=True).outcome == "cleaned"
     assert world.drops_total == 1
     assert_physics_clean(bench)
 
@@ -342,7 +347,7 @@ def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cu
     state, options = tmp_path / "state", {"state_file": tmp_path / "world.json"}
     first = SimBench(state_dir=state, world_options=options)
     try:
-        assert first.clean("female")["outcome"] == "cleaned"
+        assert first.clean("female").outcome == "cleaned"
         steps = first.world.steps_total
         first.world.present("female")
         if cut_in == "mid-move":  # one and a half positions into the three-position advance
@@ -351,11 +356,11 @@ def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cu
             assert first.state == "advancing"
         else:
             assert first.wait_until(lambda: first.state == cut_in, 10)
-        [open_attempt] = [e["id"] for e in events(first, "attempt")][1:]
+        [open_attempt] = [e.id for e in first.heard(AttemptStarted)][1:]
         # Power cut: the first station is never shut down; a new one starts on the same files.
         second = SimBench(state_dir=state, world_options=options, wall_start=SIM_EPOCH + 3600)
         try:
-            assert events(second, "recovered") == [{"interrupted": [open_attempt]}]
+            assert second.heard(Recovered) == [Recovered((open_attempt,))]
             store = second.controller.store
             rec = {r.id: r for r in store.attempts()}[open_attempt]
             assert rec.outcome == "interrupted" and rec.reason
@@ -371,7 +376,7 @@ def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cu
             second.run_for(2.0)
             assert second.state == "idle"
             result = second.clean("female")
-            assert result["outcome"] == "cleaned"
+            assert result.outcome == "cleaned"
             assert store.attempts(limit=1)[0].first_position == 6
             swipe = second.world.swipes[-1]
             assert swipe.fresh and swipe.prompted
@@ -391,20 +396,31 @@ def test_the_new_cassette_window_counts_from_the_fitting_and_includes_its_last_i
     bench = make_bench()
     world, store, loop = bench.world, bench.controller.store, bench.loop
     hold = bench.config.panel.long_press_s
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     world.remove_cassette()
     loop.run_until(200.0)
     world.fit_cassette("box-2")
-    loop.run_until(200.0)
-    assert bench.controller._fitted_at == 200.0
+    loop.run_until(200.0)  # the fitting counts from this instant (the later fitting below shows it is not later)
     before = store.cassette(STD)
     loop.run_until(200.0 + NEW_CASSETTE_WINDOW_S - hold)
     world.press_button(hold_s=hold + 0.5)
     bench.run_for(hold + 1.0)
     new = store.cassette(STD)
     assert new.id != before.id and new.used == 0
-    assert [e["id"] for e in events(bench, "cassette")] == [new.id]
-    assert events(bench, "warning") == []
+    assert [e.id for e in bench.heard(CassetteDeclared)] == [new.id]
+    assert bench.heard(WarningRaised) == []
+    # Fitted at t = 600 s: a long press that completes a millisecond after the window only explains.
+    world.remove_cassette()
+    loop.run_until(600.0)
+    world.fit_cassette("box-3")
+    loop.run_until(600.0)
+    before = store.cassette(STD)
+    loop.run_until(600.0 + NEW_CASSETTE_WINDOW_S - hold + 0.001)
+    world.press_button(hold_s=hold + 0.5)
+    bench.run_for(hold + 1.0)
+    assert store.cassette(STD) == before
+    assert [e.id for e in bench.heard(CassetteDeclared)] == [new.id]
+    assert [w.code for w in bench.heard(WarningRaised)] == ["long_press_late"]
 
 
 def test_a_long_press_outside_ready_declares_nothing_and_is_not_a_short_press(make_bench):
@@ -413,7 +429,7 @@ def test_a_long_press_outside_ready_declares_nothing_and_is_not_a_short_press(ma
     connector is being read it does not cancel the attempt either."""
     bench = make_bench()
     world, store, c = bench.world, bench.controller.store, bench.controller
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     before = store.cassette(STD)
     world.remove_cassette()
     bench.run_for(0.5)
@@ -426,7 +442,7 @@ def test_a_long_press_outside_ready_declares_nothing_and_is_not_a_short_press(ma
     world.clear(Fault.STUCK_SENSOR)  # the cause is gone: a short press would clear it
     long_press(bench)
     assert bench.state == "fault", "a long press is not a short press"
-    assert store.cassette(STD) == before and events(bench, "cassette") == []
+    assert store.cassette(STD) == before and bench.heard(CassetteDeclared) == []
     world.press_button(0.1)
     bench.run_for(0.5)
     assert bench.state == "idle"
@@ -439,7 +455,7 @@ def test_a_long_press_outside_ready_declares_nothing_and_is_not_a_short_press(ma
     assert world.prompting, bench.results()
     world.swipe(direction="down", duration_s=0.6)
     bench.wait_until(lambda: bench.state == "done", 10)
-    assert bench.last_result()["outcome"] == "cleaned"
+    assert bench.last_result().outcome == "cleaned"
     assert world.violations == []
 
 
@@ -453,18 +469,18 @@ def test_declaring_a_cassette_new_on_the_console_rearms_the_low_warning(make_ben
     bench.run_for(0.5)
 
     def low_warnings() -> int:
-        return sum(1 for w in events(bench, "warning") if w["text"].startswith("cassette low"))
+        return sum(1 for w in bench.heard(WarningRaised) if w.text.startswith("cassette low"))
 
     for _ in range(2):
-        assert bench.clean("female")["outcome"] == "cleaned"
+        assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 1  # 6 positions = 2 cleans left < 3
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 1  # said once, not at every clean
-    c.new_cassette("console:test")  # a technician declares the (refilled) cassette new
+    c.consumables.declare_new("console:test")  # a technician declares the (refilled) cassette new
     assert c.store.cassette(STD).used == 0
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 1  # 9 left = 3 cleans: not low
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 2, "low again after the declaration: warned again"
 
 
@@ -477,10 +493,10 @@ def test_the_books_alone_refuse_wet_once_the_count_reaches_the_capacity(make_ben
     bench.run_for(0.1)
     assert not world.sensor("fluid_low")
     for _ in range(2):
-        assert bench.clean("female", wet=True)["outcome"] == "cleaned"
+        assert bench.clean("female", wet=True).outcome == "cleaned"
     assert store.fluid() == (2, 2) and not world.sensor("fluid_low")
     refused = bench.clean("female", wet=True)
-    assert (refused["outcome"], refused["reason"]) == ("rejected", Reason.FLUID_LOW.value)
+    assert (refused.outcome, refused.reason) == ("rejected", Reason.FLUID_LOW)
     assert world.drops_total == 2
 
 
@@ -490,16 +506,16 @@ def test_fitting_a_cassette_rearms_the_low_warning(make_bench):
     world = bench.world
 
     def low_warnings() -> int:
-        return sum(1 for w in events(bench, "warning") if w["text"].startswith("cassette low"))
+        return sum(1 for w in bench.heard(WarningRaised) if w.text.startswith("cassette low"))
 
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 1  # 6 left: 2 cleans < 3
-    assert [w["text"] for w in events(bench, "warning")] == ["cassette low: 2 cleans left"]
+    assert [w.text for w in bench.heard(WarningRaised)] == ["cassette low: 2 cleans left"]
     world.remove_cassette()
     bench.run_for(0.5)
     world.fit_cassette("standard")  # the same one back: still low, and said again on the next clean
     bench.run_for(0.5)
-    assert bench.clean("female")["outcome"] == "cleaned"
+    assert bench.clean("female").outcome == "cleaned"
     assert low_warnings() == 2
 
 
@@ -507,8 +523,8 @@ def test_a_long_press_before_any_cassette_was_fitted_since_start_only_explains(m
     bench = make_bench()  # the cassette was already in when the station started: no fitting seen
     before = bench.controller.store.cassette(STD)
     long_press(bench)
-    assert bench.state == "idle" and bench.controller.fault_code is None
+    assert bench.state == "idle" and bench.controller.faults.code is None
     assert bench.controller.store.cassette(STD) == before
-    assert [w["text"] for w in events(bench, "warning")] == [
+    assert [w.text for w in bench.heard(WarningRaised)] == [
         f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it"
     ]
