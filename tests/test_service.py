@@ -22,7 +22,8 @@ import serial
 from gpiozero.pins.mock import MockFactory
 
 from station.config import Config
-from station.domain import FaultCode
+from station.domain import FaultCode, Reason
+from station.reports import station_status
 from station.sdnotify import Notifier
 from station.service import Service
 
@@ -140,9 +141,9 @@ def test_a_failed_start_up_check_leaves_the_station_in_fault_with_ready_sent(sys
         factory.pin(Config().pins.gate_a).drive_low()  # gate A reads blocked at rest
         service.start()
         systemd.wait_for("READY=1")
-        status = service.loop.call_sync(service.controller.status)
-        assert status["state"] == "fault" and status["fault"] == FaultCode.STARTUP.value
-        assert "gate A" in service.controller.fault_detail
+        status = service.loop.call_sync(lambda: station_status(service.controller))
+        assert status.state == "fault" and status.fault is FaultCode.STARTUP
+        assert "gate A" in service.controller.faults.detail
         msgs = " ".join(m for _, m in systemd.messages)
         assert "STATUS=fault: swipe gate A" in msgs
         # outputs safe while it waits for a technician
@@ -164,7 +165,7 @@ def test_an_unusable_state_directory_is_a_fault_not_a_crash(systemd, tmp_path):
     try:
         service.start()
         systemd.wait_for("READY=1")
-        assert service.loop.call_sync(lambda: service.controller.fault_code) is FaultCode.STORAGE
+        assert service.loop.call_sync(lambda: service.controller.faults.code) is FaultCode.STORAGE
         # a stand-in store cannot be cleared into service: only a restart with a usable disk
         assert not service.loop.call_sync(lambda: service.controller.request_fault_clear("test")).ok
     finally:
@@ -223,7 +224,7 @@ def test_shutdown_mid_clean_records_the_attempt_interrupted_and_audits_the_stop(
 
     with SimBench(state_dir=tmp_path) as bench:
         w, c = bench.world, bench.controller
-        assert bench.clean("female")["outcome"] == "cleaned"  # a finished attempt stays as it was
+        assert bench.clean("female").outcome == "cleaned"  # a finished attempt stays as it was
         w.present("female")
         assert bench.wait_until(lambda: w.prompting, 20)
         c.shutdown("station stopped (SIGTERM)")
@@ -235,7 +236,7 @@ def test_shutdown_mid_clean_records_the_attempt_interrupted_and_audits_the_stop(
         assert (row["kind"], row["action"], row["detail"]) == ("station", "shutdown", "station stopped (SIGTERM)")
         assert row["t"] == pytest.approx(c.wall())
         result = bench.last_result()
-        assert (result["outcome"], result["reason"]) == ("interrupted", "interrupted")
+        assert (result.outcome, result.reason) == ("interrupted", Reason.INTERRUPTED)
 
 
 def test_shutdown_when_ready_records_no_attempt_and_survives_a_broken_store(tmp_path, monkeypatch):
@@ -275,14 +276,16 @@ def test_saved_console_settings_the_file_no_longer_accepts_start_in_fault_not_a_
         service.start()
         systemd.wait_for("READY=1")
         c = service.controller
-        assert service.loop.call_sync(lambda: (c.state, c.fault_code)) == ("fault", FaultCode.STARTUP)
-        assert c.fault_detail.startswith(
+        assert service.loop.call_sync(lambda: (c.state, c.faults.code)) == ("fault", FaultCode.STARTUP)
+        assert c.faults.detail.startswith(
             "saved console settings are not valid with this configuration file: "
             "dispenser.drop_timeout_s = 0.02: must be longer than dispenser.pulse_s"
         )
         assert c.config.dispenser.drop_timeout_s == Config().dispenser.drop_timeout_s  # the file's value runs
         assert not service.loop.call_sync(lambda: c.request_fault_clear("test")).ok
-        result = service.loop.call_sync(lambda: c.reset_config(["dispenser.drop_timeout_s"], source="test"))
+        result = service.loop.call_sync(
+            lambda: c.settings.reset(["dispenser.drop_timeout_s"], source="test", busy=c.busy())
+        )
         assert result.ok, result.error
         assert service.loop.call_sync(lambda: c.request_fault_clear("test")).ok
         assert service.loop.call_sync(lambda: c.state) == "idle"
@@ -320,7 +323,7 @@ def test_no_cassette_at_start_up_is_a_self_clearing_fault_that_says_so(systemd, 
         service.start()  # the cassette switch reads open: nothing fitted
         systemd.wait_for("READY=1")
         c = service.controller
-        assert service.loop.call_sync(lambda: (c.state, c.fault_code, c.fault_detail)) == (
+        assert service.loop.call_sync(lambda: (c.state, c.faults.code, c.faults.detail)) == (
             "fault",
             FaultCode.NO_CASSETTE,
             "no cassette fitted",
