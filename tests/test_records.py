@@ -26,6 +26,7 @@ from hw_sim.bench import SIM_EPOCH
 from station import records
 from station.app import DB_NAME
 from station.domain import CassetteType, Reason
+from station.events import AttemptFinished
 from station.store import AttemptRecord, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,12 +52,12 @@ LATER_SESSION = [
 ]
 
 
-def run_session(state_dir: Path, plan, wall_start: float) -> list[dict]:
+def run_session(state_dir: Path, plan, wall_start: float) -> list[AttemptFinished]:
     with SimBench(state_dir=state_dir, wall_start=wall_start) as bench:
         results = []
         for connector, kw, outcome, reason in plan:
             result = bench.clean(connector, **kw)
-            assert (result["outcome"], result["reason"]) == (outcome, reason)
+            assert (result.outcome, result.reason.value if result.reason else "") == (outcome, reason)
             results.append(result)
         assert bench.world.violations == []
     return results
