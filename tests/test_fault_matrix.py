@@ -1,27 +1,30 @@
-"""The fault matrix (bench/fault_matrix.py): every injectable fault at every phase of a clean.
+"""The fault matrix (hw_sim/fault_matrix.py): every injectable fault at every phase of a clean.
 
 One test per cell, so a failure names its fault and phase and says what differed. Each cell
-must meet its expected outcome (defined in `bench.fault_matrix.expected`), keep the outputs safe
-at every step, leave no violation of docs/design.md section 3 in the simulator, agree with its
-durable records, and recover (cause removed, button pressed if in fault, one more clean
-'cleaned'). Plus: docs/reliability.md shows the table the current code generates.
+must meet its expected outcome (the table `hw_sim.fault_matrix.EXPECTED_ROWS`), keep the
+outputs safe at every step, leave no violation of docs/design.md section 3 in the simulator,
+agree with its durable records, and recover (cause removed, button pressed if in fault, one
+more clean 'cleaned'). Plus: docs/reliability.md shows the table the current code generates,
+and the harness itself is checked (it catches a broken firmware; it reads no controller
+internals).
 
 Virtual time throughout: no assertion depends on wall-clock speed.
 """
 
 from __future__ import annotations
 
-import sys
+import ast
 from pathlib import Path
 
 import pytest
 
+from hw_sim import Fault
+from hw_sim import fault_matrix as fm
+from station.controller import CYCLE, STATES
+from station.domain import Outcome
+from station.events import StateChanged
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import fault_matrix as fm  # noqa: E402
-from hw_sim import Fault  # noqa: E402
-
 DOC = ROOT / "docs" / "reliability.md"
 
 
@@ -30,9 +33,9 @@ def cell():
     """Each cell runs once per test session (the staleness test reuses the per-cell runs). A
     session fixture, not a module-level cache: a tool that runs pytest again in the same process
     (mutmut forks per mutant) must not get the previous session's results."""
-    runs: dict[tuple[str, str], fm.Cell] = {}
+    runs: dict[tuple[Fault, str], fm.Cell] = {}
 
-    def run(fault: str, phase: str) -> fm.Cell:
+    def run(fault: Fault, phase: str) -> fm.Cell:
         if (fault, phase) not in runs:
             runs[fault, phase] = fm.run_cell(fault, phase)
         return runs[fault, phase]
@@ -44,19 +47,27 @@ CELLS = fm.cells_to_run()
 
 
 def test_the_matrix_covers_every_fault_and_phase():
-    assert set(fm.FAULTS) == {f.value for f in Fault}
-    assert fm.PHASES == ["idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done"]
-    assert len(CELLS) == len(fm.FAULTS) * len(fm.PHASES)
+    assert set(fm.FAULTS) == set(Fault)
+    # the phases are the controller's own states, in its order: ready, the cycle, the result
+    assert all(p in STATES for p in fm.PHASES)
+    assert list(fm.PHASES[1:-1]) == CYCLE
+    assert [STATES.index(p) for p in fm.PHASES] == sorted(STATES.index(p) for p in fm.PHASES)
+    assert len(CELLS) == len(fm.FAULTS) * len(fm.PHASES) >= 70
+    assert set(fm.EXPECTED) == set(CELLS)
     for fault, phase in CELLS:
-        e = fm.expected(fault, phase)
-        assert e.kind in ("effect", "tolerated", "no effect")
-        assert e.why
+        e = fm.EXPECTED[fault, phase]
+        assert e.why, (fault, phase)
+        if e.kind is not fm.Kind.EFFECT:  # tolerated or no effect: the clean still succeeds
+            assert e.outcome is Outcome.CLEANED and e.code is None and e.state == "idle", (fault, phase)
+        if e.outcome in (Outcome.FAILED, Outcome.REJECTED):
+            assert e.reasons, (fault, phase)
+        assert e.state in fm.PHASES + ("fault",), (fault, phase)
 
 
-@pytest.mark.parametrize("fault, phase", CELLS, ids=[f"{f}@{p}" for f, p in CELLS])
+@pytest.mark.parametrize("fault, phase", CELLS, ids=[f"{f.value}@{p}" for f, p in CELLS])
 def test_cell(cell, fault, phase):
     c = cell(fault, phase)
-    why = f"{fault} during {phase} ({c.expected.kind}; expected: {c.expected.why})"
+    why = f"{fault.value} during {phase} ({c.expected.kind.value}; expected: {c.expected.why})"
     # error, expected outcome, violations, unsafe outputs, books, recovery: all listed at once
     assert c.problems() == [], "\n".join([why, f"observed: {c.observed()}", *c.problems()])
 
@@ -70,6 +81,16 @@ def test_reliability_doc_shows_the_current_matrix(cell):
 
 
 # ------------------------------------------------------------------------ the harness itself
+def test_the_expected_table_prints_as_a_table():
+    text = fm.expectations_markdown()
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(fm.FAULTS)
+    assert lines[0].count("|") == len(fm.PHASES) + 2
+    assert "| stuck_sensor | rejected (gate_blocked_early) | fault sensor / rejected (damaged_pins) |" in text
+    assert "reversed or back_and_forth or partial or gate_blocked" in text
+    assert "| cassette_pulled | fault no_cassette / no attempt |" in text
+
+
 def test_write_keeps_the_hand_written_sections(tmp_path):
     doc = tmp_path / "reliability.md"
     fm.write(doc, "first table\n")
@@ -91,18 +112,46 @@ def test_the_safety_monitor_catches_a_stepper_left_enabled(monkeypatch):
     from station.drivers.hardware import Hardware
 
     monkeypatch.setattr(Hardware, "safe", lambda self: (self.dispenser.off(), self.panel.fault_light()))
-    c = fm.run_cell("cassette_pulled", "advancing")
+    c = fm.run_cell(Fault.CASSETTE_PULLED, "advancing")
     assert not c.passed
     assert any("stepper" in u for u in c.unsafe), c.unsafe
 
 
 def test_the_expected_outcome_catches_a_missing_interlock(monkeypatch):
     """A firmware that cleans a connector with one guide pin sensed must fail its cell."""
-    from station.controller import Controller
+    from station.cycle import CleanCycle
     from station.domain import Gender
 
-    real = Controller._refusal
-    monkeypatch.setattr(Controller, "_refusal", lambda self, g, m: None if g is Gender.DAMAGED else real(self, g, m))
-    c = fm.run_cell("stuck_sensor", "identifying")
+    real = CleanCycle.refusal
+    monkeypatch.setattr(CleanCycle, "refusal", lambda self, a: None if a.gender is Gender.DAMAGED else real(self, a))
+    c = fm.run_cell(Fault.STUCK_SENSOR, "identifying")
     assert not c.passed
     assert any("outcome 'cleaned'" in m for m in c.mismatches()), c.mismatches()
+
+
+def test_a_fault_that_misses_its_phase_fails_its_cell(monkeypatch):
+    """The fault must go in during its phase: never, or in another phase, is a failed cell."""
+    never = fm.InjectAt("when the station services", StateChanged, "servicing")
+    monkeypatch.setitem(fm.INJECT_AT, "swipe_ready", never)
+    c = fm.run_cell(Fault.JAM, "swipe_ready")
+    assert not c.passed and c.error and "the fault never went in" in c.error, c.error
+    early = fm.InjectAt("as the wheel starts", StateChanged, "advancing")
+    monkeypatch.setitem(fm.INJECT_AT, "swipe_ready", early)
+    c = fm.run_cell(Fault.JAM, "swipe_ready")
+    assert not c.passed and c.error and "went in during advancing" in c.error, c.error
+
+
+def test_the_harness_reads_no_controller_internals():
+    """The oracle sees the station from outside: its announcements, `state`, `faults.code`,
+    the durable records and the simulator; never the clean in progress or a private member."""
+    tree = ast.parse(Path(fm.__file__).read_text(encoding="utf-8"))
+    public = {"events", "faults", "store"}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Attribute) and owner.attr == "controller":
+            assert node.attr in public, f"line {node.lineno}: controller.{node.attr}"
+        if node.attr.startswith("_") and not node.attr.endswith("__"):
+            assert isinstance(owner, ast.Name) and owner.id == "self", f"line {node.lineno}: .{node.attr}"
+        assert node.attr not in ("attempt", "gate_edges", "cycle"), f"line {node.lineno}: .{node.attr}"
