@@ -238,16 +238,20 @@ class Station:
             raise
 
     def reply(self, command: bytes) -> list[bytes]:
-        """Send one command; its whole answer (a query: one line; others: up to the OK/ERR line)."""
-        assert self.client is not None
-        self.client.write(command + b"\n")
-        lines = []
+        """Send one command; its whole answer (a query: one line; others: up to the OK/ERR line).
+        Read in chunks as they arrive: pyserial's readline reads a byte per system call, which
+        would make the figures measure the client and the answer's length, not the station."""
+        client = self.client
+        assert client is not None
+        client.write(command + b"\n")
+        pending = b""
         while True:
-            line = self.client.readline()
-            if not line.endswith(b"\n"):
-                raise SystemExit(f"no complete answer to {command!r} in time: {lines + [line]!r}")
-            lines.append(line)
-            if command.endswith(b"?") or line.startswith((b"OK", b"ERR")):
+            chunk = client.read(max(1, client.in_waiting))
+            if not chunk:
+                raise SystemExit(f"no complete answer to {command!r} in time: {pending!r}")
+            pending += chunk
+            lines = [line + b"\n" for line in pending.split(b"\n")[:-1]]
+            if lines and (command.endswith(b"?") or lines[-1].startswith((b"OK", b"ERR"))):
                 return lines
 
     def round_trip(self, command: bytes, check: Callable[[list[bytes]], bool]) -> float:
