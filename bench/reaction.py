@@ -11,13 +11,10 @@ idle station: the next one comes only after the controller has finished the prev
 from __future__ import annotations
 
 import queue
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpiozero import DigitalInputDevice  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402
