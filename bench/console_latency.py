@@ -1,6 +1,6 @@
 """Console command round trip over a pty, against a bare pty echo measured in the same run.
 
-    python bench/console_latency.py [--n 500]
+    python -m bench.console_latency [--n 500]
 
 Floor: a thread echoing each line back on the station end of a null-modem pty pair (read the
 way the console server reads), a pyserial client on the user end: the least a line round trip
@@ -18,17 +18,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import serial
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import median, pct, table  # noqa: E402
-from hw_sim import SimBench  # noqa: E402
-from hw_sim.headless import serial_ports  # noqa: E402
-from hw_sim.nullmodem import NullModem  # noqa: E402
-from station.config import Config  # noqa: E402
+from bench.common import median, pct, table
+from hw_sim import SimBench
+from hw_sim.headless import serial_ports
+from hw_sim.nullmodem import NullModem
+from station.config import Config
 
 WARM_UP = 20
 TIMEOUT_S = 10.0
@@ -93,7 +90,7 @@ def console_round_trips(n: int) -> dict[str, list[float]]:
                 try:
                     for query, check in (
                         (b"*IDN?\n", lambda r: r.startswith(b"Fibreclean Labs,")),
-                        (b"STAT?\n", lambda r: r.startswith(b'{"state":"idle"')),
+                        (b"STAT?\n", lambda r: r.startswith(b"{") and b'"state":"idle"' in r),
                     ):
                         time.sleep(1.1)  # a full flood budget for each row
                         results[query.decode().strip()] = round_trips(client, query, n, check)

@@ -1,6 +1,6 @@
 """Cost of the durable books per clean, against a bare SQLite commit on the same disk.
 
-    python bench/record_cost.py [--cleans 300] [--dir DIR]
+    python -m bench.record_cost [--cleans 300] [--dir DIR]
 
 Floor: one INSERT + COMMIT into a WAL database with synchronous=FULL (the least a durable
 record can cost). Measured: the store calls one dry clean and one wet clean make, in the
@@ -16,11 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import median, pct, table  # noqa: E402
-from station.domain import CassetteType, Mode, Outcome  # noqa: E402
-from station.store import Store  # noqa: E402
+from bench.common import median, pct, table
+from station.domain import CassetteType, Mode, Outcome
+from station.store import Store
 
 
 def bare_commits(path: Path, n: int) -> list[float]:

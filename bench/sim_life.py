@@ -12,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from hw_sim import SimBench  # noqa: E402
-from station.config import Config  # noqa: E402
+from hw_sim import SimBench
+from station.config import Config
+from station.domain import Outcome
 
 
 def life(cleans: int, directory: str | None) -> tuple[float, int, int]:
@@ -25,7 +24,7 @@ def life(cleans: int, directory: str | None) -> tuple[float, int, int]:
             t0 = time.perf_counter()
             for i in range(cleans):
                 result = bench.clean("female", wet=i % 2 == 1)
-                if result is None or result["outcome"] != "cleaned":
+                if result is None or result.outcome is not Outcome.CLEANED:
                     raise RuntimeError(f"clean {i}: {result}")
             wall = time.perf_counter() - t0
             return wall, len(bench.world.violations), bench.world.positions_total

@@ -1,7 +1,9 @@
 """A station process for the start-up, idle and memory benchmarks: the real `station run`
 code path (Service) on gpiozero's mock pins, since the benchmark machine has no GPIO.
 
-    python bench/station_child.py STATE_DIR     (send SIGTERM to stop)
+    python -m bench.station_child STATE_DIR     (send SIGTERM to stop)
+
+bench/process.py starts it by its path, which works as well: it imports nothing from bench.
 
 It tells the parent it is ready through $NOTIFY_SOCKET, exactly as it tells systemd.
 """
@@ -11,14 +13,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gpiozero.pins.mock import MockFactory
 
-from gpiozero.pins.mock import MockFactory  # noqa: E402
-
-from station.config import Config  # noqa: E402
-from station.service import Service  # noqa: E402
+from station.config import Config
+from station.service import Service
 
 
 def main() -> int:

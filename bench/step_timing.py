@@ -9,17 +9,13 @@ Python-side floor of the timing, not the whole story.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from hw_sim.pins import SimFactory  # noqa: E402
-from station.config import Config  # noqa: E402
-from station.drivers.wheel import StepperWheel, ThreadExecutor  # noqa: E402
-from station.motion import Ramp  # noqa: E402
+from hw_sim.pins import SimFactory
+from station.config import Config
+from station.drivers.wheel import StepperWheel, ThreadExecutor
+from station.motion import Ramp
 
 
 def run(moves: int = 20) -> dict[str, list[float]]:
