@@ -185,7 +185,7 @@ TAKEN_AWAY  = Expected(NO_EFFECT, CLEANED,  (),                              Non
 # fmt: on
 
 # The table. Columns: the phases (PHASES, the controller's states in order).
-EXPECTED_ROWS: dict[Fault, tuple[Expected, ...]] = {
+EXPECTED: dict[Fault, tuple[Expected, ...]] = {
     # fault                  idle         identifying  advancing    dispensing   swipe_ready  swiping      done
     Fault.JAM:              (JAMMED,      JAMMED,      JAMMED,      MOVED,       MOVED,       MOVED,       MOVED),
     Fault.SLIP:             (SLIPPED,     SLIPPED,     SLIPPED,     MOVED,       MOVED,       MOVED,       MOVED),
@@ -285,16 +285,23 @@ def _check_tables() -> None:
         extra = set(table) - set(PHASES)
         assert not extra, f"{name}: {sorted(extra)} are not phases of a clean ({PHASES})"
     assert set(INJECT_AT) == set(PHASES) and set(STUCK_SENSOR) == set(PHASES)
-    assert set(EXPECTED_ROWS) == set(Fault), set(Fault) ^ set(EXPECTED_ROWS)
-    for fault, row in EXPECTED_ROWS.items():
+    assert set(EXPECTED) == set(Fault), set(Fault) ^ set(EXPECTED)
+    for fault, row in EXPECTED.items():
         assert len(row) == len(PHASES), f"{fault.value}: {len(row)} entries for {len(PHASES)} phases"
+        for e in row:
+            assert e.state in STATES, f"{fault.value}: settles in {e.state!r}, not a controller state"
 
 
 _check_tables()
 
-EXPECTED: dict[tuple[Fault, str], Expected] = {
-    (fault, phase): row[i] for fault, row in EXPECTED_ROWS.items() for i, phase in enumerate(PHASES)
+_BY_CELL: dict[tuple[Fault, str], Expected] = {
+    (fault, phase): row[i] for fault, row in EXPECTED.items() for i, phase in enumerate(PHASES)
 }
+
+
+def expected(fault: Fault | str, phase: str) -> Expected:
+    """What the cell `fault` x `phase` must do (its entry in the `EXPECTED` table)."""
+    return _BY_CELL[Fault(fault), phase]
 
 
 def cells_to_run() -> list[tuple[Fault, str]]:
@@ -489,7 +496,7 @@ class CellRun:
         self.at = INJECT_AT[phase]
         self.wet = is_wet(self.fault, phase)
         self.options = inject_options(self.fault, phase)
-        self.cell = Cell(self.fault, phase, self.wet, self.options, EXPECTED[self.fault, phase])
+        self.cell = Cell(self.fault, phase, self.wet, self.options, expected(self.fault, phase))
         self.bench: SimBench | None = None
         self.monitor: Monitor | None = None
         self.injected: list[str] = []  # the state when the fault went in (once)
@@ -737,7 +744,7 @@ def _grid(text: Callable[[Fault, str], str]) -> list[str]:
 
 def expectations_markdown() -> str:
     """The expected outcomes alone (no run): the `EXPECTED` table as markdown."""
-    return "\n".join(_grid(lambda f, p: expected_text(EXPECTED[f, p]))) + "\n"
+    return "\n".join(_grid(lambda f, p: expected_text(expected(f, p)))) + "\n"
 
 
 def markdown(cells: list[Cell]) -> str:
