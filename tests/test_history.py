@@ -9,17 +9,12 @@ and within each cassette, at most one current cassette per type. Timings are nev
 from __future__ import annotations
 
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.history import build_history, check_tallies  # noqa: E402
-from station.domain import CassetteType  # noqa: E402
-from station.store import SCHEMA_VERSION, Store  # noqa: E402
+from bench.history import build_history, check_tallies
+from station.domain import CassetteType
+from station.store import SCHEMA_VERSION, Store
 
 
 @pytest.mark.parametrize("attempts, cassettes", [(0, 0), (1, 1), (3_000, 7), (4_000, 3), (5_000, 10)])
