@@ -61,8 +61,9 @@ from station.console import protocol as P
 from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY, SERVICE_TIMEOUT_S, CommandError, Context, lookup
 from station.console.server import Dispatcher
-from station.domain import CassetteType, FaultCode, Mode
-from station.maintenance import ServiceResult
+from station.domain import CassetteType, FaultCode, Mode, ServiceResult
+from station.events import AttemptFinished, Event, StateChanged
+from station.plausibility import sensor_problems
 
 PIN = "4711"
 PIN_HASH = hash_pin(PIN)  # scrypt is slow on purpose: once per module
@@ -99,7 +100,7 @@ CONSOLE_COMMANDS = [
     "config set swipe.max_pass_s 2.5",
     "config reset all",
 ]
-# Points of a clean cycle (controller events; "state:X" = entering state X)
+# Points of a clean cycle (controller events by their stable `kind`; "state:X" = entering state X)
 CYCLE_EVENTS = [
     "attempt",
     "state:advancing",
@@ -257,15 +258,15 @@ class StationMachine(RuleBasedStateMachine):
         )
         bench.world.state_file = None  # written at the instant of a power cut (see the module doc)
         self.bench = bench
-        bench.controller.subscribe(self._on_event)
+        bench.controller.events.subscribe(self._on_event)
         self.dispatcher = console_port(bench, PORT)
         self.session = self.dispatcher.session
         self.stuck = {}
         self.injected = set()
         bench.run_for(0.0)
 
-    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        here = f"state:{data['state']}" if kind == "state" else kind
+    def _on_event(self, announced: Event) -> None:
+        here = f"state:{announced.state}" if isinstance(announced, StateChanged) else announced.kind
         if here == self.cut_at:
             self.cut_due = True
         if self.fault_at is not None and here == self.fault_at[1]:
@@ -276,10 +277,10 @@ class StationMachine(RuleBasedStateMachine):
             how, _, after = self.mode_at
             self.mode_at = None
             self.bench.loop.call_later(after, lambda: self._switch_mode(how))
-        if kind == "result":  # (the controller logs and swallows listener exceptions: note, check later)
-            if data["id"] in self.reported:
-                self.problems.append(f"attempt {data['id']} announced a second outcome: {data}")
-            self.reported[data["id"]] = data["outcome"]
+        if isinstance(announced, AttemptFinished):  # (the bus logs and swallows listener exceptions: note, check later)
+            if announced.id in self.reported:
+                self.problems.append(f"attempt {announced.id} announced a second outcome: {announced}")
+            self.reported[announced.id] = announced.outcome.value
 
     def teardown(self) -> None:
         if self.bench is not None:  # what this run reached (shown by --hypothesis-show-statistics)
@@ -325,6 +326,11 @@ class StationMachine(RuleBasedStateMachine):
         reply = self.dispatcher.handle(P.Line(text), streamed.append)
         out = [*streamed, *reply]
         self.console_log.append((text, out))
+        cmd, args = lookup(text.split(), REGISTRY)
+        if cmd is not None and cmd.name == "mode set" and out[-1].startswith("OK"):
+            # the person who typed it knows what they chose: the world learns it from them (as
+            # `SimBench.console_mode` tells it), not from the firmware
+            self.world.console_mode = None if args[0].lower() == "switch" else args[0].lower()
         self._settle()
         # framing (section 5)
         if text.split()[0].endswith("?"):
@@ -334,7 +340,6 @@ class StationMachine(RuleBasedStateMachine):
             assert not any(is_final(line) for line in out[:-1]), (text, out)
         # an execution error is an unexpected exception in a handler (or an action that never ends)
         assert not out[-1].startswith(f"ERR {P.EXECUTION_ERROR} "), (text, out)
-        cmd, _ = lookup(text.split(), REGISTRY)
         rows = self.store._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id", (before,)).fetchall()
         protected_rows = [
             dict(r)
@@ -512,8 +517,8 @@ class StationMachine(RuleBasedStateMachine):
         wet = not self.world.chosen_wet
         if how == "panel":  # (no change at all while a console setting overrides the switch)
             self.world.set_mode(not self.world.mode_wet)
-        else:  # what `mode set` runs on the controller's loop (audited; the bench tells the world)
-            self.bench.controller.set_mode(Mode.WET if wet else Mode.DRY, "console:maintenance")
+        else:  # `mode set` by a person on the console (audited; the world learns it from the person)
+            self.bench.console_mode(Mode.WET if wet else Mode.DRY, "console:maintenance")
 
     @precondition(lambda self: self.world.connector is None)
     @rule(kind=st.sampled_from(["female", "female", "male"]), wet=st.booleans(), swipe=swipes, delay=delays)
@@ -639,15 +644,15 @@ class StationMachine(RuleBasedStateMachine):
     def maintenance_cut_short(self, action: str, after_s: float, then: str) -> None:
         """A maintenance action (as the console starts it) cut short part-way, by a power cut or
         by `*RST` from the console: the books must still cover every position and drop."""
-        c = self.bench.controller
+        jobs = self.bench.controller.jobs
         words = action.split()
         source = "console:maintenance"
         if words[0] == "jog":
-            c.jog(int(words[1]), source, lambda result: None)
+            jobs.jog(int(words[1]), source, lambda result: None)
         elif words[0] == "prime":
-            c.prime(int(words[1]), source, lambda result: None)
+            jobs.prime(int(words[1]), source, lambda result: None)
         else:
-            c.selftest(source, lambda result: None)
+            jobs.selftest(source, lambda result: None)
         self.bench.run_for(after_s)
         if then == "power cut":
             self.power_loss(0.0)
@@ -777,7 +782,7 @@ def test_a_jog_right_after_rst_is_not_an_internal_error(tmp_path):
         for port in (serial, tcp):
             assert port.handle(P.Line(f"login {PIN}"), print)[-1].startswith("OK")
         serial_jog: list[ServiceResult] = []
-        controller.jog(12, "console:serial", serial_jog.append)  # what the serial port's `jog 12` starts
+        controller.jobs.jog(12, "console:serial", serial_jog.append)  # what the serial port's `jog 12` starts
         bench.run_for(0.1)
         assert bench.state == "servicing" and bench.world.stepper_enabled
         assert tcp.handle(P.Line("*RST"), print)[-1] == "OK"
@@ -785,10 +790,10 @@ def test_a_jog_right_after_rst_is_not_an_internal_error(tmp_path):
         reply = tcp.handle(P.Line("jog 3"), print)
         bench.run_for(5.0)
         assert not reply[-1].startswith(f"ERR {P.EXECUTION_ERROR} "), reply
-        assert bench.state == "idle" and controller.fault_code is None, (
+        assert bench.state == "idle" and controller.faults.code is None, (
             bench.state,
-            controller.fault_code,
-            controller.fault_detail,
+            controller.faults.code,
+            controller.faults.detail,
         )
         if not reply[-1].startswith("OK"):  # refused: then nothing may have been booked
             assert controller.store.cassette(CassetteType.STANDARD).used == booked
@@ -813,8 +818,8 @@ def test_a_stuck_guide_pin_sensor_is_noticed_before_a_bent_connector_is_cleaned(
         w.inject(Fault.STUCK_SENSOR, sensor="pin_right", active=True)
         bench.run_for(5.0)
         result = bench.clean("bent")
-        assert w.violations == [], (w.violations, result, bench.controller.startup_problems())
-        assert result is None or result["outcome"] != "cleaned", result
+        assert w.violations == [], (w.violations, result, sensor_problems(bench.controller.hardware.sensors))
+        assert result is None or result.outcome != "cleaned", result
 
 
 @pytest.mark.parametrize("then", ["taken away", "fault cleared", "after a jog"])
@@ -842,7 +847,7 @@ def test_a_guide_pin_sensor_stuck_while_a_connector_is_seated_is_noticed_once_it
         bench.run_for(1.0)
         stick = lambda: w.inject(Fault.STUCK_SENSOR, sensor="pin_right", active=True)  # noqa: E731
         if then == "taken away":
-            assert bench.clean("male", remove=False)["outcome"] == "cleaned"
+            assert bench.clean("male", remove=False).outcome == "cleaned"
             stick()
             w.remove()
         elif then == "fault cleared":
@@ -854,17 +859,17 @@ def test_a_guide_pin_sensor_stuck_while_a_connector_is_seated_is_noticed_once_it
             bench.run_for(0.5)
         else:
             done: list[ServiceResult] = []
-            controller.jog(3, "console:test", done.append)
+            controller.jobs.jog(3, "console:test", done.append)
             bench.run_for(0.05)
             assert bench.state == "servicing"
             stick()
             bench.wait_until(lambda: bool(done), 10)
         bench.run_for(3.0)
-        assert controller.startup_problems(), "the sensor is stuck at 'pin' with the guide empty"
-        assert (bench.state, controller.fault_code) == ("fault", FaultCode.SENSOR), then
-        assert "guide-pin sensor" in controller.fault_detail
+        assert sensor_problems(controller.hardware.sensors), "the sensor is stuck at 'pin' with the guide empty"
+        assert (bench.state, controller.faults.code) == ("fault", FaultCode.SENSOR), then
+        assert "guide-pin sensor" in controller.faults.detail
         result = bench.clean("bent")
-        assert w.violations == [], (then, w.violations, result, bench.state, controller.fault_code)
+        assert w.violations == [], (then, w.violations, result, bench.state, controller.faults.code)
 
 
 TestStation = StationMachine.TestCase
