@@ -49,6 +49,7 @@ from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher
 from station.domain import CassetteType
+from station.events import AttemptFinished, AttemptStarted, Event, FaultRaised
 from station.loop import Timer
 
 pytestmark = [
@@ -143,7 +144,7 @@ class Soak:
         )
         bench.world.state_file = None  # written at the instant of a power cut (below)
         self.bench = bench
-        bench.controller.subscribe(self.on_event)
+        bench.controller.events.subscribe(self.on_event)
         if first:
             bench.controller.store.set_setting(PIN_KEY, hash_pin(PIN), bench.controller.wall(), source="soak")
         clock = bench.clock.now
@@ -175,15 +176,15 @@ class Soak:
         self.boot()
         reap(old)
 
-    def on_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "attempt":
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, AttemptStarted):
             self.attempts += 1
-        elif kind == "result":  # (the controller swallows listener exceptions: noted, checked later)
-            if data["id"] in self.reported:
-                self.problems.append(f"a second outcome for attempt {data['id']}: {data}")
-            self.reported[data["id"]] = data["outcome"]
-        elif kind == "fault":
-            self.faults[data["code"]] += 1
+        elif isinstance(event, AttemptFinished):  # (the bus swallows listener exceptions: noted, checked later)
+            if event.id in self.reported:
+                self.problems.append(f"a second outcome for attempt {event.id}: {event}")
+            self.reported[event.id] = event.outcome.value
+        elif isinstance(event, FaultRaised):
+            self.faults[event.code.value] += 1
 
     # ------------------------------------------------------------------ the console
     def console(self, text: str) -> list[str]:
@@ -242,7 +243,7 @@ class Soak:
         """Refill when the reservoir is nearly empty, or when the station says so (its count is
         conservative: a drop is booked before the pump pulses, so it can run out first)."""
         w = self.bench.world
-        if w.reservoir < 40 or self.bench.controller.status()["fluid_drops_left"] < 40:
+        if w.reservoir < 40 or self.bench.status().fluid_drops_left < 40:
             w.refill()
             self.bench.run_for(0.1)
             self.login()
@@ -273,7 +274,7 @@ class Soak:
                 self.console("fault clear")
                 b.run_for(0.5)
         b.wait_until(lambda: b.state == "idle", 10)
-        assert b.state == "idle", (b.state, b.controller.fault_code, b.controller.fault_detail)
+        assert b.state == "idle", (b.state, b.controller.faults.code, b.controller.faults.detail)
 
     # ------------------------------------------------------------------ one clean
     def clean(self, cut_after_s: float | None) -> None:
