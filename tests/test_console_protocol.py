@@ -465,30 +465,25 @@ def test_the_protected_commands_are_the_ones_that_move_configure_reset_or_clear(
 def test_a_protected_command_without_login_is_minus_203_and_does_nothing(console, name):
     bench = console.bench
     world = bench.world
-    before = (
-        world.positions_total,
-        world.drops_total,
-        world.steps_total,
-        bench.controller.config,
-        bench.controller.store.setting(PIN_KEY),
-        bench.controller.store.setting("config.overrides"),
-        len(audit_rows(bench)),
-        bench.state,
-    )
+
+    def snapshot() -> tuple[object, ...]:
+        return (
+            world.positions_total,
+            world.drops_total,
+            world.steps_total,
+            bench.controller.config,
+            bench.controller.store.setting(PIN_KEY),
+            bench.controller.store.setting("config.overrides"),
+            len(audit_rows(bench)),
+            bench.state,
+        )
+
+    before = snapshot()
     out = console.send(PROTECTED[name])
     assert len(out) == 1 and err_code(out[0]) == -203, out
     assert "login" in out[0]
     bench.run_for(2.0)  # anything it had started would have moved by now
-    after = (
-        world.positions_total,
-        world.drops_total,
-        world.steps_total,
-        bench.controller.config,
-        bench.controller.store.setting(PIN_KEY),
-        bench.controller.store.setting("config.overrides"),
-        len(audit_rows(bench)),
-        bench.state,
-    )
+    after = snapshot()
     assert after == before
     assert console.send("SYST:ERR?")[0].startswith('-203,"')
 
