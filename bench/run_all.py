@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import console_latency, process, reaction, record_cost, sim_life, step_timing
+from bench import console_latency, history, process, reaction, record_cost, sim_life, step_timing
 from bench.common import median, pct, table
 
 
@@ -127,6 +127,11 @@ def main() -> int:
     sections.append("## Console: command round trip over a pty\n\n" + console_latency.run(100 if q else 500))
     with tempfile.TemporaryDirectory() as tmp:
         sections.append("## Durable records per clean\n\n" + record_cost.run(100 if q else 300, Path(tmp)))
+    with tempfile.TemporaryDirectory(prefix="mpo-history-") as tmp:
+        size = (20_000, 40, 2, 10, 20) if q else (1_000_000, 2000, 5, 50, 200)
+        sections.append(
+            "## History: a database grown to years of use against a new one\n\n" + history.run(*size, Path(tmp))
+        )
 
     total = time.perf_counter() - started
     head = f"""# Benchmarks
