@@ -19,6 +19,7 @@ from station.sdnotify import Notifier
 
 from . import benchport
 from .bench import SimBench
+from .console_tap import ConsoleTap
 from .nullmodem import NullModem
 
 
@@ -32,9 +33,20 @@ def sim_state_dir(state_dir: str | Path | None) -> Path:
 @contextmanager
 def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str]]:
     """The station's console (and optionally the world's bench port) on null-modem cables.
-    Yields the user-side paths: {"console": ..., "bench": ...}."""
+    Yields the user-side paths: {"console": ..., "bench": ...}.
+
+    A tap on the console cable tells the world the mode a person chose there (`mode set`,
+    answered OK), from the bytes on the cable, on the loop thread."""
     cfg = bench.config.console
-    cables = {"console": NullModem()}
+
+    def tell_world(mode: str | None) -> None:
+        def apply() -> None:
+            if bench.world is not None:
+                bench.world.console_mode = mode
+
+        bench.loop.post(apply)
+
+    cables = {"console": NullModem(tap=ConsoleTap(tell_world))}
     console = Console(
         bench.controller,
         serial_url=cables["console"].station_end,
