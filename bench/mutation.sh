@@ -2,7 +2,7 @@
 # Mutation testing (mutmut) of the station's decision code, in a scratch copy of the repository.
 #
 #   bash bench/mutation.sh judges       # station/swipe.py, station/guide_pins.py   (~5 min here)
-#   bash bench/mutation.sh controller   # station/controller.py, station/maintenance.py (~40 min)
+#   bash bench/mutation.sh controller   # the controller core and its collaborators (~1 h)
 #
 # mutmut rewrites the package it mutates, so it runs on a copy of the committed tree
 # (`git archive HEAD`), never on the working directory. Needs the test extra and mutmut in the
@@ -19,12 +19,17 @@ case "$target" in
     tests='["tests/test_swipe.py", "tests/test_guide_pins.py"]'
     drop=() ;;
   controller)
-    keep='["station/a*.py", "station/cl*.py", "station/co[n]f*.py", "station/d*.py", "station/g*.py", "station/l*.py", "station/mo*.py", "station/p*.py", "station/r*.py", "station/s*.py", "station/w*.py", "station/__*.py", "station/drivers/*", "station/console/*"]'
-    tests='["tests/test_cleaning.py", "tests/test_faults.py", "tests/test_fault_matrix.py", "tests/test_consumables.py", "tests/test_console_protocol.py", "tests/test_maintenance.py", "tests/test_service.py", "tests/test_stateful.py"]'
+    # the core and the collaborators it owns (issue 10)
+    mutate=(controller cycle attempt consumables service_jobs settings faults mode gestures plausibility)
+    keep="$(cd "$(git rev-parse --show-toplevel)" && for f in station/*.py; do
+              n="$(basename "$f" .py)"; [[ " ${mutate[*]} " == *" $n "* ]] || printf '"%s", ' "$f"; done)"
+    keep="[${keep}\"station/drivers/*\", \"station/console/*\"]"
+    tests='["tests/test_cleaning.py", "tests/test_faults.py", "tests/test_fault_matrix.py", "tests/test_consumables.py", "tests/test_console_protocol.py", "tests/test_maintenance.py", "tests/test_service.py", "tests/test_stateful.py", "tests/test_collaborators.py", "tests/test_events.py"]'
     # real-time, subprocess and hardware suites: they cannot see a mutant (other processes) or
     # take minutes each; the random state machine is left out so that results repeat
     drop=(test_soak.py test_powercut.py test_pi_hardware.py test_deploy.py test_console_pyvisa.py
-          test_console_serial.py test_console_fuzz.py test_doctor.py test_pin_cli.py) ;;
+          test_console_serial.py test_console_fuzz.py test_doctor.py test_pin_cli.py test_static.py
+          test_history.py test_nullmodem.py test_console_tap.py) ;;
   *)
     echo "usage: bash bench/mutation.sh judges|controller" >&2
     exit 2 ;;
