@@ -14,9 +14,53 @@ settings.register_profile("soak", max_examples=20_000, deadline=None, suppress_h
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "violations(*rules): the simulated world is expected to record violations of these rules "
+        "(docs/design.md section 3); any other violation, or none of these, fails the test",
+    )
+
+
+@pytest.fixture(autouse=True)
+def physics_judge(request, monkeypatch):
+    """Every simulated bench a test builds is judged at the end from the world's physical
+    record: a violation of a rule of section 3 fails the test unless the test declares it with
+    `@pytest.mark.violations(rule, ...)` (and then it must happen)."""
+    from hw_sim import bench as sim_bench
+
+    built: list = []
+    original = sim_bench.SimBench.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(sim_bench.SimBench, "__init__", init)
+    request.node.simulated_benches = built  # what the judge will look at (see test_physics_judge)
+    yield
+    marker = request.node.get_closest_marker("violations")
+    problems = physics_verdict(built, set(marker.args) if marker else set())
+    assert not problems, "; ".join(problems)
+
+
+def physics_verdict(benches, expected: set[int]) -> list[str]:
+    """What the world's record says against the test's declaration (empty: all is well)."""
+    seen = [v for b in benches if b.world is not None for v in b.world.violations]
+    problems = []
+    unexpected = [v for v in seen if v.rule not in expected]
+    if unexpected:
+        problems.append(f"the simulated world recorded violations: {unexpected}")
+    missing = expected - {v.rule for v in seen}
+    if missing:
+        problems.append(f"violations of rules {sorted(missing)} were declared but none happened")
+    return problems
+
+
 @pytest.fixture
 def bench(tmp_path):
-    """A simulated bench (standard cassette) on a fresh state directory; checks physics at the end."""
+    """A simulated bench (standard cassette) on a fresh state directory; the physics judge
+    (`physics_judge`) checks the world's record at the end."""
     from hw_sim import SimBench
 
     b = SimBench(state_dir=tmp_path)

@@ -311,6 +311,7 @@ def test_switched_to_wet_during_a_clean_the_next_clean_is_wet(bench, how):
     assert_physics_ok(bench)
 
 
+@pytest.mark.violations(4)  # planted on purpose: the judge must see it
 @pytest.mark.parametrize("seated_wet", [True, False], ids=["wet->dry", "dry->wet"])
 def test_the_simulator_catches_a_drop_against_the_mode(bench, monkeypatch, seated_wet):
     """The judge behind the two tests above can fail: firmware that keeps the mode it read at

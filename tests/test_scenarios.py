@@ -99,6 +99,7 @@ expect = { outcome = "cleaned", reason = "reversed" }
     assert "FAILED expected reason = 'reversed'" in text
 
 
+@pytest.mark.violations(4)  # planted on purpose: the scenario runner must fail on it
 def test_an_unexpected_violation_fails_the_run(tmp_path):
     """Without a drop sensor a clogged pump cannot be noticed by the firmware: the simulator
     records a wet-to-dry swipe-now on a dry section, and the scenario did not expect it."""
@@ -121,6 +122,7 @@ clean = { connector = "female", wet = true }
     assert "scenario FAILED" in text
 
 
+@pytest.mark.violations(4)
 def test_a_violation_after_an_early_violations_expectation_still_fails_the_run(tmp_path):
     """Expecting `violations = 0` at the first step must not silence violations that occur
     later, after the last expectation that counted them."""
@@ -145,6 +147,7 @@ clean = { connector = "female", wet = true }
     assert "scenario FAILED" in text
 
 
+@pytest.mark.violations(4)
 def test_an_expected_violation_count_passes(tmp_path):
     ok, text = run_scenario(
         write(
