@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -40,8 +41,21 @@ def physics_judge(request, monkeypatch):
     request.node.simulated_benches = built  # what the judge will look at (see test_physics_judge)
     yield
     marker = request.node.get_closest_marker("violations")
+    log_violations(request.node.nodeid, built)
     problems = physics_verdict(built, set(marker.args) if marker else set())
     assert not problems, "; ".join(problems)
+
+
+def log_violations(test: str, benches) -> None:
+    """With MPO_VIOLATIONS_LOG set, every violation the world recorded is appended there as a
+    JSON line (the sabotage script tells "flagged by the simulator" from "caught by a test")."""
+    path = os.environ.get("MPO_VIOLATIONS_LOG")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        for b in benches:
+            for v in b.world.violations if b.world is not None else []:
+                out.write(json.dumps({"test": test, "rule": v.rule, "t": v.t, "text": v.text}) + "\n")
 
 
 def physics_verdict(benches, expected: set[int]) -> list[str]:
