@@ -7,7 +7,12 @@ The firmware's books live in D, the bench's physics in W.json (it survives the k
 real bench would), and L.txt gets one line per attempt started and per result the firmware
 reported, written before the next step. `--kill-at KIND:N` sends SIGKILL to itself at the
 N-th controller event of that kind (attempt, advanced, swipe_now, result), to hit exact
-points of the cycle; without it the parent kills at random moments.
+points of the cycle; without it the parent kills at random moments. `--kill-at output:N` kills
+right after the N-th output transition since start-up (every edge of STEP, ENABLE, the pump,
+the lights and the buzzer, as the world sees it through `SimFactory.on_output`), and
+`--kill-at output.ROLE:N` after the N-th transition of one output (ROLE: step, enable, pump,
+led_ready, led_busy, led_fault, buzzer): the world has taken the transition into its physics
+and its file before the kill, as a real bench has.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from station.config import Config
 from station.events import AttemptFinished, AttemptStarted, Event, Recovered
 
 from .bench import SimBench
+from .pins import SimFactory
+
+OUTPUTS = ("step", "dir", "enable", "pump", "led_ready", "led_busy", "led_fault", "buzzer")
 
 PLAN = [
     # (connector, wet, direction, duration_s, variant)
@@ -42,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cleans", type=int, default=0, help="stop after this many attempts (0: never)")
-    ap.add_argument("--kill-at", default="", help="KIND:N - SIGKILL self at the N-th event of KIND")
+    ap.add_argument(
+        "--kill-at",
+        default="",
+        help="KIND:N - SIGKILL self at the N-th event of KIND, or right after the N-th output transition "
+        "(output:N, output.ROLE:N)",
+    )
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     kill_kind, _, kill_n = args.kill_at.partition(":")
@@ -65,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     config = Config().replace("cassette", capacity_positions=100_000)
     bench = SimBench(config, args.state_dir, world_options={"state_file": args.world, "reservoir_drops": 10_000_000})
     bench.controller.events.subscribe(watch)
+    if kill_kind == "output" or kill_kind.startswith("output."):
+        kill_after_output(bench.factory, config, kill_kind.partition(".")[2], int(kill_n or 1))
     bench.run_for(0.5)
     print("ready", flush=True)
     done = 0
@@ -79,6 +94,26 @@ def main(argv: list[str] | None = None) -> int:
         done += 1
     bench.close()
     return 0
+
+
+def kill_after_output(factory: SimFactory, config: Config, role: str, n: int) -> None:
+    """SIGKILL right after the n-th output transition (of `role`, or of any output when empty)."""
+    if role and role not in OUTPUTS:
+        raise SystemExit(f"--kill-at output.{role}: the outputs are {', '.join(OUTPUTS)}")
+    roles = {getattr(config.pins, name): name for name in OUTPUTS}
+    world_sees = factory.on_output
+    seen = 0
+
+    def on_output(bcm: int, value: bool) -> None:
+        nonlocal seen
+        if world_sees is not None:
+            world_sees(bcm, value)  # the world first: the power goes right after the transition
+        if not role or roles.get(bcm) == role:
+            seen += 1
+            if seen == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    factory.on_output = on_output
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ survives the kill, as a real bench would):
   more than one clean's worth per interrupted attempt.
 
 POWERCUT_KILLS sets the number of kills (default 40; 200+ for a release: see docs/benchmarks.md).
+
+`test_sigkill_right_after_an_output_transition` kills the process right after chosen output
+transitions (hw_sim.powercut --kill-at output[.ROLE]:N): the real-process variant of
+tests/test_crash_points.py, which cuts in-process after every transition of a clean and of the
+maintenance actions.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from station.config import Config
 from station.store import Store
 
 KILLS = int(os.environ.get("POWERCUT_KILLS", "40"))
@@ -39,6 +45,20 @@ EXACT_POINTS = [
     "result:1",
     "result:2",
     "recovered:1",
+]
+
+
+SPP = Config().wheel.steps_per_position
+OUTPUT_POINTS = [
+    "output.led_busy:1",  # the first attempt's busy light, before its record (nothing consumed yet)
+    "output.enable:1",  # the stepper driver enabled, before the first step
+    "output.step:1",  # the first step pulse goes high
+    f"output.step:{2 * SPP - 1}",  # the pulse that completes the first position goes high
+    f"output.step:{2 * N * SPP}",  # the first move's last pulse goes low
+    "output.enable:2",  # the driver disabled after the first move
+    "output.pump:1",  # the first drop leaves the nozzle
+    "output.pump:2",  # the pump stops
+    "output:1000",  # wherever the 1000th output transition falls (a few cleans in)
 ]
 
 
@@ -154,3 +174,25 @@ def test_power_cut_at_any_instant_loses_nothing_and_reuses_no_ribbon(tmp_path):
     finally:
         store.close()
     assert books["attempts"] >= KILLS
+
+
+def test_sigkill_right_after_an_output_transition(tmp_path):
+    """A real process killed right after one output transition, at the points that matter, then
+    restarted on the same state directory and world file: nothing lost, nothing reused."""
+    for i, point in enumerate(OUTPUT_POINTS):
+        here = tmp_path / f"point{i}"
+        here.mkdir()
+        proc = start(here, i, "--kill-at", point, "--cleans", "30")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL, f"{point}: child ended {proc.returncode}: {err[-2000:]}"
+        check_books(here)
+        proc = start(here, 1000 + i, "--cleans", "2")  # recovery, then two more cleans
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"after {point}: {err[-2000:]}"
+        books = check_books(here)
+        store = Store(here / "state" / "station.db", readonly=True)
+        try:
+            assert "open" not in store.summary(), point
+        finally:
+            store.close()
+        assert books["attempts"] >= 2, point
