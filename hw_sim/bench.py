@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from station.app import Station, build_station, open_store
+from station.app import DB_NAME, Station, build_station, open_store
 from station.config import Config
 from station.domain import Mode, ServiceResult
 from station.events import AttemptFinished, Event, SensorChanged, StationStatus
 from station.loop import EventLoop, VirtualClock
 from station.reports import station_status
 
+from .auditor import Auditor
 from .pins import SimFactory
 from .world import ConnectorKind, SwipeVariant, World
 
@@ -68,7 +69,9 @@ class SimBench:
         self.world: World | None = None
 
         def attach_world(hardware) -> None:
-            self.world = World(self.config, self.factory, self.loop, **(world_options or {}))
+            self.world = world = World(self.config, self.factory, self.loop, **(world_options or {}))
+            # the judge's outside auditor: the station's database, read-only, as QA would read it
+            world.judge.attach(Auditor(self.state_dir / DB_NAME, self.config, world.drops_total, world.audit_state))
             if not self.world.cassettes:  # a world carried over from a power cut keeps its own
                 self.world.fit_cassette(cassette, male_mt=(cassette == "male_mt"))
             self.world.attach()
@@ -181,8 +184,17 @@ class SimBench:
         return self.last_result() if len(self.results()) > n else None
 
     def close(self, reason: str = "simulation closed") -> None:
-        """The station's one orderly stop (as `station run`'s), then the scratch directory goes."""
+        """The station's one orderly stop (as `station run`'s), then the scratch directory goes.
+        The world's judge then checks the outputs the stop left (rule 7) and holds the last
+        attempts to their records."""
+        judge = self.world.judge if self.world is not None else None
+        if judge is not None and judge.auditor is not None:
+            judge.auditor.station_stopping()
         self.station.shutdown(reason)
+        if judge is not None:
+            if judge.auditor is not None:
+                judge.auditor.station_stopped()
+            judge.closing()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

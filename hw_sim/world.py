@@ -6,7 +6,9 @@ violation of docs/design.md section 3, independently of the firmware's own bookk
 
 World is the wheel, pump, panel and cradle; it composes the parts with a job of their own:
 the input lines it drives (inputs.py), the operator's hand (hand.py), the faults in force
-(faults.py) and the world file that survives a power cut (world_file.py).
+(faults.py), the world file that survives a power cut (world_file.py) and the judge of the
+rules (judge.py), which it tells every physical happening; the bench gives the judge an outside
+auditor of the station's database (auditor.py) for the books and the records.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from station.loop import EventLoop
 from .faults import Fault, Faults
 from .hand import Hand
 from .inputs import INPUTS, InputLines
+from .judge import Judge
 from .model import ConnectorKind, SimCassette, SwipeRecord, SwipeVariant, Violation
 from .pins import SimFactory
 from .world_file import WorldFile
@@ -67,7 +70,6 @@ class World:
         self.connector: ConnectorKind | None = None
         self.mode_wet = False
         self.console_mode: str | None = None  # "dry"/"wet" when set on the console
-        self._wet_when_seen = False  # chosen mode when the firmware last saw a connector arrive
         self.violations: list[Violation] = []
         self.swipes_before = 0  # swipes in earlier lives of this world (state file)
         self.drops_total = 0
@@ -80,6 +82,8 @@ class World:
         self.inputs = InputLines(factory, self.pins)
         self.faults = Faults(self)
         self.hand = Hand(self)
+        self.judge = Judge(self)  # section 3, from this world's physics (and the books, once audited)
+        self.audit_state: dict[str, object] | None = None  # the auditor's baselines from the world file
         # what the firmware shows
         self._out: dict[int, bool] = {}
         self.prompting = False
@@ -130,10 +134,15 @@ class World:
 
     def _drive(self, name: str, active: bool, force: bool = False) -> None:
         """Inputs are active-low: active pulls the line to ground."""
-        if self.inputs.drive(name, active, force) and name == "connector":
-            # The firmware can start a clean from this moment: the mode chosen now is the one a
-            # clean must not go beyond (rule 4, see _judge_prompt).
-            self._wet_when_seen = self.chosen_wet
+        rose = self.inputs.drive(name, active, force)
+        if name == "index":
+            if rose:
+                self.judge.index_rose()  # a pulse the index sensor can see
+        elif name == "connector":
+            if rose:  # the firmware can start a clean from this moment (rule 4: Judge._prompt)
+                self.judge.connector_line_rose()
+        elif name == "button":
+            self.judge.button(self.inputs.read("button"))
 
     def sensor(self, name: str) -> bool:
         """What the firmware reads on an input now (True = active)."""
@@ -171,6 +180,7 @@ class World:
         role = self._pin_role.get(bcm)
         if role == "enable" and self.stepper_enabled and not was_enabled:
             self._move_positions = 0  # a new move begins
+            self.judge.move_started()
         if role == "step" and value:
             self._step()
         elif role == "pump" and value:
@@ -191,17 +201,14 @@ class World:
         if not self.stepper_enabled:
             return  # the driver ignores STEP while disabled
         forward = self._out.get(self.pins.dir, False) == self.config.wheel.forward_dir_high
-        _, _, red = self.leds()
-        if red:
-            self._violate(7, "motor stepped while the fault light is on")
         cassette = self.fitted
-        if cassette is None or self.faults.jammed:
+        # the ribbon's end is fixed to the spool: past it the wheel cannot turn further
+        turns = cassette is not None and not self.faults.jammed and cassette.position < cassette.capacity
+        self.judge.stepped(forward, turns)
+        if cassette is None or not turns:
             return
-        if cassette.position >= cassette.capacity:
-            return  # the ribbon's end is fixed to the spool: the wheel cannot turn further
         self.steps_total += 1
         if not forward:
-            self._violate(1, "wheel driven backwards: used ribbon would come back under the window")
             return
         self._step_in_position += 1
         needed = self.steps_per_position + (self.faults.extra_steps[0] if self.faults.extra_steps else 0)
@@ -215,6 +222,7 @@ class World:
             if self._index_blind:
                 self.faults.missing_index -= 1
             self._move_positions += 1
+            self.judge.position_done()
         self._update_index()
         self._persist()
 
@@ -225,25 +233,19 @@ class World:
         self._drive("index", in_slot and not self._index_blind)
 
     def _pump(self) -> None:
-        cleaning = self.connector is not None  # priming happens with the guide empty
-        if cleaning and not self.chosen_wet:
-            self._violate(4, "pump driven in dry mode")
-        elif cleaning and not self._wet_when_seen:
-            self._violate(4, "pump driven in a clean started in dry mode")
         if self.faults.pump_clogged or self.reservoir <= 0:
+            self.judge.pumped(None, dropped=False)
             return
         self.reservoir -= 1
         self.drops_total += 1
         self._sync_fluid_switch()
         cassette = self.fitted
+        section = None
         if cassette is not None:
             section = cassette.position
             cassette.drops[section] = cassette.drops.get(section, 0) + 1
             cassette.drop_time[section] = self.loop.now()
-            if cleaning and cassette.drops[section] > 1:
-                self._violate(4, f"second drop on section {section}")
-            if cleaning and cassette.touched.get(section):
-                self._violate(4, f"drop on section {section}, which was already used")
+        self.judge.pumped(section, dropped=True)
         self._persist()
         if self.config.dispenser.drop_sensor_fitted:
             self.loop.call_later(self.drop_sensor_delay_s, lambda: self._drive("drop", True))
@@ -252,48 +254,12 @@ class World:
     def _panel_changed(self) -> None:
         green, amber, red = self.leds()
         prompting = green and amber and not red  # only swipe-now lights green and amber together
-        if prompting and not self.prompting:
-            self._judge_prompt()
+        began, ended = prompting and not self.prompting, self.prompting and not prompting
+        self.judge.leds_changed(green, amber, red, began, ended)
+        if began:
             for fn in self._on_prompt:
                 fn()
         self.prompting = prompting
-
-    def _judge_prompt(self) -> None:
-        """The firmware has just told the operator to swipe. Is that physically right?"""
-        self.prompts += 1
-        n = self.config.wheel.positions_per_clean
-        cassette = self.fitted
-        if cassette is None:
-            self._violate(1, "swipe-now with no cassette fitted")
-            return
-        section = cassette.position
-        if self._move_positions != n:
-            self._violate(1, f"the last wheel move advanced {self._move_positions} positions, not {n}")
-        if section in cassette.offered:
-            self._violate(1, f"swipe-now on section {section} a second time")
-        cassette.offered.append(section)
-        self._persist()
-        if cassette.touched.get(section):
-            self._violate(1, f"swipe-now on section {section}, which was already used")
-        if section > cassette.capacity:
-            self._violate(6, f"swipe-now past the end of the ribbon (section {section} of {cassette.capacity})")
-        if self.connector is None:
-            self._violate(2, "swipe-now with no connector in place")
-        elif self.connector is ConnectorKind.BENT:
-            self._violate(3, "swipe-now for a connector with a bent guide pin")
-        elif (self.connector is ConnectorKind.MALE) != cassette.male_mt:
-            self._violate(2, f"swipe-now for a {self.connector.value} connector on the wrong cassette")
-        # Rule 4 against the people's choice. A clean is wet-to-dry only if WET was chosen when
-        # the connector arrived and still is: switched to DRY on the way, the drop must not come
-        # (never fluid in dry mode); switched to WET on the way, the clean started dry stays dry
-        # (the fluid check was for a dry clean). A drop placed in WET mode stays placed if the
-        # switch moves between the drop and swipe-now (the pump check judges the drop itself).
-        drops = cassette.drops.get(section, 0)
-        wet = self._wet_when_seen and self.chosen_wet
-        if drops > 1 or (wet and drops == 0):
-            self._violate(4, f"{'wet-to-dry' if wet else 'dry'} swipe-now with {drops} drops on the section")
-        elif drops and not self._wet_when_seen:
-            self._violate(4, "dry swipe-now on a wet section")
 
     def when_prompted(self, fn: Callable[[], None]) -> None:
         self._on_prompt.append(fn)
@@ -312,6 +278,7 @@ class World:
         if self.fitted is not None and self.fitted is not cassette:
             self.remove_cassette()  # a swap always takes the old one out first
         if self.fitted is not cassette:
+            self.judge.cassette_handled("fitted")
             self.fitted = cassette
             self._step_in_position = 0
         self._sync_cassette_inputs()
@@ -320,6 +287,8 @@ class World:
         return cassette
 
     def remove_cassette(self) -> None:
+        if self.fitted is not None:
+            self.judge.cassette_handled("taken out")
         self.fitted = None
         self._sync_cassette_inputs()
         self._update_index()
@@ -339,6 +308,8 @@ class World:
     def set_mode(self, wet: bool) -> None:
         self.mode_wet = wet
         self._drive("mode_wet", wet)
+        if self.judge.session is not None and self.chosen_wet != self.judge.session.wet_at_seat:
+            self.judge.session.mode_changed = True
 
     def refill(self, drops: int | None = None) -> None:
         """Fill the reservoir (to its capacity unless told how many drops)."""
@@ -358,9 +329,11 @@ class World:
     def present(self, kind: ConnectorKind | str, *, chatter_s: float = 0.0) -> None:
         """Seat a connector in the guide (see `Hand.present`)."""
         self.hand.present(kind, chatter_s=chatter_s)
+        self.judge.seated(ConnectorKind(kind), chatter_s)
 
     def remove(self, *, pins_lag_s: float = 0.0) -> None:
         """Lift the connector out of the guide (see `Hand.remove`)."""
+        self.judge.removed()
         self.hand.remove(pins_lag_s=pins_lag_s)
 
     def swipe(
@@ -373,14 +346,19 @@ class World:
     ) -> None:
         """Pull the connector across the window (see `Hand.swipe`)."""
         self.hand.swipe(direction=direction, duration_s=duration_s, variant=variant, bounce=bounce)
+        end_t = max((t.due for t in self.hand.timers if not t.cancelled), default=self.loop.now())
+        self.judge.stroke(direction, duration_s, SwipeVariant(variant), bounce or self.faults.bounce, end_t)
 
     # ================================================================== faults (faults.py)
     def inject(self, fault: Fault | str, **kw: object) -> None:
         """Inject a fault (see `Faults.inject`)."""
+        if Fault(fault) is not Fault.CONNECTOR_PULLED:  # (pulling the connector is the hand's)
+            self.judge.disturb(f"fault {Fault(fault).value} injected")
         self.faults.inject(fault, **kw)
 
     def clear(self, fault: Fault | str) -> None:
         """Remove the cause of a fault (see `Faults.clear`)."""
+        self.judge.disturb(f"fault {Fault(fault).value} cleared")
         self.faults.clear(fault)
 
     # ================================================================== reports

@@ -38,6 +38,7 @@ class WorldFile:
             "violations": [asdict(v) for v in w.violations],
             "swipes": w.swipes_before + len(w.swipes),
             "outputs": {"stepper_enabled": w.stepper_enabled, "pump_on": w.pump_on, "leds": list(w.leds())},
+            "audit": w.judge.auditor.state() if w.judge.auditor is not None else w.audit_state,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -58,3 +59,4 @@ class WorldFile:
         w._move_positions = state["move_positions"]
         w.violations = [Violation(**v) for v in state["violations"]]
         w.swipes_before = state["swipes"]
+        w.audit_state = state.get("audit")  # the outside auditor's baselines (hw_sim/auditor.py)

@@ -1,0 +1,296 @@
+"""The outside auditor: reads the station's database file, read-only, and holds the books to the
+physics of the bench.
+
+It opens `station.db` with a `file:...?mode=ro` URI, as QA would open a copy of the Pi's state:
+the station's database is in WAL mode, so every committed transaction is seen, nothing else.
+It never looks at the firmware's memory or its announcements. What it reads:
+
+- the ribbon books: the current cassette of each type, its capacity and positions used, and
+  who declared it (the `cassette new` audit row: the panel, the console, or the station itself
+  for the first cassette of a type);
+- the fluid books: drops booked in all and at the last refill;
+- the attempt records and the maintenance audit rows;
+- the configuration in force: the file's, with the console changes the database keeps (those
+  that need a restart as they were when this station started).
+
+Its invariants (docs/reliability.md, "What the simulator judges"):
+
+- ribbon (rules 1 and 6): for the physical cassette a count was begun on (a person declared it
+  new with it fitted, or the count was first seen with it fitted), the books' positions left
+  never exceed the count's start minus the positions the wheel physically moved since; a count
+  restarted without a person's word (a declaration by the station, not the first of its type) is
+  held to the physical baseline it replaced;
+- fluid (rule 6): every drop that left the nozzle is booked, in all and since the last refill.
+
+`state()` survives a power cut in the world file, so a new station is held to the same baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from station.config import OVERRIDES_SETTING, Config, ConfigError, from_dict, needs_restart, to_dict, with_overrides
+
+from .model import SimCassette
+
+MAINTENANCE_ACTIONS = {"move": ("jog", "selftest"), "pump": ("prime", "selftest")}
+
+
+@dataclass
+class Baseline:
+    """Where a ribbon count began: on this physical cassette, at this position, with this many
+    of the count's positions already used."""
+
+    cassette: str
+    capacity: int
+    used: int
+    position: int
+    books_id: int
+
+
+@dataclass(frozen=True)
+class Books:
+    """The current cassette of one type, as the books have it."""
+
+    id: int
+    capacity: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.capacity - self.used)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One attempt's record."""
+
+    id: int
+    outcome: str | None
+    reason: str
+    mode: str
+
+
+def cassette_type(male_mt: bool) -> str:
+    return "male_mt" if male_mt else "standard"
+
+
+class Auditor:
+    """Reads `path` read-only; `problems` found are returned as text for the judge to file."""
+
+    def __init__(self, path: str | Path, file_config: Config, drops_total: int, state: dict[str, Any] | None) -> None:
+        self.path = Path(path).resolve()
+        self.file_config = file_config
+        self._db: sqlite3.Connection | None = None
+        self.unreadable: str | None = None  # why the file could not be read (checks then skip)
+        self.paused = False  # while the station stops: its last close must find no reader
+        self.stopped = False
+        self._settings_text: str | None = None
+        self.start_config = self._with_saved(self._setting_text(), file_config)
+        self._config = self.start_config
+        self.baselines: dict[str, Baseline] = {}
+        self.seen: dict[str, tuple[int, float]] = {}  # type -> (current books id, first seen at)
+        fluid = self._fluid()
+        books0 = fluid[0] if fluid else 0
+        self.fluid = {"books0": books0, "phys0": drops_total, "refill_id": None, "refill_books": 0, "refill_phys": 0}
+        self.cassettes_at_start = self._one("SELECT coalesce(max(id), 0) FROM cassettes") or 0
+        if state:
+            self.baselines = {t: Baseline(**b) for t, b in state.get("baselines", {}).items()}
+            self.seen = {t: (int(i), float("-inf")) for t, i in state.get("seen", {}).items()}
+            self.fluid.update(state.get("fluid", {}))
+        else:
+            for ctype in ("standard", "male_mt"):
+                books = self.books(ctype)
+                if books is not None:
+                    self.seen[ctype] = (books.id, float("-inf"))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "baselines": {t: asdict(b) for t, b in self.baselines.items()},
+            "seen": {t: i for t, (i, _) in self.seen.items()},
+            "fluid": self.fluid,
+        }
+
+    # ------------------------------------------------------------------ reading
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
+        if self.paused:
+            return None
+        try:
+            if self._db is None:
+                uri = self.path.as_uri() + "?mode=ro"
+                if self.stopped and not Path(f"{self.path}-wal").exists():
+                    uri += "&immutable=1"  # the station closed cleanly: all is in the file (store.py)
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            self.unreadable = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        rows = self._rows(sql, args)
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def station_stopping(self) -> None:
+        """Let go of the file while the station stops, so that its last close checkpoints as it
+        would with nobody reading; `station_stopped` reads it again."""
+        self.close()
+        self.paused = True
+
+    def station_stopped(self) -> None:
+        self.paused, self.stopped = False, True
+
+    def _setting_text(self) -> str | None:
+        rows = self._rows("SELECT value FROM settings WHERE key = ?", (OVERRIDES_SETTING,))
+        if rows is None:
+            return self._settings_text  # unreadable now: the last known
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    def _with_saved(text: str | None, base: Config) -> Config:
+        if not text:
+            return base
+        try:
+            return with_overrides(base, json.loads(text))
+        except (ConfigError, ValueError):
+            return base  # the station starts on the file alone then (station.app.build_station)
+
+    def config(self) -> Config:
+        """The configuration in force: console changes apply at once, but those that need a
+        restart only as they were when this station started."""
+        text = self._setting_text()
+        if text == self._settings_text:
+            return self._config
+        self._settings_text = text
+        now = self._with_saved(text, self.file_config)
+        raw = to_dict(self.start_config)
+        for section, values in to_dict(now).items():
+            for key, value in values.items():
+                if not needs_restart(section, key):
+                    raw[section][key] = value
+        try:
+            self._config = from_dict(raw)
+        except ConfigError:
+            self._config = self.start_config
+        return self._config
+
+    def books(self, ctype: str) -> Books | None:
+        rows = self._rows(
+            "SELECT id, capacity, used FROM cassettes WHERE type = ? AND retired_at IS NULL ORDER BY id DESC LIMIT 1",
+            (ctype,),
+        )
+        return Books(*rows[0]) if rows else None
+
+    def attempts_max(self) -> int | None:
+        return self._one("SELECT coalesce(max(id), 0) FROM attempts")
+
+    def audit_max(self) -> int | None:
+        return self._one("SELECT coalesce(max(id), 0) FROM audit")
+
+    def records(self, after: int, upto: int | None) -> list[Record] | None:
+        rows = self._rows(
+            "SELECT id, outcome, reason, mode FROM attempts WHERE id > ? AND id <= ? ORDER BY id",
+            (after, upto if upto is not None else 2**62),
+        )
+        return None if rows is None else [Record(*r) for r in rows]
+
+    def maintenance_audited(self, kind: str, since: int) -> bool | None:
+        """Is there an audit row of a maintenance action that does this (`move`, `pump`) after
+        audit row `since`?"""
+        actions = MAINTENANCE_ACTIONS[kind]
+        n = self._one(
+            "SELECT count(*) FROM audit WHERE id > ? AND kind = 'maintenance' AND action IN (?, ?)", (since, *actions)
+        )
+        return None if n is None else n > 0
+
+    def _fluid(self) -> tuple[int, int | None, int] | None:
+        """(drops booked in all, the last refill's id, drops booked at it)."""
+        total = self._one("SELECT n FROM drop_tally WHERE id = 1")
+        if total is None:
+            return None
+        last = self._rows("SELECT id, drop_total FROM refills ORDER BY id DESC LIMIT 1")
+        refill_id, at_refill = last[0] if last else (None, 0)
+        return int(total), refill_id, int(at_refill)
+
+    # ------------------------------------------------------------------ the ribbon books
+    def _declared_by_a_person(self, books: Books, ctype: str, since: float, long_press_at: float | None) -> bool:
+        """Was this count begun by a person's word (or is it the first of its type, which the
+        station takes as new)? A panel declaration needs a long press the bench saw; a console
+        declaration is taken at its audit row's word (the simulator does not see the console)."""
+        rows = self._rows(
+            "SELECT source, detail FROM audit WHERE kind = 'cassette' AND action = 'new' ORDER BY id DESC"
+        )
+        for source, detail in rows or []:
+            try:
+                d = json.loads(detail)
+            except ValueError:
+                continue
+            if d.get("id") != books.id:
+                continue
+            if source.startswith("console"):
+                return True
+            if source == "panel":
+                return long_press_at is not None and long_press_at >= since - 1e-9
+            first = self._one("SELECT count(*) FROM cassettes WHERE type = ?", (ctype,)) == 1
+            return source == "station" and str(d.get("note", "")).startswith("first fit") and first
+        return False
+
+    def ribbon(self, fitted: SimCassette | None, now: float, long_press_at: float | None) -> str | None:
+        """The books of the fitted cassette's type against its ribbon (None: all is well)."""
+        if fitted is None:
+            return None
+        ctype = cassette_type(fitted.male_mt)
+        books = self.books(ctype)
+        if books is None:
+            return None
+        seen = self.seen.get(ctype)
+        if seen is None or seen[0] != books.id:
+            watched = seen is not None or books.id > self.cassettes_at_start
+            since = seen[1] if seen else float("-inf")
+            self.seen[ctype] = (books.id, now)
+            if watched and self._declared_by_a_person(books, ctype, since, long_press_at):
+                self.baselines[ctype] = Baseline(fitted.name, books.capacity, 0, fitted.position, books.id)
+            elif ctype not in self.baselines:
+                self.baselines[ctype] = Baseline(fitted.name, books.capacity, books.used, fitted.position, books.id)
+        elif ctype not in self.baselines:
+            self.baselines[ctype] = Baseline(fitted.name, books.capacity, books.used, fitted.position, books.id)
+        b = self.baselines[ctype]
+        if b.cassette != fitted.name:
+            return None  # another physical cassette of the type: the books cannot know it is not the same
+        moved = fitted.position - b.position
+        honest = b.capacity - b.used - moved
+        if books.left > honest:
+            began = "a person declared it new" if b.used == 0 else "this auditor began watching"
+            return (
+                f"cassette '{fitted.name}': the books (#{books.id}) give {books.left} positions left, but the wheel "
+                f"moved {moved} since {began} (#{b.books_id}, {b.capacity - b.used} left then): at most {honest}"
+            )
+        return None
+
+    # ------------------------------------------------------------------ the fluid books
+    def fluid_short(self, drops_total: int) -> str | None:
+        """Every drop that left the nozzle is booked, in all and since the last refill."""
+        fluid = self._fluid()
+        if fluid is None:
+            return None
+        total, refill_id, at_refill = fluid
+        f = self.fluid
+        booked, dispensed = total - f["books0"], drops_total - f["phys0"]
+        if booked < dispensed:
+            return f"{dispensed} drops left the nozzle, the books count {booked}"
+        if refill_id != f["refill_id"]:  # a refill booked since the last look: counted from now
+            f.update(refill_id=refill_id, refill_books=at_refill, refill_phys=drops_total)
+        elif total - f["refill_books"] < drops_total - f["refill_phys"]:
+            return (
+                f"{drops_total - f['refill_phys']} drops left the nozzle since the refill, "
+                f"the books count {total - f['refill_books']}"
+            )
+        return None
