@@ -260,6 +260,7 @@ class Controller(_Machine):
     def _record_fault_clear(self) -> None:
         if self._clearing_by is not None:
             self.faults.record_clear(self._clearing_by)
+        self.cycle.record_unrecorded()  # attempts whose end the disk refused in fault (rule 8)
 
     def fault_cause_gone(self) -> bool:
         return self.faults.cause_gone()
@@ -493,9 +494,20 @@ class Controller(_Machine):
         return ServiceResult(True, [f"fault {code} cleared"])
 
     def request_reset(self, source: str) -> ServiceResult:
-        """*RST: abort whatever is running, safely, to ready. A fault is not reset this way."""
+        """*RST: abort whatever is running, safely, to ready. A fault is not reset this way. The
+        console calls it through `loop.call_sync`, which hands an exception back to the console,
+        not to the loop's error handler: a write the disk refuses on the way (the reset's audit,
+        the interrupted attempt's record) would leave the station half-reset, e.g. advancing
+        with the wheel stopped. It is the station's fault instead (rule 7)."""
         if self.state == "fault":
             return ServiceResult(False, error="in fault: clear the fault (fault clear) instead")
+        try:
+            return self._reset(source)
+        except Exception as exc:
+            self._on_error(exc)
+            return ServiceResult(False, error=f"{type(exc).__name__}: {exc}; station is now in fault")
+
+    def _reset(self, source: str) -> ServiceResult:
         self.store.audit("maintenance", "reset", self.wall(), detail={"state": self.state}, source=source)
         self.hardware.wheel.stop()
         self.hardware.dispenser.off()

@@ -49,6 +49,7 @@ class CleanCycle:
         self._publish = publish
         self._wall = wall
         self.attempt: Attempt | None = None
+        self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record
 
     def _pins_now(self, t: float) -> PinSample:
         read = self._hw.sensors.read
@@ -176,8 +177,23 @@ class CleanCycle:
         outcome = Outcome.FAILED if a.positions_reserved > 0 else Outcome.REJECTED
         reason = Reason.CASSETTE_PULLED if code is FaultCode.CASSETTE_PULLED else Reason.FAULT
         recorded = self.conclude(outcome, reason, guarded=True)
+        if not recorded:
+            self.unrecorded.append(a)
         self.attempt = None
         return None if recorded else a.id
+
+    def record_unrecorded(self) -> None:
+        """The disk takes writes again (its fault is being cleared): the ends it refused go on
+        record as they were announced (rule 8). Raises StoreError while it still cannot."""
+        while self.unrecorded:
+            a = self.unrecorded[0]
+            assert a.outcome is not None
+            gender = a.gender.value if a.gender else None
+            reason = a.reason.value if a.reason else ""
+            self._store.finish_attempt(
+                a.id, a.outcome, reason, self._wall(), gender=gender, swipe_start_s=a.swipe_start_s(), pass_s=a.pass_s()
+            )
+            self.unrecorded.pop(0)
 
     def conclude(self, outcome: Outcome, reason: Reason | None, *, guarded: bool = False, detail: str = "") -> bool:
         """Record and announce the attempt's one outcome. `guarded`: a failed write is logged
@@ -195,6 +211,7 @@ class CleanCycle:
             )
         except Exception:
             if not guarded:
+                a.outcome, a.reason = None, None  # not on record: the fault this raises ends it (end_in_fault)
                 raise
             log.exception("could not record the end of attempt %s", a.id)  # pragma: no mutate
             recorded = False

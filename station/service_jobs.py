@@ -4,7 +4,8 @@ Invariant: a job runs only in the station's `servicing` state, entered from `idl
 connector in the guide, so a maintenance move can never overlap a clean. Ribbon and drops are
 booked before the wheel moves or the pump pulses, exactly as in a clean; every job is audited
 with where it came from (the console port, or the panel). Runs on the controller loop; a fault
-or a reset ends the job in flight (`abort`).
+or a reset ends the job in flight (`abort`). A job's first part runs in the console's call, not
+as a loop handler: an exception there (a write the disk refuses) is the station's fault too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .domain import FaultCode, ServiceResult
 from .events import DropDispensed, Event, MaintenanceDone
 from .loop import EventLoop, Timer
 from .ports import Hardware, MotionResult, MotionStatus, Sensor
-from .store import Store
+from .store import Store, StoreError
 
 Done = Callable[[ServiceResult], None]
 
@@ -134,9 +135,27 @@ class ServiceJobs:
         else:
             self._end(True)
 
+    def _start(self, done: Done, start: Callable[[], None]) -> None:
+        """Run the first part of a job (its audit, its first booking, move or pulse). The console
+        calls it through `loop.call_sync`, which hands an exception back to the console instead
+        of the loop's error handler: the station would be left as it was half-way (in
+        `servicing`, no fault) with the console saying ERR. It goes into fault instead (rule 7),
+        the storage fault when the disk refused a write; the fault ends the job begun."""
+        try:
+            start()
+        except Exception as exc:
+            begun = self._job is not None
+            code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL
+            self._host.fault(code, f"{type(exc).__name__}: {exc}")  # aborts (and reports) a job begun
+            if not begun:
+                done(ServiceResult(False, error=f"{type(exc).__name__}: {exc}; station is now in fault"))
+
     # ------------------------------------------------------------------ jog
     def jog(self, positions: int, source: str, done: Done) -> None:
         """Advance the wheel by whole positions (each index-confirmed); the ribbon is booked first."""
+        self._start(done, lambda: self._jog(positions, source, done))
+
+    def _jog(self, positions: int, source: str, done: Done) -> None:
         refusal = self.refusal(need_cassette=True)
         if refusal is None and not 1 <= positions <= MAX_JOG:
             refusal = f"jog takes 1 to {MAX_JOG} positions, not {positions}"
@@ -166,6 +185,9 @@ class ServiceJobs:
     # ------------------------------------------------------------------ prime
     def prime(self, drops: int, source: str, done: Done) -> None:
         """Pump drops to fill the line (into the waste, with no connector in the guide)."""
+        self._start(done, lambda: self._prime(drops, source, done))
+
+    def _prime(self, drops: int, source: str, done: Done) -> None:
         refusal = self.refusal(need_cassette=False)
         if refusal is None and not 1 <= drops <= MAX_PRIME:
             refusal = f"prime takes 1 to {MAX_PRIME} drops, not {drops}"
@@ -210,6 +232,9 @@ class ServiceJobs:
     def selftest(self, source: str, done: Done) -> None:
         """Check each part: sensors at rest, the wheel (one position), the pump (one drop),
         lights and buzzer. Costs one ribbon position and one drop, both booked."""
+        self._start(done, lambda: self._selftest(source, done))
+
+    def _selftest(self, source: str, done: Done) -> None:
         refusal = self.refusal(need_cassette=True)
         cassette = self._books.current_cassette() if refusal is None else None
         if cassette is not None and cassette.remaining < 1:
