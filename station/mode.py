@@ -33,10 +33,11 @@ class ModeSelector:
         return Mode.WET if self._sensors.read(Sensor.MODE_WET) else Mode.DRY
 
     def set(self, mode: Mode | None, source: str) -> ServiceResult:
-        """Override the switch from the console (None hands the choice back to the panel)."""
-        self.override = mode
+        """Override the switch from the console (None hands the choice back to the panel). On
+        record before it applies: a change the disk refuses does not happen."""
         self._store.audit(
             "maintenance", "mode", self._wall(), detail={"mode": mode.value if mode else "switch"}, source=source
         )
+        self.override = mode
         self._publish(ModeSet(mode, source))
         return ServiceResult(True, [f"mode {self.current().value} ({'console' if mode else 'panel switch'})"])

@@ -143,6 +143,9 @@ class Station:
         streamed: list[str] = []
         reply = [*streamed, *self.port.handle(P.Line(text), streamed.append)]
         self.replies.append(reply)
+        words = text.lower().split()
+        if words[:2] == ["mode", "set"] and reply[-1].startswith("OK"):  # the person knows what they chose
+            self.bench.world.console_mode = None if words[2] == "switch" else words[2]
         self.bench.run_for(0.0)
         return reply
 
@@ -322,3 +325,40 @@ def check_write_failure(s: Station, state_dir: Path, action: str, k: int, error:
     assert not w.stepper_enabled and not w.pump_on and bench.state == "idle", where
     books = check_books(s, state_dir, where)
     assert None not in books.attempts.values(), f"{where}: attempts {books.attempts}"
+
+
+# ---------------------------------------------------------------------------------- the console's other writes
+SETTING_COMMANDS = {
+    # command -> what it would change, read from the station
+    "mode set wet": lambda c: (c.mode.override, c.mode.current()),
+    "mode set switch": lambda c: (c.mode.override, c.mode.current()),
+    "cassette new": lambda c: [(x.id, x.used) for x in c.store.current_cassettes()],
+    "fluid refill": lambda c: c.store.fluid(),
+    "config set swipe.max_pass_s 2.5": lambda c: (c.config.swipe.max_pass_s, c.settings.saved_changes()),
+}
+
+
+@pytest.mark.parametrize("error", FAILURES)
+@pytest.mark.parametrize("command", SETTING_COMMANDS)
+def test_a_console_change_the_disk_refuses_does_not_happen(state_dir, command, error):
+    """The console's commands that only change the books or the settings are written before they
+    apply: refused by the disk, the console says ERR and nothing changed (found: `mode set` used
+    to change the mode and then fail to audit it, so the station cleaned in a mode the console
+    said it had refused, with no record of the change)."""
+    s = station(state_dir, fail_at=1, error=error)
+    try:
+        c, w = s.bench.controller, s.bench.world
+        if command == "mode set switch":
+            assert s.console("mode set dry")[-1].startswith("OK")
+        before = SETTING_COMMANDS[command](c)
+        s.disk.arm()
+        reply = s.console(command)
+        assert reply[-1].startswith("ERR "), reply
+        assert s.disk.failed == [s.disk.writes[0]]
+        assert SETTING_COMMANDS[command](c) == before, command
+        assert s.bench.state == "idle"
+        w.set_mode(command == "mode set switch")  # the panel switch reads WET; the console's DRY still holds
+        result = s.bench.clean("female")
+        assert result is not None and result.outcome.value == "cleaned" and w.drops_total == 0, result
+    finally:
+        close(s.bench)
