@@ -93,26 +93,29 @@ class Auditor:
         self.start_config = self._with_saved(self._setting_text(), file_config)
         self._config = self.start_config
         self.baselines: dict[str, Baseline] = {}
-        self.seen: dict[str, tuple[int, float]] = {}  # type -> (current books id, first seen at)
+        self.seen: dict[str, int] = {}  # type -> the current books' id, last seen
+        self.long_pressed = False  # a person long-pressed the button since the last panel declaration
         fluid = self._fluid()
         books0 = fluid[0] if fluid else 0
         self.fluid = {"books0": books0, "phys0": drops_total, "refill_id": None, "refill_books": 0, "refill_phys": 0}
         self.cassettes_at_start = self._one("SELECT coalesce(max(id), 0) FROM cassettes") or 0
         if state:
             self.baselines = {t: Baseline(**b) for t, b in state.get("baselines", {}).items()}
-            self.seen = {t: (int(i), float("-inf")) for t, i in state.get("seen", {}).items()}
+            self.seen = {t: int(i) for t, i in state.get("seen", {}).items()}
             self.fluid.update(state.get("fluid", {}))
+            self.long_pressed = bool(state.get("long_pressed"))
         else:
             for ctype in ("standard", "male_mt"):
                 books = self.books(ctype)
                 if books is not None:
-                    self.seen[ctype] = (books.id, float("-inf"))
+                    self.seen[ctype] = books.id
 
     def state(self) -> dict[str, Any]:
         return {
             "baselines": {t: asdict(b) for t, b in self.baselines.items()},
-            "seen": {t: i for t, (i, _) in self.seen.items()},
+            "seen": self.seen,
             "fluid": self.fluid,
+            "long_pressed": self.long_pressed,
         }
 
     # ------------------------------------------------------------------ reading
@@ -211,6 +214,14 @@ class Auditor:
         )
         return None if n is None else n > 0
 
+    def fault_clear_audited(self) -> bool | None:
+        """Is a panel fault_clear audited after the last fault the station audited?"""
+        rows = self._rows(
+            "SELECT (SELECT coalesce(max(id), 0) FROM audit WHERE kind = 'maintenance' AND action = 'fault_clear' "
+            "AND source = 'panel') > (SELECT coalesce(max(id), 0) FROM audit WHERE kind = 'fault')"
+        )
+        return None if not rows else bool(rows[0][0])
+
     def _fluid(self) -> tuple[int, int | None, int] | None:
         """(drops booked in all, the last refill's id, drops booked at it)."""
         total = self._one("SELECT n FROM drop_tally WHERE id = 1")
@@ -221,10 +232,11 @@ class Auditor:
         return int(total), refill_id, int(at_refill)
 
     # ------------------------------------------------------------------ the ribbon books
-    def _declared_by_a_person(self, books: Books, ctype: str, since: float, long_press_at: float | None) -> bool:
+    def _declared_by_a_person(self, books: Books, ctype: str) -> bool:
         """Was this count begun by a person's word (or is it the first of its type, which the
-        station takes as new)? A panel declaration needs a long press the bench saw; a console
-        declaration is taken at its audit row's word (the simulator does not see the console)."""
+        station takes as new)? A panel declaration needs a long press the bench saw (one long
+        press, one declaration); a console declaration is taken at its audit row's word (the
+        simulator does not see the console)."""
         rows = self._rows(
             "SELECT source, detail FROM audit WHERE kind = 'cassette' AND action = 'new' ORDER BY id DESC"
         )
@@ -238,12 +250,13 @@ class Auditor:
             if source.startswith("console"):
                 return True
             if source == "panel":
-                return long_press_at is not None and long_press_at >= since - 1e-9
+                pressed, self.long_pressed = self.long_pressed, False
+                return pressed
             first = self._one("SELECT count(*) FROM cassettes WHERE type = ?", (ctype,)) == 1
             return source == "station" and str(d.get("note", "")).startswith("first fit") and first
         return False
 
-    def ribbon(self, fitted: SimCassette | None, now: float, long_press_at: float | None) -> str | None:
+    def ribbon(self, fitted: SimCassette | None) -> str | None:
         """The books of the fitted cassette's type against its ribbon (None: all is well)."""
         if fitted is None:
             return None
@@ -252,11 +265,10 @@ class Auditor:
         if books is None:
             return None
         seen = self.seen.get(ctype)
-        if seen is None or seen[0] != books.id:
+        if seen != books.id:
             watched = seen is not None or books.id > self.cassettes_at_start
-            since = seen[1] if seen else float("-inf")
-            self.seen[ctype] = (books.id, now)
-            if watched and self._declared_by_a_person(books, ctype, since, long_press_at):
+            self.seen[ctype] = books.id
+            if watched and self._declared_by_a_person(books, ctype):
                 self.baselines[ctype] = Baseline(fitted.name, books.capacity, 0, fitted.position, books.id)
             elif ctype not in self.baselines:
                 self.baselines[ctype] = Baseline(fitted.name, books.capacity, books.used, fitted.position, books.id)

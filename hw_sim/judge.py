@@ -13,6 +13,7 @@ What it checks, rule by rule, is listed in docs/reliability.md ("What the simula
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from station.config import Config
@@ -47,9 +48,11 @@ class Judge:
         self.move_index: int | None = None  # index pulses the sensor could see in the last move
         self.move_session: Session | None = None
         self.button_down_at: float | None = None
-        self.long_press_at: float | None = None
+        self.short_press_at: float | None = None
+        self._press_told: float | None = None
         self.episode_audit: int | None = None  # audit rows when the panel last showed ready
         self.episode_checked: set[str] = set()
+        self.judged: deque[Session] = deque(maxlen=64)  # the last attempts held to their records
         self._said: set[str] = set()
         self.closed = False
 
@@ -77,18 +80,22 @@ class Judge:
         """The attempt the station has in hand (the last one it took up, until it is judged)."""
         return self.pending[-1] if self.pending else None
 
-    def _long_press(self) -> float | None:
-        """The last moment the button had been held long enough for the firmware's long press."""
-        lp = self.config().panel.long_press_s
-        if self.button_down_at is not None and self.now() >= self.button_down_at + lp - 1e-6:
-            return self.button_down_at + lp
-        return self.long_press_at
+    def _long_press(self, down: float) -> None:
+        """The button (pressed at `down`) held long enough for the firmware's long press: a
+        person's declaration of the fitted cassette as new may follow (one: the auditor is told
+        once per press)."""
+        if self.auditor is not None and self._press_told != down:
+            self._press_told = down
+            self.auditor.long_pressed = True
 
     def _books(self, rule: int, when: str) -> None:
         """Rules 1 and 6: the ribbon books of the fitted cassette never above its ribbon."""
         if self.auditor is None:
             return
-        problem = self.auditor.ribbon(self.w.fitted, self.now(), self._long_press())
+        down, lp = self.button_down_at, self.config().panel.long_press_s
+        if down is not None and self.now() >= down + lp - 1e-6:
+            self._long_press(down)  # (still held)
+        problem = self.auditor.ribbon(self.w.fitted)
         if problem is not None:
             self._once(f"ribbon {rule} {problem}", rule, f"{when}: {problem}")
 
@@ -165,11 +172,13 @@ class Judge:
             return
         lp = self.config().panel.long_press_s
         if now - down < lp - 1e-6:
+            self.short_press_at = now
             s = self._clean()
             if s is not None and s.seated and s.cancelled_at is None:
                 s.cancelled_at = now
         else:
-            self.long_press_at = down + lp
+            self._long_press(down)
+            self._books(6, "after a long press")
 
     def disturb(self, why: str) -> None:
         """Something beyond the station's control happened during the clean (a fault injected,
@@ -180,6 +189,8 @@ class Judge:
     def cassette_handled(self, what: str) -> None:
         self._books(6, f"before the cassette was {what}")
         self.disturb(f"cassette {what}")
+        if what == "fitted":  # and again once the station has taken the fitting in
+            self.w.loop.call_later(0.0, lambda: self._books(6, "once the cassette was fitted"))
 
     # ------------------------------------------------------------------ the wheel
     def move_started(self) -> None:
@@ -262,9 +273,12 @@ class Judge:
     # ------------------------------------------------------------------ the panel
     def leds_changed(self, green: bool, amber: bool, red: bool, prompt_began: bool, prompt_ended: bool) -> None:
         now, lights = self.now(), self.lights
-        if lights.red_steady(now):
+        in_fault = lights.red_steady(now)
+        if in_fault:
             self._fault_seen()
         lights.update(green, amber, red, now)
+        if in_fault and not red and self.short_press_at == now:
+            self._fault_acknowledged()
         s = self.arriving
         if s is not None and s.candidate and not s.attempt and s.seated_at == now and lights.amber_alone:
             s.attempt = True  # the station took it up at once: busy where it was ready
@@ -279,6 +293,12 @@ class Judge:
         if lights.green_alone:
             self._ready_shown()
         self.watchdog.lights_changed(now)
+
+    def _fault_acknowledged(self) -> None:
+        """Rule 8: a person cleared the fault with the panel button (the red light went out as the
+        button was let go): the clear is audited, after the fault it clears."""
+        if self.auditor is not None and self.auditor.fault_clear_audited() is False:
+            self.violate(8, "fault cleared with the panel button, and no fault_clear audited after the fault")
 
     def _fault_seen(self) -> None:
         for s in self.pending:
@@ -358,6 +378,7 @@ class Judge:
             records = a.records(s.attempts_before, later[0] if later else None)
             if records is not None:
                 check_record(s, records, config, self.violate)
+                self.judged.append(s)
 
     # ------------------------------------------------------------------ the end
     def closing(self) -> None:

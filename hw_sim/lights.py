@@ -22,7 +22,7 @@ class PanelView:
         self.amber_changed_at = float("-inf")
         self.amber_interval: float | None = None  # between the last two amber changes
         self.red_on_at: float | None = None
-        self.ready_at = float("-inf")  # green alone last shown (until this instant)
+        self.ready_at = float("-inf")  # ready (green alone, steady) last shown, until this instant
         self.fault_at = float("-inf")  # red last seen held steady
 
     def update(self, green: bool, amber: bool, red: bool, now: float) -> None:
@@ -30,7 +30,7 @@ class PanelView:
             return
         if self.red_steady(now):
             self.fault_at = now
-        if self.green_alone:
+        if self.ready(now):
             self.ready_at = now  # shown until now
         if amber != self.amber:
             self.amber_interval = now - self.amber_changed_at
@@ -41,8 +41,6 @@ class PanelView:
             self.red_on_at = None
         self.green, self.amber, self.red = green, amber, red
         self.changed_at = now
-        if self.green_alone:
-            self.ready_at = now
 
     @property
     def green_alone(self) -> bool:
@@ -60,6 +58,10 @@ class PanelView:
     @property
     def swipe_now(self) -> bool:
         return self.green and self.amber and not self.red
+
+    def ready(self, now: float) -> bool:
+        """Green alone held longer than any blink: ready (not the cleaned pattern's blink)."""
+        return self.green_alone and now - self.changed_at > SLOW_BLINK_S + 1e-3
 
     def red_steady(self, now: float) -> bool:
         """Red held longer than any blink: the fault pattern."""

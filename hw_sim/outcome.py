@@ -96,7 +96,8 @@ def check_record(s: Session, records: list[Record], config: Config, violate: Vio
     n = config.wheel.positions_per_clean
     wet = s.wet_at_seat and not s.mode_changed
     if s.books_left is not None and s.books_left < n:
-        allowed = (Reason.CASSETTE_EMPTY, Reason.GATE_BLOCKED_EARLY, *EARLY_ENDS) + ((Reason.FLUID_LOW,) if wet else ())
+        early = (Reason.REMOVED_EARLY, Reason.CANCELLED_EARLY, Reason.GATE_BLOCKED_EARLY)
+        allowed = (Reason.CASSETTE_EMPTY, *early) + ((Reason.FLUID_LOW,) if wet else ())
         if rec.outcome != "rejected" or not reason_is(rec.reason, *allowed):
             violate(
                 6,

@@ -21,6 +21,8 @@ from .model import ConnectorKind, SwipeVariant
 
 MARGIN_S = 1e-3  # a time this close to a bound is not judged
 CHATTER_STEP_S = 0.05  # the hand's pin chatter flips every 50 ms (hand.py)
+HAND_DWELL = 0.3  # hand.py: each gate is covered for 0.3 x the stroke's duration ...
+HAND_PAUSE_S = 0.15  # ... and a second pass begins this long after the first left gate B
 
 
 @dataclass
@@ -135,22 +137,27 @@ def expected_verdict(s: Session, config: Config) -> tuple[bool, str] | None:
         return None
     if k.t > deadline:
         return False, f"stroke started {k.t - deadline:.3f} s after its deadline"
-    entry_b = k.t + k.duration_s
-    if k.cut_at is not None and k.direction == "down":
-        if k.cut_at >= entry_b - margin:
-            return None  # lifted past gate B before the stroke was over: what was left undone is unknown
-        return False, "connector lifted before reaching gate B"
+    d = k.duration_s
+    entry_b = k.t + d
     if k.direction != "down":
         return False, "stroke from B to A"
-    if k.variant is not SwipeVariant.FULL:
-        return False, f"{k.variant.value} stroke"
-    if 0.3 * k.duration_s < sw.glitch_s + margin:
-        return None  # a gate passed faster than the contact filter: not a stroke the judge can call
-    d = k.duration_s
+    if k.cut_at is not None and k.cut_at < entry_b - margin:
+        return False, "connector lifted before reaching gate B"
+    if k.variant is SwipeVariant.PARTIAL:
+        return False, "partial stroke"
     if min(abs(d - sw.min_pass_s), abs(d - sw.max_pass_s)) < margin:
         return None
     if d < sw.min_pass_s:
         return False, f"stroke of {d:.3f} s, faster than {sw.min_pass_s} s"
     if d > sw.max_pass_s:
         return False, f"stroke of {d:.3f} s, slower than {sw.max_pass_s} s"
+    if k.variant is not SwipeVariant.FULL:  # the second pass begins a dwell and a pause after gate B
+        second = k.t + HAND_DWELL * d + d + HAND_PAUSE_S
+        if k.cut_at is None or k.cut_at >= second + sw.glitch_s - 1e-9:  # seen to last past the filter
+            return False, f"{k.variant.value} stroke"
+        return None  # lifted about as the second pass began
+    if k.cut_at is not None:
+        return None  # lifted past gate B before the stroke was over: what was left undone is unknown
+    if HAND_DWELL * d < sw.glitch_s + margin:
+        return None  # a gate passed faster than the contact filter: not a stroke the judge can call
     return True, f"one full A->B stroke of {d:.3f} s started {k.t - s.prompted_at:.3f} s after swipe-now"

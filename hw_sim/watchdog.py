@@ -63,6 +63,7 @@ class Watchdog:
                 and empty_since is not None
                 and now - empty_since >= limit
                 and now - lights.ready_at >= limit
+                and not lights.ready(now)
                 and not lights.fault_within(now, limit)
             ):
                 self._flag(f"stuck: the guide empty for {now - empty_since:.0f} s, the panel blinking, not ready")
@@ -84,6 +85,11 @@ class Watchdog:
         if lights.amber_alone:
             self._flag(f"stuck: busy (amber) shown for {now - lights.changed_at:.0f} s with nothing moving")
         elif lights.swipe_now:
+            clean = j.pending[-1] if j.pending else None
+            if clean is not None and not clean.strokes and self._flagged_quiet != j.last_activity:
+                j.violate(
+                    5, f"no swipe in time never judged: swipe-now shown {now - lights.changed_at:.0f} s, no stroke"
+                )
             self._flag(f"stuck: swipe-now shown for {now - lights.changed_at:.0f} s")
         elif lights.green_alone and s is not None and s.candidate and "connector" not in j.w.inputs.stuck:
             self._flag(f"stuck: {s.describe()} was ignored for {now - s.seated_at:.0f} s (the panel stayed ready)")
