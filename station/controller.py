@@ -183,8 +183,7 @@ class Controller(_Machine):
 
     # ------------------------------------------------------------------ helpers
     def _at(self, due: float, fn: Callable[[], None]) -> None:
-        """Replace the single state timer (each state needs at most one). Absolute times, so a
-        judge asked at exactly its own deadline sees that deadline reached."""
+        """Replace the state's one timer, at an absolute time (a judge sees its own deadline reached)."""
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_at(due, fn)
@@ -198,8 +197,7 @@ class Controller(_Machine):
         return self.hardware.sensors.read(sensor)
 
     @property
-    def attempt(self) -> Attempt | None:
-        """The clean in progress."""
+    def attempt(self) -> Attempt | None:  # the clean in progress
         return self.cycle.attempt
 
     # ------------------------------------------------------------------ start, stop, errors
@@ -494,28 +492,22 @@ class Controller(_Machine):
         return ServiceResult(True, [f"fault {code} cleared"])
 
     def request_reset(self, source: str) -> ServiceResult:
-        """*RST: abort whatever is running, safely, to ready. A fault is not reset this way. The
-        console calls it through `loop.call_sync`, which hands an exception back to the console,
-        not to the loop's error handler: a write the disk refuses on the way (the reset's audit,
-        the interrupted attempt's record) would leave the station half-reset, e.g. advancing
-        with the wheel stopped. It is the station's fault instead (rule 7)."""
+        """*RST: abort whatever is running, safely, to ready (a fault is not reset this way). A write
+        refused on the way would leave it half-reset: that is the station's fault (rule 7)."""
         if self.state == "fault":
             return ServiceResult(False, error="in fault: clear the fault (fault clear) instead")
         try:
-            return self._reset(source)
+            self.store.audit("maintenance", "reset", self.wall(), detail={"state": self.state}, source=source)
+            self.hardware.wheel.stop()
+            self.hardware.dispenser.off()
+            if self.attempt is not None and self.attempt.outcome is None:
+                self.cycle.conclude(Outcome.INTERRUPTED, Reason.INTERRUPTED)
+            self.jobs.abort("reset")
+            if self.state != "idle":
+                self.reset()
         except Exception as exc:
             self._on_error(exc)
             return ServiceResult(False, error=f"{type(exc).__name__}: {exc}; station is now in fault")
-
-    def _reset(self, source: str) -> ServiceResult:
-        self.store.audit("maintenance", "reset", self.wall(), detail={"state": self.state}, source=source)
-        self.hardware.wheel.stop()
-        self.hardware.dispenser.off()
-        if self.attempt is not None and self.attempt.outcome is None:
-            self.cycle.conclude(Outcome.INTERRUPTED, Reason.INTERRUPTED)
-        self.jobs.abort("reset")
-        if self.state != "idle":
-            self.reset()
         return ServiceResult(True, ["reset to ready"])
 
     def busy(self) -> str | None:
