@@ -450,13 +450,13 @@ CATALOGUE: tuple[Bug, ...] = (
         ),
     ),
     _bug(
-        "outputs_not_made_safe_on_shutdown",
+        "safe_state_without_fault_light",
         7,
-        "the orderly stop skips the safe state (a move or a drop in flight goes on)",
+        "the one path to the safe state stops the wheel and the pump but leaves the lights to the state machine",
         (
-            "station/controller.py",
-            '        self.hardware.safe()\n        self.jobs.abort("station stopped")\n',
-            '        self.jobs.abort("station stopped")\n',
+            "station/drivers/hardware.py",
+            "        for action in (self.wheel.stop, self.dispenser.off, self.panel.fault_light):\n",
+            "        for action in (self.wheel.stop, self.dispenser.off):  # the lights follow the state\n",
         ),
     ),
     # ---------------------------------------------------------------- rule 8: nothing lost
@@ -561,6 +561,7 @@ class Run:
     sim_rc: dict[str, int] = field(default_factory=dict)  # "demo" / scenario file name -> exit status
     sim_violations: list[tuple[str, int | None, str]] = field(default_factory=list)  # (run, rule, text)
     station_file: str = ""
+    suites: list[str] = field(default_factory=list)  # the test files run (those in the committed tree)
 
 
 class Runner:
@@ -673,7 +674,7 @@ class Runner:
 
     def _pytest(self, result: Run, tree: Path, env: dict[str, str], log: Path, scratch: Path) -> None:
         junit = scratch / "junit.xml"
-        files = [s for s in self.suites if (tree / s).exists()]
+        files = result.suites = [s for s in self.suites if (tree / s).exists()]
         args = [PYTHON, "-m", "pytest", "-q", "--tb=line", "-p", "no:cacheprovider", "--hypothesis-seed=0"]
         args += [f"--junitxml={junit}"] + [f"--deselect={d}" for d in DESELECT] + files
         rc, out = self._run(args, tree, env, PYTEST_TIMEOUT_S)
@@ -755,7 +756,7 @@ def row(v: Verdict) -> str:
         places = len({w for w, _, _ in v.new_violations})
         flagged = (
             f"**yes**: rule{'s' if len(rules) != 1 else ''} {', '.join(map(str, rules)) or '?'}, "
-            f"{len(v.new_violations)} new in {places} test{'s' if places != 1 else ''}/runs; first: "
+            f"{len(v.new_violations)} new in {places} test{'s' if places != 1 else ''} or runs; first: "
             f"`{_short(text)}` ({_short(where.split('::')[-1], 60)})"
         )
     else:
@@ -783,7 +784,7 @@ def report(verdicts: list[Verdict], base: Run, runner: Runner, wall_s: float, co
     flagged = sum(v.flagged for v in verdicts)
     caught = sum(bool(v.caught) for v in verdicts)
     today = datetime.date.today().isoformat()
-    suites = ", ".join(f"`{s.removeprefix('tests/')}`" for s in runner.suites if (runner.root / s).exists())
+    suites = ", ".join(f"`{s.removeprefix('tests/')}`" for s in base.suites)
     base_note = (
         f"The unplanted baseline: {base.tests_run} tests, {len(base.test_failed | base.judge_failed)} failed, "
         f"{len(base.violations)} violations logged by tests that plant them on purpose, "
@@ -883,6 +884,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{', ' + r.error if r.error else ''} ({r.seconds:.0f} s)",
                 flush=True,
             )
+            for where, rule, text in v.new_violations[:3]:
+                print(f"      rule {rule}: {_short(text, 140)}  [{where}]", flush=True)
+            for test in sorted(v.caught)[:3]:
+                print(f"      failed: {test}", flush=True)
     except KeyboardInterrupt:
         runner.stop_all()
         pool.shutdown(wait=False, cancel_futures=True)
