@@ -280,10 +280,10 @@ class Auditor:
         moved = fitted.position - b.position
         honest = b.capacity - b.used - moved
         if books.left > honest:
-            began = "a person declared it new" if b.used == 0 else "this auditor began watching"
             return (
-                f"cassette '{fitted.name}': the books (#{books.id}) give {books.left} positions left, but the wheel "
-                f"moved {moved} since {began} (#{b.books_id}, {b.capacity - b.used} left then): at most {honest}"
+                f"cassette '{fitted.name}': the books (#{books.id}) give {books.left} positions left, but the "
+                f"wheel moved {moved} since its count began (#{b.books_id}, {b.capacity - b.used} left then): "
+                f"at most {honest}"
             )
         return None
 

@@ -95,6 +95,13 @@ def test_a_firmware_counting_steps_instead_of_index_pulses_is_flagged(bench, mon
     flagged(bench, 1, f"confirmed by {N - 1} visible index pulses, not {N}")
 
 
+def test_a_slip_is_made_up_by_waiting_for_the_index_pulse(bench):
+    """The next position takes extra steps: a firmware that counted steps would stop short."""
+    bench.world.inject(Fault.SLIP, steps=16)
+    assert bench.clean("female").outcome == "cleaned"
+    assert bench.world.positions_total == N
+
+
 def test_a_missed_index_pulse_is_a_jam_for_the_closed_loop_firmware(bench):
     bench.world.inject(Fault.MISSING_INDEX)
     result = bench.clean("female", remove=False)
@@ -254,6 +261,37 @@ def test_a_drop_with_the_guide_empty_outside_maintenance_is_flagged(bench, monke
     bench.run_for(3.0)
     assert bench.world.drops_total >= 1
     flagged(bench, 4, "drop with no clean in progress and the panel not in the service pattern")
+
+
+def test_a_drop_the_sensor_did_not_see_is_not_pumped_again(bench):
+    """The drop left, the drop sensor (stuck) saw nothing: a no-drop fault, never a second drop."""
+    bench.world.inject(Fault.STUCK_SENSOR, sensor="drop", active=False)
+    result = bench.clean("female", wet=True, remove=False)
+    assert (result.reason, bench.state, bench.world.drops_total) == (Reason.NO_DROP, "fault", 1)
+
+
+MODE_CHANGES = ["panel_wet_to_dry", "panel_dry_to_wet", "console_dry_over_a_wet_switch"]
+
+
+@pytest.mark.parametrize("change", MODE_CHANGES)
+def test_the_mode_people_choose_is_the_mode_of_the_drop(bench, change):
+    """Switched to dry before the drop: no drop; switched to wet after a dry start: the clean
+    stays dry; dry set on the console over a switch at wet: dry."""
+    w = bench.world
+    if change == "console_dry_over_a_wet_switch":
+        bench.console_mode(Mode.DRY)
+        result = bench.clean("female", wet=True)
+    else:
+        w.set_mode(change == "panel_wet_to_dry")
+        w.present("female")
+        assert bench.wait_until(lambda: bench.state == "advancing", 5)
+        w.set_mode(change != "panel_wet_to_dry")
+        assert bench.wait_until(lambda: w.prompting, 10)
+        w.swipe()
+        bench.wait_until(lambda: bench.state == "done", 10)
+        result = bench.last_result()
+        finish(bench)
+    assert (result.outcome, result.mode, w.drops_total) == ("cleaned", Mode.DRY, 0)
 
 
 def test_a_prime_in_the_service_pattern_is_maintenance(bench):
@@ -614,10 +652,12 @@ STATES = ["idle", "identifying", "advancing", "dispensing", "swipe_ready", "swip
 @pytest.mark.parametrize("state", STATES)
 def test_an_unexpected_error_in_every_state_ends_in_a_safe_fault(bench, monkeypatch, state):
     trigger(bench, state, monkeypatch)
+    if state == "done":
+        bench.world.remove()
+    bench.run_for(stuck_s(bench) + 5.0)  # long enough for the judge to call a station stuck
     w = bench.world
     assert bench.state == "fault" and bench.controller.faults.code.value == "internal"
     assert (w.stepper_enabled, w.pump_on, w.leds()) == (False, False, (False, False, True))
-    bench.run_for(stuck_s(bench) + 5.0)  # (the watchdog has nothing to say about a fault)
 
 
 @pytest.mark.parametrize("state", STATES)
@@ -640,6 +680,16 @@ def test_outputs_left_unsafe_after_shutdown_are_flagged(bench, monkeypatch):
     monkeypatch.setattr(bench.controller.hardware.panel, "fault_light", lambda: None)
     bench.close()
     flagged(bench, 7, "after shutdown: fault light off")
+
+
+def test_a_fault_while_the_wheel_turns_stops_it_at_once(bench):
+    """The cassette pulled mid-advance: fault, and not one step more with the red light on."""
+    w = bench.world
+    seat_and_wait(bench, "female", "advancing")
+    bench.run_for(0.05)
+    w.remove_cassette()
+    bench.run_for(1.0)
+    assert bench.state == "fault" and not w.stepper_enabled
 
 
 def test_a_shutdown_mid_clean_leaves_safe_outputs_and_an_interrupted_record(bench):
