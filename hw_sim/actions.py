@@ -1,8 +1,12 @@
 """What a person or a script can do to the simulated bench, in one table.
 
-The scenario runner, the interactive prompt and (later) the bench control port all go through
-`perform()`, so an action means the same everywhere. Arguments are validated with messages
-that say what is allowed.
+The scenario runner, the interactive prompt and the bench control port all run an action's
+`run` (the first two through `perform()`), so an action means the same everywhere. Arguments
+are validated with messages that say what is allowed, and an action the bench cannot do as it
+stands (a swipe with no connector in the guide, a repair of a fault that is not there, a
+cassette fitted over another) is refused with `ActionRefused`, naming what is in the way,
+instead of acting. The checks live here, not in the world, so tests and the judge can still
+drive the world's own methods into any situation.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from .world import ConnectorKind, Fault, SwipeVariant
 
 class ActionError(ValueError):
     """An action or argument the bench does not understand."""
+
+
+class ActionRefused(ActionError):
+    """An action the bench understands but cannot do as it stands now (nothing was done)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ def _present(b: SimBench, connector: str, chatter_s: float) -> str:
 
 
 def _swipe(b: SimBench, direction: str, duration_s: float, variant: str, bounce: bool) -> str:
+    if b.world.connector is None:
+        raise ActionRefused("no connector in the guide to swipe; seat one first (present male|female|bent)")
     b.world.swipe(direction=direction, duration_s=duration_s, variant=SwipeVariant(variant), bounce=bounce)
     return f"swipe {direction} {duration_s:g} s {variant}{' with bounce' if bounce else ''}"
 
@@ -55,6 +65,9 @@ def _clean(
 
 
 def _fit(b: SimBench, name: str, type: str, capacity: int | None) -> str:
+    fitted = b.world.fitted
+    if fitted is not None:
+        raise ActionRefused(f"cassette {fitted.name!r} is already fitted; take it out first (remove_cassette)")
     b.world.fit_cassette(name, male_mt=(type == "male_mt"), capacity=capacity)
     return f"cassette {name!r} ({type}) fitted"
 
@@ -69,6 +82,40 @@ def _inject(b: SimBench, fault: str, sensor: str | None, active: bool, steps: in
         raise ActionError("inject stuck_sensor needs sensor=<name>")
     b.world.inject(fault, **kw)
     return f"fault {fault} injected"
+
+
+# Faults that happen once and leave nothing to repair: what puts things right instead.
+ONE_OFF = {
+    Fault.EMPTY_RIBBON: "fit another cassette (remove_cassette, then fit_cassette)",
+    Fault.CASSETTE_PULLED: "fit the cassette again (fit_cassette)",
+    Fault.CONNECTOR_PULLED: "seat the connector again (present)",
+}
+
+
+def faults_in_force(b: SimBench) -> list[str]:
+    """The injected causes a technician could repair now (what `clear` can remove)."""
+    w, f = b.world, b.world.faults
+    present = {
+        Fault.JAM: f.jammed,
+        Fault.SLIP: bool(f.extra_steps),
+        Fault.MISSING_INDEX: f.missing_index > 0,
+        Fault.PUMP_CLOG: f.pump_clogged,
+        Fault.EMPTY_RESERVOIR: w.reservoir == 0,
+        Fault.STUCK_SENSOR: bool(w.inputs.stuck),
+        Fault.GATE_BOUNCE: f.bounce,
+    }
+    return [fault.value for fault, there in present.items() if there]
+
+
+def _clear(b: SimBench, fault: str) -> str:
+    kind = Fault(fault)
+    if kind in ONE_OFF:
+        raise ActionRefused(f"{fault} leaves nothing to repair (clear does nothing); {ONE_OFF[kind]}")
+    in_force = faults_in_force(b)
+    if fault not in in_force:
+        raise ActionRefused(f"{fault} is not injected, nothing to clear; injected now: {', '.join(in_force) or 'none'}")
+    b.world.clear(fault)
+    return f"fault {fault} cleared"
 
 
 def _wait_for(b: SimBench, state: str, limit_s: float) -> str:
@@ -105,7 +152,7 @@ ACTIONS: dict[str, Action] = {
                 Param("bounce", bool, False),
             ),
             _swipe,
-            "pull the connector across the window (down = A then B, the right way)",
+            "pull the seated connector across the window (down = A then B, the right way)",
         ),
         Action(
             "clean",
@@ -140,7 +187,7 @@ ACTIONS: dict[str, Action] = {
                 Param("capacity", int, None),
             ),
             _fit,
-            "fit a cassette; a name used before is the same physical cassette",
+            "fit a cassette in the empty cradle; a name used before is the same physical cassette",
         ),
         Action(
             "remove_cassette", (), lambda b: (b.world.remove_cassette(), "cassette removed")[1], "take the cassette out"
@@ -166,8 +213,8 @@ ACTIONS: dict[str, Action] = {
         Action(
             "clear",
             (Param("fault", FAULTS, required=True),),
-            lambda b, fault: (b.world.clear(fault), f"fault {fault} cleared")[1],
-            "remove a fault's cause",
+            _clear,
+            "remove an injected fault's cause (the technician's repair)",
         ),
         Action(
             "wait",

@@ -17,8 +17,10 @@
 Each step holds one action (see `station sim --help-actions`) and/or an `expect` table:
 outcome, reason (a word from the reason text), state, fault, violations (count),
 stepper_enabled, pump_on, ribbon_touched_twice. The run fails (exit status 1) on the first
-expectation that does not hold, and at the end if the simulator recorded a violation that
-the scenario did not expect.
+expectation that does not hold or action the bench refuses, and at the end if the simulator
+recorded a violation that the scenario did not expect. A file that is wrong in itself (an
+unknown key, a value an expectation or the `[config]` does not allow) raises ScenarioError
+naming the file before anything runs (exit status 2).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from station import config as station_config
+from station.config import Config, ConfigError
+from station.controller import STATES
+from station.domain import FaultCode, Outcome, Reason
 
 from .actions import ACTIONS, ActionError, bind, perform
 from .bench import SimBench
@@ -44,6 +49,14 @@ EXPECT_KEYS = {
     "pump_on",
     "ribbon_touched_twice",
 }
+COUNT_KEYS = {"violations", "ribbon_touched_twice"}  # whole numbers, 0 or more
+FLAG_KEYS = {"stepper_enabled", "pump_on"}  # true or false
+WORD_KEYS: dict[str, tuple[str, ...]] = {  # one of these words
+    "outcome": tuple(o.value for o in Outcome),
+    "state": tuple(STATES),
+    "fault": tuple(f.value for f in FaultCode),
+}
+REASONS = tuple(r.value for r in Reason)
 TOP_KEYS = {"name", "description", "setup", "config", "steps"}
 SETUP_KEYS = {"cassette", "drop_sensor"}
 
@@ -83,12 +96,50 @@ def load(path: str | Path) -> dict[str, Any]:
                 bind(name, _args(step[name], name))
             except (ActionError, ValueError) as exc:
                 raise ScenarioError(f"{p}: step {i}: {name}: {exc}") from None
-        bad = sorted(set(step.get("expect", {})) - EXPECT_KEYS)
+        expect = step.get("expect", {})
+        if not isinstance(expect, dict):
+            raise ScenarioError(f'{p}: step {i}: expect must be a table, e.g. expect = {{ outcome = "cleaned" }}')
+        bad = sorted(set(expect) - EXPECT_KEYS)
         if bad:
             raise ScenarioError(
                 f"{p}: step {i}: unknown expectation {bad[0]!r}; allowed {', '.join(sorted(EXPECT_KEYS))}"
             )
+        for key, value in expect.items():
+            problem = _bad_expectation(key, value)
+            if problem:
+                raise ScenarioError(f"{p}: step {i}: expect {key} = {value!r}: {problem}")
+    station_config_of(p, data)
     return data
+
+
+def _bad_expectation(key: str, value: Any) -> str | None:
+    """Why an expected value can never be what the station shows (None when it can)."""
+    if key in WORD_KEYS:
+        allowed = WORD_KEYS[key]
+        return None if value in allowed else f"allowed {', '.join(allowed)}"
+    if key in FLAG_KEYS:
+        return None if isinstance(value, bool) else "expected true or false"
+    if key in COUNT_KEYS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else "expected a whole number, 0 or more"
+    if key == "reason":  # a word or phrase of a reason text
+        if isinstance(value, str) and any(value.lower() in r.lower() for r in REASONS):
+            return None
+        return "not a word or phrase of any reason the station gives; reasons are " + "; ".join(REASONS)
+    return None
+
+
+def station_config_of(path: str | Path, data: dict[str, Any]) -> Config:
+    """The station configuration a scenario runs with: its `[config]` over the defaults, and
+    its `[setup]` drop sensor. Errors name the scenario file."""
+    setup = data.get("setup", {})
+    try:
+        cfg = station_config.from_dict(data.get("config", {}))
+        if "drop_sensor" in setup:
+            cfg = cfg.replace("dispenser", drop_sensor_fitted=bool(setup["drop_sensor"]))
+    except ConfigError as exc:
+        raise ScenarioError(f"{path}: [config]: {exc}") from None
+    return cfg
 
 
 def _args(value: Any, action: str) -> dict[str, Any]:
@@ -129,10 +180,8 @@ def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
 def run(path: str | Path, out: TextIO = sys.stdout, state_dir: str | Path | None = None) -> bool:
     """Run a scenario; True when every expectation held and nothing unexpected was violated."""
     data = load(path)
-    cfg = station_config.from_dict(data.get("config", {}))
+    cfg = station_config_of(path, data)
     setup = data.get("setup", {})
-    if "drop_sensor" in setup:
-        cfg = cfg.replace("dispenser", drop_sensor_fitted=bool(setup["drop_sensor"]))
     print(f"scenario: {data.get('name', Path(path).stem)}", file=out)
     ok = True
     with SimBench(cfg, state_dir, cassette=setup.get("cassette", "standard")) as bench:
@@ -144,10 +193,13 @@ def run(path: str | Path, out: TextIO = sys.stdout, state_dir: str | Path | None
                     continue
                 try:
                     text = perform(bench, name, _args(value, name))
-                except (ActionError, ValueError) as exc:
+                except (ActionError, ValueError) as exc:  # e.g. refused: a swipe with no connector
                     print(f"  step {i}: {name}: ERROR {exc}", file=out)
-                    return False
+                    ok = False
+                    break
                 print(f"  step {i}: {text}", file=out)
+            if not ok:
+                break
             expect = step.get("expect", {})
             if "violations" in expect:
                 expected_violations = expect["violations"]

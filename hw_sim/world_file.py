@@ -7,12 +7,16 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .model import SimCassette, Violation
 
 if TYPE_CHECKING:
     from .world import World
+
+
+class WorldFileError(ValueError):
+    """The world file cannot be read back (damaged, truncated, or not a world file)."""
 
 
 class WorldFile:
@@ -45,7 +49,30 @@ class WorldFile:
         os.replace(tmp, self.path)
 
     def load(self, w: World) -> None:
-        state = json.loads(self.path.read_text())  # type: ignore[union-attr]
+        """Carry on from the file. A file that cannot be read back raises WorldFileError, which
+        names it and says what to do (the world may be half-loaded then: do not use it)."""
+        path = self.path
+        assert path is not None
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise TypeError("not a JSON object")
+            self._load(w, state)
+        except OSError as exc:
+            raise WorldFileError(f"cannot read the simulated bench's file {path}: {exc.strerror}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if isinstance(exc, json.JSONDecodeError):  # cut short or overwritten
+                detail = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            else:
+                detail = f"not a world file: {f'no {exc}' if isinstance(exc, KeyError) else exc}"
+            raise WorldFileError(
+                f"the simulated bench's file {path} is damaged ({detail}). Move it away "
+                f"(mv {path} {path}.damaged) and the simulator starts a fresh bench, keeping the station's "
+                "records; or give a new --state-dir for a fresh station and bench"
+            ) from exc
+
+    @staticmethod
+    def _load(w: World, state: dict[str, Any]) -> None:
         for name, c in state["cassettes"].items():
             c["touched"] = {int(k): v for k, v in c["touched"].items()}
             c["drops"] = {int(k): v for k, v in c["drops"].items()}

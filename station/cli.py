@@ -54,13 +54,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
         except (scenario.ScenarioError, ConfigError) as exc:
             print(f"station sim: {exc}", file=sys.stderr)
             return 2
-    if args.headless:
-        from hw_sim import headless
+    from hw_sim.world_file import WorldFileError
 
-        return headless.run(config, args.state_dir)
-    from hw_sim import interactive
+    try:
+        if args.headless:
+            from hw_sim import headless
 
-    return interactive.run(config, args.state_dir)
+            return headless.run(config, args.state_dir)
+        from hw_sim import interactive
+
+        return interactive.run(config, args.state_dir)
+    except WorldFileError as exc:  # sim-world.json in the state directory (the bench it keeps)
+        print(f"station sim: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -74,11 +80,28 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """`config check FILE`; `config show [SECTION] [--config FILE]`, the console's `config show`
+    text for the file's configuration (`config show FILE`, the older form, still works)."""
+    from .console.commands import config_text
+
     if args.action == "check":
-        station_config.load(args.file)
-        print(f"{args.file}: configuration OK")
+        file = args.name or args.config
+        if not file:
+            print("station config check: name the file to check", file=sys.stderr)
+            return 2
+        station_config.load(file)
+        print(f"{file}: configuration OK")
         return 0
-    print(station_config.dumps(_load_config(args.file)), end="")
+    file, section = args.config, args.name
+    sections = station_config.to_dict(station_config.Config())
+    if section is not None and section.lower() not in sections and file is None and Path(section).is_file():
+        file, section = section, None  # the older form, `station config show FILE`
+    try:
+        text = config_text(_load_config(file), section)
+    except ValueError as exc:
+        print(f"station config show: no section {section!r}; {exc} (a file goes after --config)", file=sys.stderr)
+        return 2
+    print(text, end="")
     return 0
 
 
@@ -109,16 +132,40 @@ def cmd_backup(args: argparse.Namespace) -> int:
     path = _existing_db(args, config)
     if path is None:
         return 2
-    if Path(args.destination).exists():
-        print(f"station backup: {args.destination} exists; choose a new file name", file=sys.stderr)
+    destination = Path(args.destination)
+    if destination.exists():
+        print(f"station backup: {destination} exists; choose a new file name", file=sys.stderr)
+        return 2
+    problem = _unwritable_folder(destination.parent)
+    if problem:
+        print(f"station backup: cannot write {destination}: {problem}", file=sys.stderr)
         return 2
     store = Store(path, readonly=True)
     try:
-        store.backup(args.destination)
+        store.backup(destination)
+    except StoreError as exc:  # e.g. the drive is full or was pulled out during the copy
+        destination.unlink(missing_ok=True)  # never leave half a backup that looks like one
+        reason = exc.__cause__ or exc
+        print(f"station backup: could not write {destination}: {reason}; nothing was backed up", file=sys.stderr)
+        return 2
     finally:
         store.close()
-    print(f"backed up {path} to {args.destination}")
+    print(f"backed up {path} to {destination}")
     return 0
+
+
+def _unwritable_folder(folder: Path) -> str | None:
+    """Why a new file cannot be made in `folder`, in words that say what to do (None: it can)."""
+    if not folder.exists():
+        return (
+            f"the folder {folder} does not exist (is the drive mounted?); create it or mount the drive, "
+            "then back up again"
+        )
+    if not folder.is_dir():
+        return f"{folder} is not a folder; name a new file in an existing folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"this user may not write in {folder}; choose another folder, or run as a user who may"
+    return None
 
 
 def cmd_records(args: argparse.Namespace) -> int:
@@ -196,18 +243,21 @@ def cmd_pin(args: argparse.Namespace) -> int:
             store.close()
         print("a maintenance PIN is set" if is_set else "no maintenance PIN is set")
         return 0 if is_set else 1
-    if sys.stdin.isatty():
-        pin = getpass.getpass("new maintenance PIN: ")
-        if getpass.getpass("again: ") != pin:
-            print("station pin: the two entries differ; nothing changed", file=sys.stderr)
-            return 2
-    else:
-        pin = sys.stdin.readline().strip()
     try:
+        if sys.stdin.isatty():
+            pin = getpass.getpass("new maintenance PIN: ")
+            if getpass.getpass("again: ") != pin:
+                print("station pin: the two entries differ; nothing changed", file=sys.stderr)
+                return 2
+        else:
+            pin = sys.stdin.readline().strip()
         hashed = hash_pin(pin)
     except ValueError as exc:
         print(f"station pin: {exc}; nothing changed", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, EOFError) as exc:  # Ctrl-C, or Ctrl-D at a prompt
+        print("\nstation pin: cancelled, no PIN changed", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
     store = open_store(config, args.state_dir, on_pi=Path("/var/lib/mpo-station").exists())
     try:
         import time as _time
@@ -232,7 +282,11 @@ def cmd_wiring(args: argparse.Namespace) -> int:
     """Write docs/wiring.md from the pin data the firmware uses."""
     from . import wiring
 
-    wiring.write(args.output, _load_config(args.config))
+    config = _load_config(args.config)
+    if args.output == "-":
+        sys.stdout.write(wiring.document(config))
+        return 0
+    wiring.write(args.output, config)
     print(f"wrote {args.output}")
     return 0
 
@@ -250,7 +304,13 @@ def cmd_console_doc(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="station", description="MPO/MTP connector cleaning station firmware")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log debug detail to stderr; -vv adds the state machine library's own (every callback)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -304,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("wiring", help="write docs/wiring.md (table and header drawing) from the pin configuration")
     p.add_argument("--config", metavar="FILE", help="configuration file (TOML); defaults: the reference bench")
-    p.add_argument("--output", default="docs/wiring.md")
+    p.add_argument("--output", default="docs/wiring.md", help="file to write (default docs/wiring.md; - for stdout)")
     p.set_defaults(func=cmd_wiring)
 
     p = sub.add_parser("console-doc", help="write docs/console.md from the console's own help texts")
@@ -315,9 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")
     p.set_defaults(func=cmd_diagram)
 
-    p = sub.add_parser("config", help="show the effective configuration or check a file")
+    p = sub.add_parser(
+        "config",
+        help="show the effective configuration, all or one section, or check a file",
+        description="station config show [SECTION] [--config FILE]  |  station config check FILE",
+    )
     p.add_argument("action", choices=("show", "check"))
-    p.add_argument("file", nargs="?", help="configuration file")
+    p.add_argument("name", nargs="?", metavar="SECTION|FILE", help="show: one section (e.g. swipe); check: the file")
+    p.add_argument("--config", metavar="FILE", help="show: the configuration file (default: the reference bench)")
     p.set_defaults(func=cmd_config)
     return parser
 
@@ -328,9 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if getattr(args, "action", None) == "check" and not args.file:
-        print("station config check: name the file to check", file=sys.stderr)
-        return 2
+    if args.verbose < 2:  # the library logs every callback of every transition: ours say what matters
+        logging.getLogger("transitions").setLevel(logging.WARNING)
     command: Callable[[argparse.Namespace], int] = args.func  # set by each subparser: one of the cmd_* above
     try:
         return command(args)

@@ -197,6 +197,22 @@ swipe = { direction = "sideways" }
         ('name = "no steps"\n', ["[[steps]]"]),
         ("[[steps]]\nwait = 1\nremove = true\n", ["one action per step", "step 1"]),
         ("[[steps]]\n", ["empty step"]),
+        (
+            '[[steps]]\nclean = { connector = "female" }\n[[steps]]\nwait = 1\nexpect = { outcome = "clean" }\n',
+            ["step 2", "expect outcome = 'clean'", "allowed cleaned, failed, rejected, interrupted"],
+        ),
+        ('[[steps]]\nwait = 1\nexpect = { state = "swipe_now" }\n', ["step 1", "state", "allowed idle,", "fault"]),
+        ('[[steps]]\nwait = 1\nexpect = { fault = "jammed" }\n', ["fault = 'jammed'", "allowed jam, no_cassette"]),
+        ("[[steps]]\nwait = 1\nexpect = { violations = -1 }\n", ["violations = -1", "whole number, 0 or more"]),
+        ("[[steps]]\nwait = 1\nexpect = { ribbon_touched_twice = true }\n", ["ribbon_touched_twice", "whole"]),
+        ('[[steps]]\nwait = 1\nexpect = { pump_on = "no" }\n', ["pump_on = 'no'", "expected true or false"]),
+        (
+            '[[steps]]\nclean = { connector = "female", direction = "up" }\nexpect = { reason = "reversd" }\n',
+            ["reason = 'reversd'", "not a word or phrase of any reason", "swipe reversed"],
+        ),
+        ('[[steps]]\nwait = 1\nexpect = "cleaned"\n', ["step 1", "expect must be a table"]),
+        ("[config.swipe]\nmax_pass_s = 99.0\n[[steps]]\nwait = 1\n", ["[config]", "swipe.max_pass_s = 99.0"]),
+        ("[config.swype]\nmax_pass_s = 2.0\n[[steps]]\nwait = 1\n", ["[config]", "unknown section [swype]"]),
     ],
     ids=[
         "unknown_action",
@@ -207,6 +223,16 @@ swipe = { direction = "sideways" }
         "no_steps",
         "two_actions",
         "empty_step",
+        "expect_outcome_not_allowed",
+        "expect_state_not_allowed",
+        "expect_fault_not_allowed",
+        "expect_negative_count",
+        "expect_count_not_a_number",
+        "expect_flag_not_a_flag",
+        "expect_reason_in_no_reason_text",
+        "expect_not_a_table",
+        "config_value_out_of_range",
+        "config_unknown_section",
     ],
 )
 def test_a_malformed_scenario_raises_scenario_error_naming_the_problem(tmp_path, text, words):
@@ -217,6 +243,16 @@ def test_a_malformed_scenario_raises_scenario_error_naming_the_problem(tmp_path,
     assert str(path) in message
     for word in words:
         assert word in message, message
+
+
+def test_a_wrong_expectation_value_is_refused_before_anything_runs(tmp_path):
+    """`outcome = "clean"` can never hold: the file is wrong, found when it is read, not an
+    expectation that failed after minutes of bench time."""
+    path = write(tmp_path, '[[steps]]\nclean = { connector = "female" }\nexpect = { outcome = "clean" }\n')
+    out = io.StringIO()
+    with pytest.raises(ScenarioError):
+        scenario.run(path, out, state_dir=tmp_path / "state")
+    assert out.getvalue() == "" and not (tmp_path / "state").exists(), "nothing ran"
 
 
 def test_a_missing_scenario_file_raises_scenario_error(tmp_path):
@@ -254,6 +290,27 @@ def test_cli_malformed_scenario_exits_2(tmp_path):
     assert "unknown action 'teleport'" in p.stderr
 
 
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            '[[steps]]\nclean = { connector = "female" }\nexpect = { outcome = "clean" }\n',
+            ["step 1", "outcome = 'clean'", "allowed cleaned, failed"],
+        ),
+        ("[config.swipe]\nmax_pass_s = 99.0\n[[steps]]\nwait = 1\n", ["[config]", "swipe.max_pass_s"]),
+    ],
+    ids=["expect_value", "config_value"],
+)
+def test_cli_wrong_values_exit_2_naming_the_file(tmp_path, text, words):
+    bad = write(tmp_path, text)
+    p = station("sim", "--scenario", str(bad), "--state-dir", str(tmp_path / "s"), tmp_path=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.startswith(f"station sim: {bad}: "), p.stderr
+    for word in words:
+        assert word in p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def test_cli_demo_exits_0(tmp_path):
     state = tmp_path / "demo-state"
     p = station("sim", "--demo", "--state-dir", str(state), tmp_path=tmp_path)
@@ -270,3 +327,69 @@ def test_cli_run_without_gpio_exits_2_and_points_to_sim(tmp_path):
     assert "no gpio" in p.stderr.lower()
     assert "station sim" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------------------------- actions the bench refuses
+def test_actions_that_cannot_be_done_as_the_bench_stands_are_refused_and_do_nothing(bench):
+    """A swipe with no connector in the guide, a repair of a fault that is not there, a cassette
+    fitted over another: the action says so and the world is left as it was (the scenario runner
+    and the interactive prompt through `perform`, the bench port through the same action)."""
+    from hw_sim.actions import ActionRefused, perform
+
+    world = bench.world
+    with pytest.raises(ActionRefused, match="no connector in the guide to swipe; seat one first"):
+        perform(bench, "swipe", {})
+    bench.run_for(2.0)
+    assert world.swipes == [] and not world.sensor("gate_a") and bench.state == "idle"
+
+    with pytest.raises(ActionRefused, match="jam is not injected, nothing to clear; injected now: none"):
+        perform(bench, "clear", {"fault": "jam"})
+    perform(bench, "inject", {"fault": "gate_bounce"})
+    with pytest.raises(ActionRefused, match="injected now: gate_bounce"):
+        perform(bench, "clear", {"fault": "pump_clog"})
+    assert perform(bench, "clear", {"fault": "gate_bounce"}) == "fault gate_bounce cleared"
+    assert not world.faults.bounce
+    for one_off, remedy in [("cassette_pulled", "fit_cassette"), ("connector_pulled", "present")]:
+        with pytest.raises(ActionRefused, match=f"{one_off} leaves nothing to repair.*{remedy}"):
+            perform(bench, "clear", {"fault": one_off})
+
+    fitted = world.fitted
+    with pytest.raises(ActionRefused, match="cassette 'standard' is already fitted; take it out first"):
+        perform(bench, "fit_cassette", {"name": "other", "type": "male_mt"})
+    assert world.fitted is fitted and "other" not in world.cassettes
+
+    perform(bench, "remove_cassette", {})  # the right way round still works
+    perform(bench, "fit_cassette", {"name": "other", "type": "male_mt"})
+    assert world.fitted is not None and world.fitted.name == "other"
+    bench.run_for(1.0)
+
+
+def test_the_bench_port_refuses_the_same_actions(bench):
+    from hw_sim.benchport import registry
+    from station.console.commands import CommandError
+
+    commands = registry(bench)
+    for name, args, words in [
+        ("swipe", [], "no connector in the guide"),
+        ("clear", ["jam"], "jam is not injected"),
+        ("fit_cassette", ["spare"], "already fitted"),
+    ]:
+        with pytest.raises(CommandError) as err:
+            commands[name].handler(None, args)
+        assert words in err.value.message
+    assert bench.world.swipes == [] and bench.world.fitted.name == "standard"
+
+
+@pytest.mark.parametrize(
+    "steps, words",
+    [
+        ("[[steps]]\nswipe = true\n", "step 1: swipe: ERROR no connector in the guide to swipe"),
+        ('[[steps]]\nclear = "jam"\n', "step 1: clear: ERROR jam is not injected, nothing to clear"),
+        ('[[steps]]\nfit_cassette = "spare"\n', "step 1: fit_cassette: ERROR cassette 'standard' is already fitted"),
+    ],
+    ids=["swipe_no_connector", "clear_not_injected", "fit_over_fitted"],
+)
+def test_a_scenario_step_the_bench_refuses_fails_the_run_naming_it(tmp_path, steps, words):
+    ok, text = run_scenario(write(tmp_path, steps), tmp_path / "state")
+    assert not ok
+    assert words in text and "scenario FAILED" in text

@@ -461,15 +461,24 @@ def fluid_refill(ctx: Context, args: list[str]) -> Reply:
 
 
 # ====================================================================== configuration
+def config_text(config: station_config.Config, section: str | None = None) -> str:
+    """`config show [section]` on the console and the command line: the configuration as TOML
+    with a comment per key, all of it or one section's block. ValueError names the sections."""
+    text = station_config.dumps(config)
+    if section is None:
+        return text
+    blocks = {b.splitlines()[0].strip("[]"): b for b in text.strip().split("\n\n")}
+    if section.lower() not in blocks:
+        raise ValueError(f"sections are {', '.join(blocks)}")
+    return blocks[section.lower()] + "\n"
+
+
 @register("config show", "config show [section]", "The effective configuration (TOML), all or one section.")
 def config_show(ctx: Context, args: list[str]) -> Reply:
-    text = station_config.dumps(ctx.controller.config)
-    if args:
-        section = args[0].lower()
-        blocks = {b.splitlines()[0].strip("[]"): b for b in text.strip().split("\n\n")}
-        if section not in blocks:
-            raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; sections are {', '.join(blocks)}")
-        text = blocks[section]
+    try:
+        text = config_text(ctx.controller.config, args[0] if args else None)
+    except ValueError as exc:
+        raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
     lines = [line for line in text.splitlines() if line]
     saved = ctx.call(ctx.controller.settings.saved_changes)
     changed = [
