@@ -756,7 +756,7 @@ def row(v: Verdict) -> str:
         places = len({w for w, _, _ in v.new_violations})
         flagged = (
             f"**yes**: rule{'s' if len(rules) != 1 else ''} {', '.join(map(str, rules)) or '?'}, "
-            f"{len(v.new_violations)} new in {places} test{'s' if places != 1 else ''} or runs; first: "
+            f"{len(v.new_violations)} new in {places} {'test/run' if places == 1 else 'tests/runs'}; first: "
             f"`{_short(text)}` ({_short(where.split('::')[-1], 60)})"
         )
     else:
