@@ -39,6 +39,11 @@ from .model import SimCassette
 
 MAINTENANCE_ACTIONS = {"move": ("jog", "selftest"), "pump": ("prime", "selftest")}
 
+# One read-only connection per database file in this process: the auditors of benches on the
+# same state directory (a station abandoned at a power cut and the one started after it) share
+# it, so abandoned benches hold no file descriptors of their own.
+_CONNECTIONS: dict[Path, sqlite3.Connection] = {}
+
 
 @dataclass
 class Baseline:
@@ -85,7 +90,6 @@ class Auditor:
     def __init__(self, path: str | Path, file_config: Config, drops_total: int, state: dict[str, Any] | None) -> None:
         self.path = Path(path).resolve()
         self.file_config = file_config
-        self._db: sqlite3.Connection | None = None
         self.unreadable: str | None = None  # why the file could not be read (checks then skip)
         self.paused = False  # while the station stops: its last close must find no reader
         self.stopped = False
@@ -123,12 +127,15 @@ class Auditor:
         if self.paused:
             return None
         try:
-            if self._db is None:
+            db = _CONNECTIONS.get(self.path)
+            if db is None:
                 uri = self.path.as_uri() + "?mode=ro"
                 if self.stopped and not Path(f"{self.path}-wal").exists():
                     uri += "&immutable=1"  # the station closed cleanly: all is in the file (store.py)
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            return self._db.execute(sql, args).fetchall()
+                db = _CONNECTIONS[self.path] = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False
+                )
+            return db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             self.unreadable = f"{type(exc).__name__}: {exc}"
             return None
@@ -137,10 +144,14 @@ class Auditor:
         rows = self._rows(sql, args)
         return rows[0][0] if rows else None
 
+    @property
+    def _db(self) -> sqlite3.Connection | None:
+        return _CONNECTIONS.get(self.path)
+
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        db = _CONNECTIONS.pop(self.path, None)
+        if db is not None:
+            db.close()
 
     def station_stopping(self) -> None:
         """Let go of the file while the station stops, so that its last close checkpoints as it
