@@ -54,6 +54,7 @@ def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str
         tcp_port=cfg.tcp_port,
         idle_logout_s=cfg.idle_logout_s,
         max_per_s=cfg.max_commands_per_s,
+        port_name=cables["console"].user_end,  # the device the person attached to names the port
     )
     servers = list(console.servers)
     if bench_port:

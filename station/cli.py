@@ -169,12 +169,22 @@ def _unwritable_folder(folder: Path) -> str | None:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
-    """Export clean records or the cassette history (CSV or JSON) and print a summary."""
+    """Export clean records, the cassette history or the audit (CSV or JSON) and print a summary."""
     from . import records
     from .store import Store
 
     if args.cassettes and not args.format:
         print("station records: --cassettes exports the cassette history; choose --format csv or json", file=sys.stderr)
+        return 2
+    if args.audit and not args.format:
+        print("station records: --audit exports the audit; choose --format csv or json", file=sys.stderr)
+        return 2
+    if args.audit and args.result:
+        print(
+            "station records: --result chooses clean records by outcome; the audit (--audit) is chosen by "
+            "--since and --until",
+            file=sys.stderr,
+        )
         return 2
     if args.cassettes and (args.since or args.until or args.result):
         print(
@@ -196,11 +206,12 @@ def cmd_records(args: argparse.Namespace) -> int:
     store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
     try:
         if args.format:
-            choice = dict(cassettes=args.cassettes, since=since, until=until, outcome=args.result)
+            choice = dict(cassettes=args.cassettes, audit=args.audit, since=since, until=until, outcome=args.result)
+            what = "cassettes" if args.cassettes else "audit entries" if args.audit else "records"
             if args.output and args.output != "-":
                 with open(args.output, "w", encoding="utf-8", newline="") as out:
                     n = records.export(store, args.format, out, **choice)
-                print(f"wrote {n} {'cassettes' if args.cassettes else 'records'} to {args.output}", file=sys.stderr)
+                print(f"wrote {n} {what} to {args.output}", file=sys.stderr)
             else:
                 records.export(store, args.format, sys.stdout, **choice)
         if not args.format or (args.output and args.output != "-"):
@@ -338,13 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--format", choices=("csv", "json"), help="export format (default: only the summary)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the export here (default: standard output)")
-    p.add_argument("--since", metavar="TIME", help="only attempts started at or after this ISO date/time (UTC)")
-    p.add_argument("--until", metavar="TIME", help="only attempts started before this ISO date/time (UTC)")
-    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
     p.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only attempts started (audit: entries made) at or after this ISO date/time (UTC)",
+    )
+    p.add_argument(
+        "--until", metavar="TIME", help="only attempts started (audit: entries made) before this ISO date/time (UTC)"
+    )
+    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--cassettes",
         action="store_true",
         help="export the cassette history instead (every cassette: positions used, fits, declared, retired)",
+    )
+    which.add_argument(
+        "--audit",
+        action="store_true",
+        help="export the audit instead (logins, maintenance, configuration changes, faults: who, from where)",
     )
     p.set_defaults(func=cmd_records)
 

@@ -63,6 +63,8 @@ class Wheel(Protocol):
     def moving(self) -> bool: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def index_active(self) -> bool: ...  # the index sensor now (a position mark in front of it)
 
 
 class Dispenser(Protocol):

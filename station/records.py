@@ -1,5 +1,5 @@
-"""Exporting the clean records and the cassette history for QA: CSV (opens in any
-spreadsheet) and JSON."""
+"""Exporting the clean records, the cassette history and the audit (maintenance, access,
+faults) for QA: CSV (opens in any spreadsheet) and JSON."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ FIELDS = [f.name for f in dataclasses.fields(AttemptRecord)]
 OUTCOMES = tuple(o.value for o in Outcome)
 # the cassette history: one row per cassette ever declared, oldest first
 CASSETTE_FIELDS = ["id", "type", "state", "capacity", "used", "remaining", "fits", "declared_at", "retired_at", "note"]
+# the audit: who did what, from where (source: `console:<port>`, `panel`, `station` ...), oldest first
+AUDIT_FIELDS = ["id", "time", "kind", "action", "source", "detail"]
 
 
 def parse_time(text: str) -> float:
@@ -81,8 +83,8 @@ def cassette_rows(store: Store) -> list[dict[str, object]]:
     ]
 
 
-def write_cassettes_csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
-    writer = csv.DictWriter(out, fieldnames=CASSETTE_FIELDS, lineterminator="\r\n")
+def write_rows_csv(rows: Iterable[dict[str, object]], fields: list[str], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
     writer.writeheader()
     n = 0
     for row in rows:
@@ -91,11 +93,27 @@ def write_cassettes_csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
     return n
 
 
-def write_cassettes_json(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+def write_rows_json(rows: Iterable[dict[str, object]], out: TextIO) -> int:
     listed = list(rows)
     json.dump(listed, out, indent=1)
     out.write("\n")
     return len(listed)
+
+
+def audit_rows(store: Store, *, since: float | None = None, until: float | None = None) -> list[dict[str, object]]:
+    """The audit entries made at or after `since` and before `until`, oldest first (time in
+    ISO 8601 UTC; detail as stored: text, or JSON text for structured details)."""
+    return [
+        {
+            "id": r["id"],
+            "time": iso(r["t"]),
+            "kind": r["kind"],
+            "action": r["action"],
+            "source": r["source"],
+            "detail": r["detail"],
+        }
+        for r in store.audit_entries(since=since, until=until)
+    ]
 
 
 def export(
@@ -104,15 +122,19 @@ def export(
     out: TextIO,
     *,
     cassettes: bool = False,
+    audit: bool = False,
     since: float | None = None,
     until: float | None = None,
     outcome: str | None = None,
 ) -> int:
-    """Write the clean records (oldest first, optionally chosen by start time and outcome), or
-    the cassette history, as CSV or JSON; returns how many rows."""
+    """Write the clean records (oldest first, optionally chosen by start time and outcome), the
+    cassette history, or the audit (chosen by time), as CSV or JSON; returns how many rows."""
     if cassettes:
         rows = cassette_rows(store)
-        return write_cassettes_csv(rows, out) if fmt == "csv" else write_cassettes_json(rows, out)
+        return write_rows_csv(rows, CASSETTE_FIELDS, out) if fmt == "csv" else write_rows_json(rows, out)
+    if audit:
+        rows = audit_rows(store, since=since, until=until)
+        return write_rows_csv(rows, AUDIT_FIELDS, out) if fmt == "csv" else write_rows_json(rows, out)
     recs = store.attempts(since=since, until=until, outcome=outcome, newest_first=False)
     return write_csv(recs, out) if fmt == "csv" else write_json(recs, out)
 

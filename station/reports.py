@@ -24,9 +24,11 @@ def station_status(c: Controller) -> StationStatus:
 
 
 def sensor_report(c: Controller) -> dict[str, bool]:
-    """Every input, plus the outputs a technician wants to see."""
+    """Every input (the wheel's index sensor included: it belongs to the wheel driver), plus
+    the outputs a technician wants to see."""
     hw = c.hardware
     report = {s.value: on for s, on in hw.sensors.snapshot().items()}
+    report["index"] = hw.wheel.index_active
     report["stepper_enabled"] = hw.wheel.enabled
     report["pump"] = hw.dispenser.pumping
     return report

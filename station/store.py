@@ -538,6 +538,20 @@ class Store:
     def audit_log(self, limit: int = 50) -> list[sqlite3.Row]:
         return self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
 
+    def audit_entries(self, *, since: float | None = None, until: float | None = None) -> list[sqlite3.Row]:
+        """The audit oldest first, chosen by time like `attempts` (for the export: it grows
+        with history, so never on the loop thread)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("t >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("t < ?")
+            args.append(until)
+        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+        return self._db.execute(sql, args).fetchall()
+
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT; any SQLite error becomes a StoreError naming the file."""

@@ -7,25 +7,43 @@
 * Dispatcher with the real registry and a simulated bench behind it (virtual time; with
   `loop.thread` None the handlers' `call_sync` runs inline on the test thread): framing,
   unknown commands, protection, lock-out, idle logout, flood limit, audit with the port.
+* Live views (`watch`, `sensors <seconds>`) on the loop in virtual time: what they stream is
+  what the station announced, and a client that stops reading never holds the controller up.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hw_sim.bench import SIM_EPOCH
+from hw_sim.faults import Fault
 from station import MAKER, MODEL, __version__
 from station.config import Config
+from station.console import commands
 from station.console import protocol as P
 from station.console.access import Lockout, Session, check_pin_format, hash_pin, verify_pin
 from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher, console_context
 from station.domain import Mode
-from station.events import AttemptStarted
+from station.events import (
+    AttemptFinished,
+    AttemptStarted,
+    FaultCleared,
+    FaultRaised,
+    SensorChanged,
+    StateChanged,
+    WarningRaised,
+    from_json,
+)
+from station.ports import Sensor
+from station.records import iso
 from station.reports import sensor_report
 
 PIN = "4711"
@@ -120,6 +138,26 @@ def test_a_truncated_multibyte_character_is_invalid_utf8():
 def test_a_lone_cr_ends_a_line_as_picocom_and_screen_send_it():
     assert lines_of(b"*IDN?\rSTAT?\r") == [P.Line("*IDN?"), P.Line("STAT?")]
     assert lines_of(b"*IDN?\r", b"\nSTAT?\n") == [P.Line("*IDN?"), P.Line("STAT?")]  # CR LF split
+
+
+# What ended each line decides how its answer lines end: LF for LF (scripts, PyVISA, SCPI),
+# CR LF for CR or CR LF (terminals, which show a staircase on a bare LF).
+@pytest.mark.parametrize(
+    "chunks, eols",
+    [
+        ([b"*IDN?\n"], [P.LF]),
+        ([b"*IDN?\r\n"], [P.CRLF]),
+        ([b"*IDN?\r"], [P.CRLF]),  # picocom, screen, minicom, PuTTY
+        ([b"*IDN?\r", b"\n", b"STAT?\n"], [P.CRLF, P.LF]),  # a CR LF split across reads is one line end
+        ([b"a\nb\r\nc\rd\n"], [P.LF, P.CRLF, P.CRLF, P.LF]),  # per line, not per port
+        ([b"\r"], [P.CRLF]),  # a blank line (not answered, but known)
+        ([b"x" * 300 + b"\r"], [P.CRLF]),  # refused lines are answered the same way
+        ([b"jog \xff\n"], [P.LF]),
+        ([b"*IDN\x01?\r\n"], [P.CRLF]),
+    ],
+)
+def test_each_line_carries_the_line_end_its_answer_uses(chunks, eols):
+    assert [item.eol for item in lines_of(*chunks)] == eols
 
 
 @pytest.mark.parametrize("control", [b"\x00", b"\x01", b"\x1b", b"\x7f"])
@@ -512,6 +550,55 @@ def test_three_wrong_pins_lock_the_port_out_with_growing_delays(console):
     assert len(failures) == 5 and all(r["source"] == SOURCE for r in failures)
 
 
+@pytest.mark.parametrize(
+    "left_s, shown",
+    [(2.0, "2"), (1.5, "2"), (0.4, "1"), (0.001, "1"), (31.0, "31"), (299.2, "300")],
+)
+def test_the_lock_out_names_the_whole_seconds_left_rounded_up(console, left_s, shown):
+    console.session.lockout.failures = 3
+    console.session.lockout.locked_until = console.clock.t + 0.05 + left_s  # send() lets 0.05 s pass
+    out = console.send(f"login {PIN}")
+    assert out == [f"ERR -203 Command protected; locked out for {shown} s after failed logins"], out
+    assert not console.session.logged_in
+
+
+# A required parameter left out is -109 everywhere (as SCPI's "Missing parameter"); too many is -102.
+@pytest.mark.parametrize(
+    "command, code, usage",
+    [
+        ("login", -109, "login <PIN>"),
+        (f"login {PIN} {PIN}", -102, "login <PIN>"),
+        ("pin set", -109, "pin set <new PIN>"),
+        ("pin set 1234 5678", -102, "pin set <new PIN>"),
+        ("mode set", -109, "mode set dry|wet|switch"),
+        ("mode set wet now", -102, "mode set dry|wet|switch"),
+        ("config set", -109, "config set <section.key> <value>"),
+        ("config set swipe.max_pass_s", -109, "config set <section.key> <value>"),
+        ("config set swipe.max_pass_s 2.5 3", -102, "config set <section.key> <value>"),
+        ("config reset", -109, "config reset <section.key>|all"),
+        ("jog", -109, "positions"),
+        ("prime", -109, "drops"),
+        ("watch 5 10", -102, "watch [seconds]"),
+    ],
+)
+def test_a_missing_parameter_is_minus_109_and_too_many_is_minus_102(console, command, code, usage):
+    console.login()
+    out = console.send(command)
+    assert len(out) == 1 and err_code(out[0]) == code and usage in out[0], out
+    assert console.send("SYST:ERR?")[0].startswith(f'{code},"')
+    assert console.bench.controller.store.setting("config.overrides") is None
+    assert verify_pin(PIN, console.bench.controller.store.setting(PIN_KEY))
+
+
+def test_login_without_a_pin_is_minus_109_and_counts_as_no_attempt(console):
+    for _ in range(5):
+        out = console.send("login")
+        assert out == ["ERR -109 Missing parameter; usage: login <PIN>"], out
+    assert console.session.lockout.failures == 0 and console.session.lockout.remaining() == 0
+    assert not [r for r in audit_rows(console.bench) if r["action"] == "login_failed"]
+    assert console.send(f"login {PIN}")[-1].startswith("OK")
+
+
 def test_no_pin_set_means_no_login(bench):
     c = Console(bench)
     out = c.send(f"login {PIN}")
@@ -713,6 +800,8 @@ def test_config_reset_all_of_a_value_read_at_start_takes_effect_at_the_next_star
         out = console.send("config reset wheel.positions_per_clean")
         assert err_code(out[0]) == -222 and "console.idle_logout_s, swipe.max_pass_s" in out[0], out
         out = console.send("config reset")
+        assert len(out) == 1 and err_code(out[0]) == -109 and "config reset <section.key>|all" in out[0], out
+        out = console.send("config reset everything")
         assert len(out) == 1 and err_code(out[0]) == -102 and "config reset <section.key>|all" in out[0], out
         out = console.send("config reset all")
         assert out == [
@@ -804,7 +893,7 @@ def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(t
 def test_sensors_show_the_stepper_and_pump_as_they_are_driven(console):
     bench, c = console.bench, console.bench.controller
     at_rest = console.send("sensors")
-    assert "stepper_enabled -" in at_rest and "pump           -" in at_rest, at_rest
+    assert "stepper_enabled  -" in at_rest and "pump             -" in at_rest, at_rest
     seen = []
     c.jobs.jog(3, "console:test", seen.append)
     bench.run_for(0.05)
@@ -917,3 +1006,183 @@ def test_config_reset_is_refused_mid_clean_for_a_value_in_effect_now(console):
     out = console.send("config reset panel.beep_s")  # waits for the next start anyway: allowed
     assert out == [f"panel.beep_s = {Config().panel.beep_s!r} (configuration file) from the next start", "OK"], out
     assert c.store.setting("config.overrides") == '{"guide_pins": {"settle_s": 0.2}, "swipe": {"max_pass_s": 2.5}}'
+
+
+# ---------------------------------------------------------------------------------- sensors, every input
+def test_sensors_list_every_input_the_wheel_index_included_then_the_outputs(console):
+    out = console.send("sensors")
+    assert out[-1] == "OK"
+    names = [line.split()[0] for line in out[:-1]]
+    assert names == [s.value for s in Sensor] + ["index", "stepper_enabled", "pump"]
+    assert all(line[16] == " " and line[17:] in ("active", "-") for line in out[:-1]), out  # one column
+
+
+def test_a_sensor_that_is_not_fitted_is_listed_as_such(make_bench):
+    bench = make_bench(Config().replace("dispenser", drop_sensor_fitted=False))
+    out = Console(bench).send("sensors")
+    assert "drop             not fitted" in out and out[-1] == "OK", out
+    assert len(out) - 1 == len(Sensor) + 3
+
+
+def test_the_index_in_sensors_is_the_index_line_as_the_wheel_turns(console):
+    """Sampled through a jog: the report follows the physical index line, in and out of a slot."""
+    bench, c = console.bench, console.bench.controller
+    seen = set()
+    done = []
+    c.jobs.jog(3, "console:test", done.append)
+    while not done:
+        bench.run_for(0.0005)
+        report = sensor_report(c)
+        assert report["index"] == bench.world.inputs.read("index")
+        seen.add(report["index"])
+    assert done[0].ok and seen == {True, False}
+    line = "index            " + ("active" if bench.world.inputs.read("index") else "-")
+    assert line in console.send("sensors")
+
+
+# ---------------------------------------------------------------------------------- live views
+def stream_while(bench, console: Console, text: str, act, write=None, limit_s: float = 60.0) -> list[str]:
+    """`text` handled on a console thread while this thread is the loop (virtual time); once the
+    live view listens, `act()` does something on the bench. Returns every line the port carried."""
+    carried: list[str] = []
+    listeners = bench.controller.events._listeners  # (to know when the view listens)
+    before = len(listeners)
+
+    def port() -> None:
+        out = console.dispatcher.handle(P.Line(text), write or carried.append)
+        carried.extend(out)
+
+    worker = threading.Thread(target=port, daemon=True)
+    bench.loop.thread = threading.current_thread()
+    try:
+        worker.start()
+        end = time.monotonic() + 10.0
+        while len(listeners) == before:
+            assert time.monotonic() < end, f"{text!r} never listened"
+            bench.run_for(0.001)
+            time.sleep(0.001)
+        act()
+        end = time.monotonic() + limit_s
+        while worker.is_alive() and time.monotonic() < end:
+            bench.run_for(0.05)
+            worker.join(0.001)
+        worker.join(10.0)
+    finally:
+        bench.loop.thread = None
+    assert not worker.is_alive(), f"{text!r} did not finish"
+    assert len(listeners) == before, "the live view must stop listening when it ends"
+    return carried
+
+
+def test_watch_streams_each_event_as_time_kind_json_then_ok(console):
+    bench = console.bench
+    start: list[float] = []
+
+    def clean() -> None:
+        start.append(bench.loop.now())
+        assert bench.clean("female").outcome == "cleaned"
+
+    out = stream_while(bench, console, "watch 20", clean)
+    heard = [h for h in bench.events if start[0] <= h.t < start[0] + 20]
+    assert out[-1] == f"OK {len(heard)} events in 20 s", out
+    assert len(out) == len(heard) + 1
+    for line, h in zip(out[:-1], heard, strict=True):
+        when, kind, body = line.split(" ", 2)
+        assert when == iso(SIM_EPOCH + h.t)  # the station's wall clock, UTC
+        assert datetime.fromisoformat(when.replace("Z", "+00:00")).tzinfo is not None
+        event = from_json(json.loads(body))  # a script gets the typed event back
+        assert kind == event.kind and event == h.event
+    kinds = [line.split(" ", 2)[1] for line in out[:-1]]
+    assert {"state", "attempt", "advanced", "swipe_now", "result"} <= set(kinds)
+    results = [from_json(json.loads(line.split(" ", 2)[2])) for line in out[:-1] if " result " in line]
+    assert results == [bench.last_result()] and isinstance(results[0], AttemptFinished)
+    assert not any(" sensor " in line for line in out), "input edges are `sensors <seconds>`'s"
+
+
+def test_watch_shows_warnings_faults_and_their_clearing(make_bench):
+    bench = make_bench(Config().replace("cassette", capacity_positions=60))  # 20 cleans: low after one
+    console = Console(bench)
+
+    def act() -> None:
+        assert bench.clean("female").outcome == "cleaned"
+        bench.world.inject(Fault.JAM)
+        bench.world.present("female")
+        assert bench.wait_until(lambda: bench.state == "fault", 30)
+        bench.world.clear(Fault.JAM)
+        bench.world.remove()
+        bench.run_for(0.5)
+        assert bench.controller.request_fault_clear("console:test").ok
+        bench.run_for(1.0)
+
+    out = stream_while(bench, console, "watch 60", act)
+    events = [from_json(json.loads(line.split(" ", 2)[2])) for line in out[:-1]]
+    warnings = [e for e in events if isinstance(e, WarningRaised)]
+    assert [w.code for w in warnings] == ["cassette_low"] and "19 cleans left" in warnings[0].text
+    assert [(e.code.value, e.detail.startswith("jam")) for e in events if isinstance(e, FaultRaised)] == [("jam", True)]
+    assert [e.code.value for e in events if isinstance(e, FaultCleared)] == ["jam"]
+    assert [e.state for e in events if isinstance(e, StateChanged)][-1] == "idle"
+    assert out[-1] == f"OK {len(events)} events in 60 s"
+
+
+def test_watch_without_seconds_watches_a_minute(console):
+    out = stream_while(console.bench, console, "watch", lambda: None, limit_s=120.0)
+    assert out == ["OK 0 events in 60 s"]
+
+
+@pytest.mark.parametrize("command", ["watch 0", "watch 3601", "watch x", "sensors 0", "sensors 61"])
+def test_live_views_refuse_a_duration_out_of_range(console, command):
+    out = console.send(command)
+    assert len(out) == 1 and err_code(out[0]) == -222, out
+
+
+def test_sensors_with_seconds_streams_each_input_change(console):
+    bench = console.bench
+    start: list[float] = []
+
+    def clean() -> None:
+        start.append(bench.loop.now())
+        assert bench.clean("female").outcome == "cleaned"
+
+    edges: list[SensorChanged] = []
+    bench.controller.events.subscribe(lambda e: edges.append(e) if isinstance(e, SensorChanged) else None)
+    out = stream_while(bench, console, "sensors 20", clean)
+    snapshot = len(Sensor) + 3
+    assert [line.split()[0] for line in out[:snapshot]] == [s.value for s in Sensor] + [
+        "index",
+        "stepper_enabled",
+        "pump",
+    ]
+    changes = out[snapshot:-1]
+    assert out[-1] == f"OK {len(changes)} changes in 20 s"
+    assert [line.split() for line in changes] == [
+        [f"{e.t:.3f}", e.sensor.value, "active" if e.active else "-"] for e in edges if e.t < start[0] + 20
+    ]
+    assert {"connector", "gate_a", "gate_b"} <= {line.split()[1] for line in changes}
+
+
+def test_a_live_view_never_holds_the_controller_up_for_a_client_that_stops_reading(console, monkeypatch):
+    """The port's client reads nothing while a clean runs: the clean goes on at full speed (the
+    listener on the loop only queues), the view keeps at most STREAM_BACKLOG lines for it and
+    says how many more it dropped."""
+    monkeypatch.setattr(commands, "STREAM_BACKLOG", 3)
+    bench = console.bench
+    release = threading.Event()
+    written: list[str] = []
+    start: list[float] = []
+
+    def stuck_client(line: str) -> None:
+        written.append(line)
+        release.wait(60.0)
+
+    def clean() -> None:
+        start.append(bench.loop.now())
+        assert bench.clean("female").outcome == "cleaned"  # while the port is stuck writing
+        assert not release.is_set()
+        release.set()
+
+    out = stream_while(bench, console, "watch 20", clean, write=stuck_client)
+    heard = [h for h in bench.events if start[0] <= h.t < start[0] + 20]
+    assert len(heard) > 4
+    lines = len(written)
+    assert 1 <= lines <= 3 + 1  # what was queued, plus the one being written when it stuck
+    assert out == [f"OK {lines} events in 20 s; {len(heard) - lines} more dropped (the client read too slowly)"]

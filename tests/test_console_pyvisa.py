@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -123,3 +124,27 @@ def test_a_lab_script_logs_in_and_jogs_the_wheel(rm, resource, bench):
     finally:
         inst.close()
     assert bench.loop.call_sync(lambda: list(bench.world.violations), 10.0) == []
+
+
+@pytest.mark.parametrize("termination", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_answers_end_as_the_script_ends_its_lines_so_pyvisa_strips_them_whole(rm, resource, termination):
+    """The console answers a line in LF with LF (SCPI) and one in CR LF with CR LF, so a script
+    with matching read and write terminations gets clean strings and no PyVISA warning ("read
+    string doesn't end with termination characters"), and never a stray CR."""
+    inst = rm.open_resource(resource, read_termination=termination, write_termination=termination, timeout=5000)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert inst.query("*IDN?") == IDN
+            assert json.loads(inst.query("STAT?"))["state"] == "idle"
+            inst.write("status")
+            lines = read_until_final(inst)
+            assert lines[0] == "state:    idle" and lines[-1] == "OK"
+            assert not any("\r" in line or "\n" in line for line in lines), lines
+            inst.write("login")
+            assert read_until_final(inst) == ["ERR -109 Missing parameter; usage: login <PIN>"]
+            assert inst.query("SYST:ERR?") == '-109,"Missing parameter; usage: login <PIN>"'
+            inst.write("watch 1")
+            assert read_until_final(inst) == ["OK 0 events in 1 s"]
+    finally:
+        inst.close()

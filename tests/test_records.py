@@ -300,6 +300,132 @@ def test_cli_cassette_export_refuses_what_does_not_apply(cassette_dir, extra, me
     assert done.stdout == ""
 
 
+# ---------------------------------------------------------------------------- the audit
+
+
+@pytest.fixture
+def audit_dir(tmp_path) -> Path:
+    """A station whose audit holds logins, maintenance, a configuration change and a fault over
+    two days (written through the store, as the controller and the console write them)."""
+    directory = tmp_path / "audit"
+    directory.mkdir()
+    s = Store(directory / DB_NAME, fluid_capacity=2000)
+    for t, kind, action, detail, source in AUDIT_PLAN:
+        s.audit(kind, action, t, detail=detail, source=source)
+    s.close()
+    return directory
+
+
+AUDIT_PLAN = [  # t, kind, action, detail, source
+    (SIM_EPOCH, "access", "login_failed", "", "console:/dev/ttyUSB0"),
+    (SIM_EPOCH + 5, "access", "login", "", "console:/dev/ttyUSB0"),
+    (SIM_EPOCH + 6, "maintenance", "jog", {"positions": 3}, "console:/dev/ttyUSB0"),
+    (SIM_EPOCH + 7, "fault", "raised", 'jam: wheel "stuck", 0 of 3 positions', "station"),
+    (NOV24 + 1, "config", "config.overrides", {"swipe.max_pass_s": 2.5}, "console:tcp:5025"),
+    (SECOND_SESSION, "fault", "cleared", "jam", "console:/dev/serial0"),
+]
+
+
+def expected_audit(since: float = float("-inf"), until: float = float("inf")) -> list[dict[str, object]]:
+    return [
+        {
+            "id": i,
+            "time": records.iso(t),
+            "kind": kind,
+            "action": action,
+            "source": source,
+            "detail": detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+        }
+        for i, (t, kind, action, detail, source) in enumerate(AUDIT_PLAN, start=1)
+        if since <= t < until
+    ]
+
+
+def test_audit_rows_are_the_audit_oldest_first_chosen_by_time(audit_dir):
+    s = Store(audit_dir / DB_NAME, readonly=True)
+    try:
+        assert records.audit_rows(s) == expected_audit()
+        assert [list(r) for r in records.audit_rows(s)] == [records.AUDIT_FIELDS] * len(AUDIT_PLAN)
+        assert records.audit_rows(s, since=SIM_EPOCH + 5, until=NOV24 + 1) == expected_audit(SIM_EPOCH + 5, NOV24 + 1)
+        assert records.audit_rows(s, since=SECOND_SESSION + 1) == []
+    finally:
+        s.close()
+
+
+def test_cli_exports_the_audit_as_csv(audit_dir, tmp_path):
+    out = tmp_path / "audit.csv"
+    done = station("records", "--state-dir", str(audit_dir), "--audit", "--format", "csv", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {len(AUDIT_PLAN)} audit entries to {out}" in done.stderr
+    with open(out, encoding="utf-8", newline="") as f:
+        text = f.read()
+    assert text.endswith("\r\n")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert list(rows[0]) == records.AUDIT_FIELDS
+    assert rows == [{k: str(v) for k, v in r.items()} for r in expected_audit()]  # quotes and commas survive
+    assert all(ISO_Z.match(r["time"]) for r in rows)
+
+    to_stdout = station("records", "--state-dir", str(audit_dir), "--audit", "--format", "csv")
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert list(csv.DictReader(io.StringIO(to_stdout.stdout))) == rows  # only the export on standard output
+
+
+def test_cli_exports_the_audit_as_json_with_the_records_time_filters(audit_dir):
+    done = station("records", "--state-dir", str(audit_dir), "--audit", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected_audit()  # ids stay numbers
+    done = station("records", "--state-dir", str(audit_dir), "--audit", "--format", "json", "--since", "2026-11-24")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected_audit(since=NOV24)
+    done = station(
+        "records",
+        "--state-dir",
+        str(audit_dir),
+        "--audit",
+        "--format",
+        "json",
+        "--since",
+        "2026-01-01T00:00:05",
+        "--until",
+        "2026-11-24T13:00",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert rows == expected_audit(SIM_EPOCH + 5, SECOND_SESSION)
+    assert [r["action"] for r in rows] == ["login", "jog", "raised", "config.overrides"]
+    assert json.loads(rows[1]["detail"]) == {"positions": 3}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "--audit exports the audit; choose --format csv or json"),
+        (["--format", "csv", "--result", "failed"], "the audit (--audit) is chosen by --since and --until"),
+        (["--format", "csv", "--cassettes"], "not allowed with argument"),
+        (["--format", "json", "--since", "last week"], "'last week' is not a date"),
+    ],
+)
+def test_cli_audit_export_refuses_what_does_not_apply(audit_dir, extra, message):
+    done = station("records", "--state-dir", str(audit_dir), "--audit", *extra)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_the_audit_of_a_station_s_own_sessions_exports_whole(state_dir):
+    """What the unchanged firmware wrote: the first cassette's fit and each orderly stop."""
+    done = station("records", "--state-dir", str(state_dir), "--audit", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [(r["kind"], r["action"], r["source"]) for r in rows] == [
+        ("cassette", "new", "station"),
+        ("station", "shutdown", "station"),
+        ("station", "shutdown", "station"),
+    ]
+    assert [r["time"][:10] for r in rows] == ["2026-01-01", "2026-01-01", "2026-11-24"]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+
+
 # ---------------------------------------------------------------------------- the command
 
 

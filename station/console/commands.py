@@ -5,7 +5,10 @@ controller methods on the controller loop (`loop.call_sync`) and format the answ
 from __future__ import annotations
 
 import json
+import math
+import queue
 import threading
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +20,9 @@ from .. import config as station_config
 from ..config import ConfigError
 from ..domain import Mode, ServiceResult
 from ..events import Event, SensorChanged
+from ..loop import Timer
+from ..ports import Sensor
+from ..records import iso
 from ..reports import sensor_report, station_status
 from ..service_jobs import MAX_JOG, MAX_PRIME
 from . import protocol as P
@@ -26,8 +32,10 @@ if TYPE_CHECKING:
     from ..controller import Controller
 
 PIN_KEY = "console.pin"
-# Sections whose values the drivers read once at start-up: changes are saved for the next start.
 SERVICE_TIMEOUT_S = 60.0
+MAX_WATCH_S = 3600
+STREAM_BACKLOG = 1000  # lines a live view keeps for a client that reads slowly; more are dropped
+NAME_WIDTH = 16  # the name column of `sensors`
 
 
 class CommandError(Exception):
@@ -139,6 +147,73 @@ def no_args(args: list[str], usage: str) -> None:
         raise CommandError(P.SYNTAX_ERROR, f"Syntax error; usage: {usage}")
 
 
+def n_args(args: list[str], n: int, usage: str) -> None:
+    """Exactly `n` arguments: fewer is -109 (missing parameter), more is -102."""
+    if len(args) < n:
+        raise CommandError(P.MISSING_PARAMETER, f"Missing parameter; usage: {usage}")
+    if len(args) > n:
+        raise CommandError(P.SYNTAX_ERROR, f"Syntax error; usage: {usage}")
+
+
+@dataclass
+class Streamed:
+    lines: int = 0
+    dropped: int = 0
+
+    def ok_text(self, what: str, seconds: int) -> str:
+        lost = f"; {self.dropped} more dropped (the client read too slowly)" if self.dropped else ""
+        return f"{self.lines} {what} in {seconds} s{lost}"
+
+
+def stream(ctx: Context, seconds: int, line_for: Callable[[Event], str | None]) -> Streamed:
+    """Write a line for each event `line_for` formats (None: not shown) as it happens, for
+    `seconds` of the station's own time. The listener runs on the controller loop and only
+    queues (a client that stops reading never holds the controller up, and at most
+    STREAM_BACKLOG lines wait for it); this, the port's thread, does the writing."""
+    pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # None: the time is up
+    counts = Streamed()
+    c = ctx.controller
+
+    def on_event(event: Event) -> None:
+        line = line_for(event)
+        if line is None:
+            return
+        if pending.qsize() >= STREAM_BACKLOG:
+            counts.dropped += 1
+        else:
+            pending.put(line)
+
+    def end() -> None:
+        c.events.unsubscribe(on_event)  # on the loop: nothing more arrives after the end mark
+        pending.put(None)
+
+    def start() -> Timer:
+        c.events.subscribe(on_event)
+        return c.loop.call_later(seconds, end)
+
+    timer: Timer = ctx.call(start)
+    # A loop that stopped never ends the stream: give up after a while. With no loop thread
+    # (call_sync ran inline: tests driving the loop themselves) the station's time stands
+    # still meanwhile, so the view lasts `seconds` of real time.
+    inline = c.loop.thread is None or c.loop.thread is threading.current_thread()
+    give_up = time.monotonic() + (seconds if inline else 2 * seconds + 10.0)
+    try:
+        while (left := give_up - time.monotonic()) > 0:
+            try:
+                line = pending.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            ctx.write(line)
+            counts.lines += 1
+    finally:
+        if timer.pending:  # ended without the end mark (client gone, loop stopped): stop listening
+            timer.cancel()
+            c.loop.post(lambda: c.events.unsubscribe(on_event))
+    return counts
+
+
 def service_reply(result: ServiceResult) -> Reply:
     if result.ok:
         return Reply(result.lines)
@@ -224,30 +299,48 @@ def status(ctx: Context, args: list[str]) -> Reply:
 @register(
     "sensors",
     "sensors [seconds]",
-    "Every input now; with seconds (1-60), also each change as it happens for that long (a live view).",
+    "Every input now (the wheel's index sensor included), then the outputs a technician wants to "
+    "see (stepper enabled, pump); with seconds (1-60), also each input change as it happens for that "
+    "long (a live view; the index's pulses show in `watch` as wheel moves).",
 )
 def sensors(ctx: Context, args: list[str]) -> Reply:
-    watch = int_arg(args, 0, "seconds", 1, 60, default=0) if args else 0
+    seconds = int_arg(args, 0, "seconds", 1, 60, default=0) if args else 0
     snapshot = ctx.call(lambda: sensor_report(ctx.controller))
-    lines = [f"{name:<14} {'active' if on else '-'}" for name, on in snapshot.items()]
-    if not watch:
+    lines = [f"{name:<{NAME_WIDTH}} {'active' if on else '-'}" for name, on in snapshot.items()]
+    lines += [f"{s.value:<{NAME_WIDTH}} not fitted" for s in Sensor if s.value not in snapshot]
+    if not seconds:
         return Reply(lines)
     for line in lines:
         ctx.write(line)
-    changes: list[str] = []
-    done = threading.Event()
 
-    def on_event(event: Event) -> None:
+    def change(event: Event) -> str | None:
+        if not isinstance(event, SensorChanged):
+            return None
+        return f"{event.t:10.3f} {event.sensor.value:<{NAME_WIDTH}} {'active' if event.active else '-'}"
+
+    return Reply(ok_text=stream(ctx, seconds, change).ok_text("changes", seconds))
+
+
+@register(
+    "watch",
+    "watch [seconds]",
+    f"Stream the station's events as they happen for seconds (1-{MAX_WATCH_S}, default 60), then OK. "
+    "One line per event, `<time> <kind> <JSON>`: the time in UTC (ISO 8601), the kind, the event's own "
+    "JSON (with `schema` and `kind`). State changes, attempts and their results, wheel moves, drops, "
+    "faults, warnings, maintenance; input changes are `sensors <seconds>`.",
+)
+def watch(ctx: Context, args: list[str]) -> Reply:
+    seconds = int_arg(args, 0, "seconds", 1, MAX_WATCH_S, default=60)
+    if len(args) > 1:
+        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: watch [seconds]")
+    wall = ctx.controller.wall
+
+    def line(event: Event) -> str | None:
         if isinstance(event, SensorChanged):
-            ctx.write(f"{event.t:10.3f} {event.sensor.value:<14} {'active' if event.active else '-'}")
-            changes.append(event.sensor.value)
+            return None
+        return f"{iso(wall())} {event.kind} {json.dumps(event.to_json(), separators=(',', ':'))}"
 
-    ctx.call(lambda: ctx.controller.events.subscribe(on_event))
-    try:
-        done.wait(watch)
-    finally:
-        ctx.call(lambda: ctx.controller.events.unsubscribe(on_event))
-    return Reply(ok_text=f"{len(changes)} changes in {watch} s")
+    return Reply(ok_text=stream(ctx, seconds, line).ok_text("events", seconds))
 
 
 @register("counters", "counters", "Clean attempts by result, ribbon and fluid left.")
@@ -303,7 +396,8 @@ def mode(ctx: Context, args: list[str]) -> Reply:
     protected=True,
 )
 def mode_set(ctx: Context, args: list[str]) -> Reply:
-    choice = args[0].lower() if len(args) == 1 else ""
+    n_args(args, 1, "mode set dry|wet|switch")
+    choice = args[0].lower()
     if choice not in ("dry", "wet", "switch"):
         raise CommandError(P.DATA_OUT_OF_RANGE, "Data out of range; mode set takes dry, wet or switch")
     value = None if choice == "switch" else Mode(choice)
@@ -320,10 +414,11 @@ def mode_set(ctx: Context, args: list[str]) -> Reply:
 def login(ctx: Context, args: list[str]) -> Reply:
     s = ctx.session
     wait = s.lockout.remaining()
-    if wait > 0:
-        raise CommandError(P.ACCESS_DENIED, f"Command protected; locked out for {wait:.0f} s after failed logins")
-    if len(args) != 1:
-        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: login <PIN>")
+    if wait > 0:  # whole seconds, rounded up: never "0 s" while it still refuses
+        raise CommandError(
+            P.ACCESS_DENIED, f"Command protected; locked out for {math.ceil(wait)} s after failed logins"
+        )
+    n_args(args, 1, "login <PIN>")
     stored = ctx.call(lambda: ctx.controller.store.setting(PIN_KEY))
     if stored is None:
         where = ctx.controller.store.path.rsplit("/", 1)[0]
@@ -352,8 +447,7 @@ def logout(ctx: Context, args: list[str]) -> Reply:
 
 @register("pin set", "pin set <new PIN>", "Change the maintenance PIN (stored only as a salted hash).", protected=True)
 def pin_set(ctx: Context, args: list[str]) -> Reply:
-    if len(args) != 1:
-        raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: pin set <new PIN>")
+    n_args(args, 1, "pin set <new PIN>")
     try:
         hashed = hash_pin(args[0])
     except ValueError as exc:
@@ -500,7 +594,8 @@ def config_show(ctx: Context, args: list[str]) -> Reply:
     protected=True,
 )
 def config_reset(ctx: Context, args: list[str]) -> Reply:
-    if len(args) != 1 or (args[0].lower() != "all" and "." not in args[0]):
+    n_args(args, 1, "config reset <section.key>|all")
+    if args[0].lower() != "all" and "." not in args[0]:
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config reset <section.key>|all")
     saved = ctx.call(ctx.controller.settings.saved_changes)
     changed = station_config.override_names(saved)
@@ -525,7 +620,8 @@ def config_reset(ctx: Context, args: list[str]) -> Reply:
     protected=True,
 )
 def config_set(ctx: Context, args: list[str]) -> Reply:
-    if len(args) != 2 or "." not in args[0]:
+    n_args(args, 2, "config set <section.key> <value>")
+    if "." not in args[0]:
         raise CommandError(P.SYNTAX_ERROR, "Syntax error; usage: config set <section.key> <value>")
     section, _, key = args[0].lower().partition(".")
     try:

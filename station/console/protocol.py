@@ -1,7 +1,9 @@
 """Console line protocol (docs/design.md section 5): framing and the SCPI-style error queue.
 
 Lines end in LF, CR LF or a lone CR (what picocom and screen send), at most 256 bytes, UTF-8,
-case-insensitive commands.
+case-insensitive commands. Replies end the way the line they answer ended (`Line.eol`): LF for
+a line ending in LF (scripts, PyVISA: the SCPI convention), CR LF for a line ending in CR or
+CR LF (terminals: picocom and screen show a staircase on a bare LF).
 A query (ends in `?`) answers exactly one line; any other command answers zero or more
 lines and then exactly one final `OK ...` or `ERR <code> <message>` line.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_LINE = 256
 ERROR_QUEUE_SIZE = 16
@@ -31,15 +33,21 @@ INPUT_OVERRUN = -363
 TOO_MANY = -310  # system error: flood
 
 
+LF = "\n"
+CRLF = "\r\n"
+
+
 @dataclass(frozen=True)
 class Line:
     text: str
+    eol: str = field(default=LF, compare=False)  # how to end the replies to it
 
 
 @dataclass(frozen=True)
 class BadLine:
     code: int
     message: str
+    eol: str = field(default=LF, compare=False)
 
 
 class LineBuffer:
@@ -59,7 +67,7 @@ class LineBuffer:
             if byte == 0x0A and after_cr:
                 continue  # the LF of a CR LF: the CR already ended the line
             if byte in (0x0A, 0x0D):
-                yield from self._finish()
+                yield from self._finish(CRLF if byte == 0x0D else LF)
             elif self._overrun:
                 continue
             elif len(self._buf) >= MAX_LINE:
@@ -68,22 +76,22 @@ class LineBuffer:
             else:
                 self._buf.append(byte)
 
-    def _finish(self) -> Iterator[Line | BadLine]:
+    def _finish(self, eol: str) -> Iterator[Line | BadLine]:
         if self._overrun:
             self._overrun = False
-            yield BadLine(INPUT_OVERRUN, f"Input buffer overrun; line longer than {MAX_LINE} bytes")
+            yield BadLine(INPUT_OVERRUN, f"Input buffer overrun; line longer than {MAX_LINE} bytes", eol)
             return
         raw = bytes(self._buf)
         self._buf.clear()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            yield BadLine(SYNTAX_ERROR, "Syntax error; line is not valid UTF-8")
+            yield BadLine(SYNTAX_ERROR, "Syntax error; line is not valid UTF-8", eol)
             return
         if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in text):
-            yield BadLine(SYNTAX_ERROR, "Syntax error; control characters in line")
+            yield BadLine(SYNTAX_ERROR, "Syntax error; control characters in line", eol)
             return
-        yield Line(text.strip())
+        yield Line(text.strip(), eol)
 
 
 class ErrorQueue:

@@ -181,10 +181,11 @@ class SerialPortServer:
 
     def _serve(self, port: SerialPort) -> None:
         buffer = P.LineBuffer()
+        eol = [P.LF]  # the line end of the line being answered (its replies end the same way)
 
         def write(line: str) -> None:
             try:
-                port.write((line + "\n").encode("utf-8", "replace"))
+                port.write((line + eol[0]).encode("utf-8", "replace"))
             except serial.SerialTimeoutException:
                 log.warning("console client on %s is not reading; reply dropped", self.url)
 
@@ -193,6 +194,7 @@ class SerialPortServer:
             if not data:
                 continue
             for item in buffer.feed(data):
+                eol[0] = item.eol
                 for line in self.dispatcher.handle(item, write):
                     write(line)
 
@@ -239,9 +241,10 @@ class TcpServer:
         dispatcher = self._make(self._lockout)
         buffer = P.LineBuffer()
         conn.settimeout(1.0)
+        eol = [P.LF]  # as on the serial port: replies end the way the line they answer ended
 
         def write(line: str) -> None:
-            conn.sendall((line + "\n").encode("utf-8", "replace"))
+            conn.sendall((line + eol[0]).encode("utf-8", "replace"))
 
         try:
             while not self._stop.is_set():
@@ -252,6 +255,7 @@ class TcpServer:
                 if not data:
                     return
                 for item in buffer.feed(data):
+                    eol[0] = item.eol
                     for line in dispatcher.handle(item, write):
                         write(line)
         except OSError:
@@ -273,13 +277,17 @@ class Console:
         tcp_port: int = 0,
         idle_logout_s: float = 300.0,
         max_per_s: float = 20.0,
+        port_name: str | None = None,
     ) -> None:
+        """`port_name` is the port as the client knows it, for `status` and the audit: by
+        default the station's own device (`/dev/serial0` on the Pi); the simulator names the
+        user end of its null-modem cable, the device a person attaches to."""
         self.controller = controller
         self.servers: list[SerialPortServer] = []
         self.tcp: TcpServer | None = None
         make_ctx = console_context(controller)
         if serial_url:
-            session = Session(serial_url, idle_logout_s)
+            session = Session(port_name or serial_url, idle_logout_s)
             self.servers.append(
                 SerialPortServer(serial_url, baud, lambda: Dispatcher(REGISTRY, make_ctx, session, max_per_s=max_per_s))
             )

@@ -151,6 +151,11 @@ class StepperWheel:
     def enabled(self) -> bool:
         return self.stepper.enabled
 
+    @property
+    def index_active(self) -> bool:
+        """The index sensor now, for a technician's view (`sensors`); moves count its edges."""
+        return self.index.is_active
+
     def advance(self, positions: int, done: Callable[[MotionResult], None]) -> None:
         if self._job is not None:
             raise RuntimeError("the wheel is already moving")
