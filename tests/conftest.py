@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -13,6 +14,18 @@ settings.register_profile("ci", max_examples=150, deadline=None, suppress_health
 settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("soak", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def require_tool(*names: str, install: str) -> None:
+    """A test that needs system programs: in CI (CI set) a missing one fails the test, since
+    .ci/run installs them; elsewhere it is skipped, saying how to install it."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    text = f"{', '.join(missing)} not installed ({install})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{text}: .ci/run must install it")
+    pytest.skip(text)
 
 
 def pytest_configure(config):

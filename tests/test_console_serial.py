@@ -15,7 +15,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 import serial
+from conftest import require_tool
 
 from hw_sim import SimBench
 from hw_sim.headless import serial_ports
@@ -313,8 +313,10 @@ def test_miniterm_picocom_and_screen_show_the_answers_without_a_staircase(live, 
     """The real programs in a real terminal emulator (tmux), started as docs/console.md says:
     every answer line starts at the left margin (skipped where a program is not installed)."""
     program = TERMINALS[terminal]("")[0]
-    if shutil.which(program) is None or shutil.which("tmux") is None:
-        pytest.skip(f"{program} or tmux is not installed")
+    if program != sys.executable:
+        require_tool(program, "tmux", install=f"apt-get install -y {program} tmux")
+    else:
+        require_tool("tmux", install="apt-get install -y tmux")
     socket = f"console-test-{os.getpid()}-{terminal}"
     tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
     env = {**os.environ, "TERM": "xterm", "SCREENDIR": str(tmp_path / "screen")}

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 from station import __version__
 from station.config import Config, load, to_dict
@@ -30,9 +31,13 @@ UNIT_NAME = UNIT.name
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 QUIET_SYSTEMD = {**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": "", "SYSTEMD_LOG_COLOR": "0"}
 
-needs_systemd_analyze = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install -y systemd)"
-)
+
+@pytest.fixture
+def needs_systemd_analyze_fixture() -> None:
+    require_tool("systemd-analyze", install="apt-get install -y systemd")
+
+
+needs_systemd_analyze = pytest.mark.usefixtures("needs_systemd_analyze_fixture")
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
