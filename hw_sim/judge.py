@@ -52,7 +52,7 @@ class Judge:
         self._press_told: float | None = None
         self.episode_audit: int | None = None  # audit rows when the panel last showed ready
         self.episode_checked: set[str] = set()
-        self.judged: deque[Session] = deque(maxlen=64)  # the last attempts held to their records
+        self.judged: deque[Session] = deque(maxlen=8)  # the last attempts held to their records
         self._said: set[str] = set()
         self.closed = False
 
