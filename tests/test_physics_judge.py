@@ -19,13 +19,13 @@ def plant(bench: SimBench, rule: int) -> None:
 def test_a_clean_record_passes(make_bench):
     b = make_bench()
     b.clean("female")
-    assert physics_verdict([b], set()) == []
+    assert physics_verdict([b.world.violations], set()) == []
 
 
 def test_an_undeclared_violation_fails_naming_it(make_bench):
     b = make_bench()
     plant(b, 1)
-    (problem,) = physics_verdict([b], set())
+    (problem,) = physics_verdict([b.world.violations], set())
     assert "recorded violations" in problem and "rule=1" in problem and "planted by the test" in problem
     b.world.violations.clear()  # this test's own bench must not fail it
 
@@ -33,10 +33,14 @@ def test_an_undeclared_violation_fails_naming_it(make_bench):
 def test_a_declared_violation_must_happen_and_others_still_fail(make_bench):
     a, b = make_bench(), make_bench()
     plant(b, 4)
-    assert physics_verdict([a, b], {4}) == []
-    assert physics_verdict([a, b], {4, 7}) == ["violations of rules [7] were declared but none happened"]
+    assert physics_verdict([a.world.violations, b.world.violations], {4}) == []
+    assert physics_verdict([a.world.violations, b.world.violations], {4, 7}) == [
+        "violations of rules [7] were declared but none happened"
+    ]
     plant(a, 2)
-    assert physics_verdict([a, b], {4}) == [f"the simulated world recorded violations: {a.world.violations}"]
+    assert physics_verdict([a.world.violations, b.world.violations], {4}) == [
+        f"the simulated world recorded violations: {a.world.violations}"
+    ]
     a.world.violations.clear()
     b.world.violations.clear()
 
@@ -50,6 +54,6 @@ def test_benches_built_directly_are_judged_too(tmp_path, request):
     """Not only the fixtures: a SimBench a test constructs itself is on the judge's list."""
     b = SimBench(state_dir=tmp_path)
     try:
-        assert request.node.simulated_benches == [b]
+        assert len(request.node.judged_records) == 1 and request.node.judged_records[0] is b.world.violations
     finally:
         b.close()
