@@ -197,3 +197,21 @@ def test_the_station_announces_only_typed_events(bench):
     for event in heard:
         assert isinstance(event, Event)
         assert from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_the_orderly_stop_ends_a_job_in_flight_and_is_announced(make_bench):
+    """One shutdown path: a prime in flight ends with the stop's reason, then StationStopped."""
+    from station.domain import ServiceResult
+
+    b = make_bench()
+    heard: list[Event] = []
+    b.controller.events.subscribe(heard.append)
+    results: list[ServiceResult] = []
+    b.controller.jobs.prime(5, "console:test", results.append)
+    b.run_for(0.01)
+    b.close("power switch")
+    assert results == [ServiceResult(False, [], "station stopped")]
+    assert [e for e in heard if isinstance(e, (MaintenanceDone, StationStopped))] == [
+        MaintenanceDone("prime", False, "console:test", "station stopped"),
+        StationStopped("power switch"),
+    ]
