@@ -14,7 +14,7 @@ from gpiozero.pins import Factory
 
 from .config import OVERRIDES_SETTING, Config, ConfigError, with_overrides
 from .controller import Controller
-from .drivers import Hardware, build_hardware
+from .drivers import GpioHardware, build_hardware
 from .loop import EventLoop
 from .store import Store, StoreError
 
@@ -52,7 +52,7 @@ class Station:
 
     config: Config
     loop: EventLoop
-    hardware: Hardware
+    hardware: GpioHardware
     store: Store
     controller: Controller
     _stopped: bool = field(default=False, init=False, repr=False)
@@ -95,7 +95,7 @@ def build_station(
     store: Store,
     *,
     wall_clock: Callable[[], float] = time.time,
-    before_controller: Callable[[Hardware], None] | None = None,
+    before_controller: Callable[[GpioHardware], None] | None = None,
 ) -> Station:
     file_config = config
     saved = store.setting(OVERRIDES_SETTING)

@@ -109,9 +109,9 @@ def test_write_keeps_the_hand_written_sections(tmp_path):
 @pytest.mark.violations(7)  # planted on purpose: the judge must see it
 def test_the_safety_monitor_catches_a_stepper_left_enabled(monkeypatch):
     """A firmware whose safe state forgets the stepper must fail its cell (the check is live)."""
-    from station.drivers.hardware import Hardware
+    from station.drivers.hardware import GpioHardware
 
-    monkeypatch.setattr(Hardware, "safe", lambda self: (self.dispenser.off(), self.panel.fault_light()))
+    monkeypatch.setattr(GpioHardware, "safe", lambda self: (self.dispenser.off(), self.panel.fault_light()))
     c = fm.run_cell(Fault.CASSETTE_PULLED, "advancing")
     assert not c.passed
     assert any("stepper" in u for u in c.unsafe), c.unsafe

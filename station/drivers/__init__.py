@@ -1,5 +1,5 @@
 """Drivers: the only part of the firmware that imports gpiozero."""
 
-from .hardware import Hardware, build_hardware
+from .hardware import GpioHardware, build_hardware
 
-__all__ = ["Hardware", "build_hardware"]
+__all__ = ["GpioHardware", "build_hardware"]

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Hardware:
+class GpioHardware:
     """Every driver of the bench. `safe()` is the one path to the safe state."""
 
     sensors: SensorBank
@@ -42,7 +42,7 @@ class Hardware:
                 log.exception("could not close %s", type(part).__name__)
 
 
-def build_hardware(config: Config, loop: EventLoop, pin_factory: PinFactory | None = None) -> Hardware:
+def build_hardware(config: Config, loop: EventLoop, pin_factory: PinFactory | None = None) -> GpioHardware:
     """Create every device. On a virtual clock the step train runs on the loop, else in a thread."""
     executor = LoopExecutor(loop) if loop.virtual else ThreadExecutor()
     made: list[SensorBank | StepperWheel | PumpDispenser] = []
@@ -58,4 +58,4 @@ def build_hardware(config: Config, loop: EventLoop, pin_factory: PinFactory | No
         for part in reversed(made):
             part.close()
         raise
-    return Hardware(sensors, wheel, dispenser, panel)
+    return GpioHardware(sensors, wheel, dispenser, panel)
