@@ -267,10 +267,9 @@ class Auditor:
             return source == "station" and str(d.get("note", "")).startswith("first fit") and first
         return False
 
-    def ribbon(self, fitted: SimCassette | None) -> str | None:
-        """The books of the fitted cassette's type against its ribbon (None: all is well)."""
-        if fitted is None:
-            return None
+    def _count(self, fitted: SimCassette) -> tuple[Books, Baseline] | None:
+        """The books of the fitted cassette's type and the physical baseline their count is held
+        to (None: no books yet, or the count began on another physical cassette of the type)."""
         ctype = cassette_type(fitted.male_mt)
         books = self.books(ctype)
         if books is None:
@@ -288,6 +287,14 @@ class Auditor:
         b = self.baselines[ctype]
         if b.cassette != fitted.name:
             return None  # another physical cassette of the type: the books cannot know it is not the same
+        return books, b
+
+    def ribbon(self, fitted: SimCassette | None) -> str | None:
+        """The books of the fitted cassette's type against its ribbon (None: all is well)."""
+        found = self._count(fitted) if fitted is not None else None
+        if fitted is None or found is None:
+            return None
+        books, b = found
         moved = fitted.position - b.position
         honest = b.capacity - b.used - moved
         if books.left > honest:
@@ -297,6 +304,17 @@ class Auditor:
                 f"at most {honest}"
             )
         return None
+
+    def ribbon_left(self, fitted: SimCassette) -> tuple[int, int] | None:
+        """The most positions anyone may say are left on the fitted cassette: its count's start
+        minus the positions the wheel physically moved since (never below 0), with the positions
+        left when the count began (None: nothing to hold a statement to, as for the books)."""
+        found = self._count(fitted)
+        if found is None:
+            return None
+        _, b = found
+        start = b.capacity - b.used
+        return max(0, start - (fitted.position - b.position)), start
 
     # ------------------------------------------------------------------ the fluid books
     def fluid_short(self, drops_total: int) -> str | None:
@@ -317,3 +335,22 @@ class Auditor:
                 f"the books count {total - f['refill_books']}"
             )
         return None
+
+    def fluid_left(self, drops_total: int, configured: int) -> tuple[int, int] | None:
+        """The most drops anyone may say are left in the reservoir: what it was declared to hold
+        when its count began (the last refill's capacity; with no refill on the books, the
+        `configured` one) minus the drops that physically left the nozzle since (never below 0),
+        with that declared capacity. None until `fluid_short` has seen the last refill: a
+        refill's count starts where the auditor first saw it."""
+        fluid = self._fluid()
+        if fluid is None or fluid[1] != self.fluid["refill_id"]:
+            return None
+        refill_id = fluid[1]
+        if refill_id is None:
+            declared, since = configured, int(self.fluid["phys0"] or 0)
+        else:
+            capacity = self._one("SELECT capacity FROM refills WHERE id = ?", (refill_id,))
+            if capacity is None:
+                return None
+            declared, since = int(capacity), int(self.fluid["refill_phys"] or 0)
+        return max(0, declared - (drops_total - since)), declared

@@ -20,6 +20,7 @@ from station.reports import station_status
 
 from .auditor import Auditor
 from .pins import SimFactory
+from .statements import console_asker
 from .world import ConnectorKind, SwipeVariant, World
 
 # Virtual time is reported as wall time from this instant (2026-01-01T00:00:00Z).
@@ -85,6 +86,8 @@ class SimBench:
             before_controller=attach_world,
         )
         self.controller = self.station.controller
+        if self.world is not None:  # the judge asks what the station states, as a person at its console
+            self.world.judge.statements.attach(console_asker(self.controller, self.config, self.clock.now))
         self.controller.events.subscribe(self._record)
         self.controller.start()
         self.loop.run_for(0.0)

@@ -5,8 +5,10 @@ sensor can see, the pump pulses and the drops, the lights, the connector seated 
 strokes across the window, the panel button, the cassettes, the faults injected. The judge keeps
 one `Session` per connector in the guide and records a `Violation` in `world.violations` when
 a rule is broken. It never reads the firmware's memory or its announcements; the books and the
-records it takes from the station's database through the `Auditor` (set by the bench), and it
-leaves the stuck station and the state after shutdown to the `Watchdog` (rule 7).
+records it takes from the station's database through the `Auditor` (set by the bench), what
+the station states to people from its answers to `STAT?` and `status` asked on the console
+(`Statements`, rule 6), and it leaves the stuck station and the state after shutdown to the
+`Watchdog` (rule 7).
 
 What it checks, rule by rule, is listed in docs/reliability.md ("What the simulator judges").
 """
@@ -24,6 +26,7 @@ from .lights import PanelView
 from .model import ConnectorKind, SwipeVariant
 from .outcome import check_record, check_verdict, refusal_rule
 from .session import Session, Stroke, must_refuse
+from .statements import Statements
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ class Judge:
         self.lights = PanelView()
         self.auditor: Auditor | None = None
         self.watchdog = Watchdog(self)
+        self.statements = Statements(self)  # what the station states, asked as a person asks (rule 6)
         self.session: Session | None = None  # the connector in the guide
         self.arriving: Session | None = None  # the last seated, until the instant it was seated is over
         self.pending: list[Session] = []  # attempts the station took up, not yet held to their record
@@ -88,13 +92,18 @@ class Judge:
             self._press_told = down
             self.auditor.long_pressed = True
 
+    def long_press_held(self) -> None:
+        """The button held down long enough for a long press, and still held: the auditor is
+        told before it next reads the books (a declaration may already be on them)."""
+        down, lp = self.button_down_at, self.config().panel.long_press_s
+        if down is not None and self.now() >= down + lp - 1e-6:
+            self._long_press(down)
+
     def _books(self, rule: int, when: str) -> None:
         """Rules 1 and 6: the ribbon books of the fitted cassette never above its ribbon."""
         if self.auditor is None:
             return
-        down, lp = self.button_down_at, self.config().panel.long_press_s
-        if down is not None and self.now() >= down + lp - 1e-6:
-            self._long_press(down)  # (still held)
+        self.long_press_held()
         problem = self.auditor.ribbon(self.w.fitted)
         if problem is not None:
             self._once(f"ribbon {rule} {problem}", rule, f"{when}: {problem}")
@@ -190,7 +199,11 @@ class Judge:
         self._books(6, f"before the cassette was {what}")
         self.disturb(f"cassette {what}")
         if what == "fitted":  # and again once the station has taken the fitting in
-            self.w.loop.call_later(0.0, lambda: self._books(6, "once the cassette was fitted"))
+            self.w.loop.call_later(0.0, self._fitted_taken_in)
+
+    def _fitted_taken_in(self) -> None:
+        self._books(6, "once the cassette was fitted")
+        self.statements.settled("once the cassette was fitted")
 
     # ------------------------------------------------------------------ the wheel
     def move_started(self) -> None:
@@ -292,6 +305,7 @@ class Judge:
             clean.shown = "cleaned" if lights.green_alone else "failed" if lights.red_alone else None
         if lights.green_alone:
             self._ready_shown()
+        self.statements.panel(lights.green_alone, green or amber or red, prompt_began)
         self.watchdog.lights_changed(now)
 
     def _fault_acknowledged(self) -> None:

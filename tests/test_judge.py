@@ -13,6 +13,8 @@ removals at every phase of a clean, and an unexpected exception in every state.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hw_sim import Fault, SimBench
@@ -23,6 +25,7 @@ from hw_sim.session import expected_verdict
 from station import controller as controller_module
 from station import cycle as cycle_module
 from station.config import Config
+from station.console import commands
 from station.domain import Mode, Outcome, Reason
 from station.motion import AdvanceJob
 from station.ports import MotionStatus, Pattern
@@ -609,6 +612,93 @@ def test_prime_drops_not_booked_are_flagged(bench, monkeypatch):
     bench.run_for(3.0)
     assert done[0].ok
     flagged(bench, 6, "1 drops left the nozzle, the books count 0")
+
+
+# What the station states (STAT? and status, asked on the console as a person asks) against
+# physics: hw_sim/statements.py.
+def statements_answered(bench: SimBench) -> int:
+    return judge(bench).statements.answers
+
+
+@pytest.mark.violations(6)
+def test_cleans_left_rounded_up_in_what_the_station_states_is_flagged(make_bench, monkeypatch):
+    """bench/sabotage.py's `cleans_left_rounded_up`: 10 positions are 3 cleans of 3, not 4. The
+    books are right; only what the station says to people (and its low warning) overstates."""
+    bench = make_bench(Config().replace("cassette", capacity_positions=3 * N + 1))
+    books = bench.controller.consumables
+    monkeypatch.setattr(books, "cleans_left", lambda cassette: -(-cassette.remaining // N))
+    assert bench.clean("female").outcome == "cleaned"
+    for source in ("STAT?", "status"):
+        flagged(bench, 6, "at swipe-now", f"({source}) 3 cleans left", "at most 7 positions", "room for 2 of 3")
+    assert all("books" not in v.text for v in bench.world.violations)
+
+
+def test_what_the_station_states_holds_on_the_unchanged_firmware(make_bench):
+    """The twin: the same cassette used up, a jog leaving a part of a clean, wet cleans and a
+    prime, a refill, a leak the station cannot know of (the float switch closes: it says low),
+    and a cassette of the type swapped in undeclared: asked at every ready and swipe-now, the
+    station never states more than is there."""
+    bench = make_bench(Config().replace("cassette", capacity_positions=3 * N + 1))
+    c, w = bench.controller, bench.world
+    for wet in (True, False, True):
+        assert bench.clean("female", wet=wet).outcome == "cleaned"
+    assert bench.clean("female").reason is Reason.CASSETTE_EMPTY  # 1 position left: 0 cleans
+    done: list = []
+    c.jobs.prime(2, "console:test", done.append)
+    bench.run_for(3.0)
+    w.inject(Fault.EMPTY_RESERVOIR)  # a leak: the books cannot know, the float switch does
+    w.fit_cassette("spare")  # another standard cassette, undeclared: the books cannot know either
+    bench.run_for(1.0)
+    assert bench.clean("female").reason is Reason.CASSETTE_EMPTY
+    w.clear(Fault.EMPTY_RESERVOIR)
+    c.consumables.refill("console:test")
+    c.consumables.declare_new("console:test")
+    assert bench.clean("female", wet=True).outcome == "cleaned"
+    c.jobs.jog(1, "console:test", done.append)
+    bench.run_for(2.0)
+    assert bench.clean("female").outcome == "cleaned"
+    assert all(r.ok for r in done)
+    assert statements_answered(bench) >= 20
+    bench.close()
+
+
+def stating(monkeypatch, **changes) -> None:
+    """A firmware whose console states something else than its books (both `STAT?` and `status`
+    compose the same snapshot)."""
+    real = commands.station_status
+
+    def status(controller):
+        s = real(controller)
+        values = {k: (v(s) if callable(v) else v) for k, v in changes.items()}
+        return dataclasses.replace(s, **values)
+
+    monkeypatch.setattr(commands, "station_status", status)
+
+
+@pytest.mark.violations(6)
+def test_a_status_stating_the_whole_cassette_is_flagged(bench, monkeypatch):
+    stating(monkeypatch, ribbon_remaining=CFG.cassette.capacity_positions)
+    assert bench.clean("female").outcome == "cleaned"
+    for source in ("STAT?", "status"):
+        flagged(bench, 6, f"({source}) 1500 positions left", f"at most {1500 - N}")
+
+
+@pytest.mark.violations(6)
+def test_a_status_stating_the_drops_before_the_clean_is_flagged(bench, monkeypatch):
+    stating(monkeypatch, fluid_drops_left=lambda s: s.fluid_drops_left + 1)
+    assert bench.clean("female", wet=True).outcome == "cleaned"
+    drops = CFG.dispenser.reservoir_drops
+    for source in ("STAT?", "status"):
+        flagged(bench, 6, f"({source}) {drops} drops left", f"at most {drops - 1}")
+
+
+@pytest.mark.violations(6)
+def test_a_status_saying_the_reservoir_is_not_low_while_its_float_switch_reads_low_is_flagged(bench, monkeypatch):
+    stating(monkeypatch, fluid_low=False)
+    low_reservoir(bench)
+    assert bench.clean("female").outcome == "cleaned"
+    for source in ("STAT?", "status"):
+        flagged(bench, 6, f"({source}) the reservoir is not low")
 
 
 # =============================================================================== rule 7
