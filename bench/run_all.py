@@ -20,6 +20,15 @@ from pathlib import Path
 from bench import console_latency, history, process, reaction, record_cost, sim_life, step_timing
 from bench.common import median, pct, table
 
+REACTION_NOTE = (
+    "Floors are measured in the same run, interleaved with the cleans, after the same idle gap. The "
+    "verdict on a pull is fired by a timer once `swipe.settle_s` of quiet follows its last edge, so "
+    "the result paths are timed from gate B's release minus `settle_s` and compared with the timer "
+    'floor (the edge floor plus a timed wait); "announced" includes the outcome\'s durable write '
+    "(`synchronous=FULL`), which the design puts before the announcement. Details and a per-step "
+    "breakdown: `python -m bench.reaction --breakdown`."
+)
+
 
 def us(v: float) -> str:
     return f"{v * 1e6:.0f} µs"
@@ -45,7 +54,12 @@ def main() -> int:
 
     per_run = reaction.measure(60 if q else 300, 2 if q else 5)
     pooled = {key: [x for r in values for x in r] for key, values in per_run.items()}
-    sections.append("## Reaction: the edges that matter, against their floors\n\n" + reaction.report(per_run))
+    sections.append(
+        "## Reaction: the edges that matter, against their floors\n\n"
+        + reaction.report(per_run)
+        + "\n\n"
+        + REACTION_NOTE
+    )
     for key, name in (
         ("connector", "connector edge -> identifying"),
         ("gate_a", "gate A -> swiping"),
