@@ -470,14 +470,7 @@ class Store:
         outcome: str | None = None,
         newest_first: bool = True,
     ) -> list[AttemptRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if since is not None:
-            where.append("a.started_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("a.started_at < ?")
-            args.append(until)
+        where, args = _time_range("a.started_at", since, until)
         if outcome is not None:
             where.append("a.outcome = ?")
             args.append(outcome)
@@ -541,14 +534,7 @@ class Store:
     def audit_entries(self, *, since: float | None = None, until: float | None = None) -> list[sqlite3.Row]:
         """The audit oldest first, chosen by time like `attempts` (for the export: it grows
         with history, so never on the loop thread)."""
-        where: list[str] = []
-        args: list[Any] = []
-        if since is not None:
-            where.append("t >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("t < ?")
-            args.append(until)
+        where, args = _time_range("t", since, until)
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         return self._db.execute(sql, args).fetchall()
 
@@ -596,6 +582,19 @@ def _statements(script: str) -> list[str]:
     if pending.strip(" \n;"):
         raise ValueError(f"incomplete SQL statement in a migration: {pending!r}")
     return statements
+
+
+def _time_range(column: str, since: float | None, until: float | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and arguments choosing rows from `since` (inclusive) to `until` (exclusive)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        args.append(since)
+    if until is not None:
+        where.append(f"{column} < ?")
+        args.append(until)
+    return where, args
 
 
 def _explain(path: str, exc: BaseException) -> str:
