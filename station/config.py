@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -49,6 +50,10 @@ def _text(default: str, doc: str, choices: tuple[str, ...] = ()) -> str:
 
 def _pin(default: int, doc: str) -> int:
     return field(default=default, metadata={"doc": doc, "pin": True})
+
+
+def _pattern(default: str, doc: str) -> str:
+    return field(default=default, metadata={"doc": doc, "regex": True})
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,32 @@ class StationConfig:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    """The barcode/DataMatrix scanner (docs/design.md section 9)."""
+
+    kind: str = _text(
+        "none", "none, serial (USB CDC-ACM via pyserial) or hid (USB keyboard via evdev)", ("none", "serial", "hid")
+    )
+    device: str = _text("", "serial: /dev/ttyACM0 or a pyserial URL; hid: /dev/input/by-id/...-event-kbd")
+    baud: int = _int(9600, 1200, 4_000_000, "serial scanner baud rate (8N1; CDC-ACM ignores it)")
+
+
+@dataclass(frozen=True)
+class TraceabilityConfig:
+    """Who cleaned which connector on which cassette (docs/design.md section 9)."""
+
+    operator_pattern: str = _pattern(r"OP-[A-Z0-9]+", "a code matching this whole is an operator badge")
+    cassette_pattern: str = _pattern(r"CAS-[A-Z0-9-]+", "a code matching this whole is a cassette label")
+    connector_pattern: str = _pattern(
+        r"(?P<cable>.+)-(?P<end>[A-Z])",
+        "a connector code naming its cable and end (groups `cable` and `end`); other codes are a connector with no end",
+    )
+    require_connector_id: bool = _flag(False, "refuse a connector presented without a scan since the last clean")
+    require_operator: bool = _flag(False, "no clean without an operator badge scanned within operator_timeout_s")
+    operator_timeout_s: float = _num(8 * 3600.0, 60.0, 7 * 86_400.0, "an operator badge counts this long")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole station configuration."""
 
@@ -172,6 +203,8 @@ class Config:
     guide_pins: GuidePinsConfig = field(default_factory=GuidePinsConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    traceability: TraceabilityConfig = field(default_factory=TraceabilityConfig)
 
     def replace(self, section: str, **values: ConfigValue) -> Config:
         """A copy with some values of one section changed, validated like a file."""
@@ -200,6 +233,11 @@ def _check_value(key: str, f: dataclasses.Field[ConfigValue], value: object) -> 
         choices = meta.get("choices") or ()
         if choices and value not in choices:
             raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(choices)}")
+        if meta.get("regex"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ConfigError(f"{key} = {value!r}: not a regular expression ({exc})") from exc
         return value
     if meta.get("pin"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -295,6 +333,15 @@ def _check_cross(config: Config) -> None:
             f"swipe.settle_s = {s.settle_s}: must be longer than swipe.glitch_s ({s.glitch_s}); "
             "a swipe cannot be judged before its last edge is known not to be bounce"
         )
+    sc = config.scanner
+    if sc.kind != "none" and not sc.device:
+        raise ConfigError(f"scanner.kind = {sc.kind!r}: scanner.device must name the scanner's device")
+    cable_end = re.compile(config.traceability.connector_pattern).groupindex
+    if "cable" not in cable_end:
+        raise ConfigError(
+            f"traceability.connector_pattern = {config.traceability.connector_pattern!r}: "
+            "needs a group named cable, e.g. (?P<cable>.+)-(?P<end>[A-Z])"
+        )
     if config.cassette.capacity_positions < w.positions_per_clean:
         raise ConfigError(
             f"cassette.capacity_positions = {config.cassette.capacity_positions}: "
@@ -304,7 +351,7 @@ def _check_cross(config: Config) -> None:
 
 OVERRIDES_SETTING = "config.overrides"  # console changes, kept in the station database
 # What a running station cannot take over safely: read once, when the hardware is built.
-RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console"})
+RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console", "scanner"})
 RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
 
 

@@ -6,6 +6,7 @@ Every error must name the key, the value and what is allowed, so the tests check
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from pathlib import Path
 
@@ -13,7 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from station.config import RESERVED_PINS, Config, ConfigError, PinsConfig, dumps, from_dict, load, to_dict
+from station.config import (
+    RESERVED_PINS,
+    Config,
+    ConfigError,
+    PinsConfig,
+    TraceabilityConfig,
+    dumps,
+    from_dict,
+    load,
+    to_dict,
+)
 
 # docs/design.md section 2, "The reference bench": the default wiring, BCM numbers.
 REFERENCE_WIRING = {
@@ -283,6 +294,8 @@ def values_of(f: dataclasses.Field, text: st.SearchStrategy[str]) -> st.SearchSt
     if isinstance(f.default, bool):
         return st.booleans()
     if isinstance(f.default, str):
+        if f.metadata.get("regex"):  # a pattern: any valid one (its own text, or text as a literal)
+            return st.one_of(st.just(f.default), text.map(re.escape))
         return st.sampled_from(f.metadata["choices"]) if f.metadata.get("choices") else text
     if f.metadata["integer"]:
         return st.integers(f.metadata["lo"], f.metadata["hi"])
@@ -308,6 +321,13 @@ def configs(draw, text: st.SearchStrategy[str]) -> Config:
     swipe["max_pass_s"] = draw(st.floats(max(min_pass, 0.01), 60.0).filter(lambda v: v > min_pass))
     swipe["glitch_s"] = glitch = draw(st.floats(0.0, min(0.5, min_pass / 4)))
     swipe["settle_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > glitch))
+    raw["traceability"]["connector_pattern"] = draw(
+        st.sampled_from(
+            [TraceabilityConfig().connector_pattern, r"(?P<cable>[A-Z0-9-]+)", r"(?P<cable>.+)/(?P<end>\d)"]
+        )
+    )
+    if raw["scanner"]["kind"] != "none" and not raw["scanner"]["device"]:
+        raw["scanner"]["device"] = "/dev/ttyACM0"
     dispenser = raw["dispenser"]
     dispenser["drop_timeout_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > dispenser["pulse_s"]))
     return from_dict(raw)
@@ -351,3 +371,28 @@ def test_replace_validates_like_a_file(section, values, parts):
     with pytest.raises(ConfigError) as caught:
         Config().replace(section, **values)
     assert_names(str(caught.value), *parts)
+
+
+# --- [scanner] and [traceability] ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ('[traceability]\noperator_pattern = "OP-("\n', ["traceability.operator_pattern", "not a regular expression"]),
+        ('[traceability]\nconnector_pattern = "CBL-.*"\n', ["connector_pattern", "group named cable"]),
+        ('[scanner]\nkind = "serial"\n', ["scanner.kind", "scanner.device"]),
+        ('[scanner]\nkind = "usb"\ndevice = "/dev/ttyACM0"\n', ["scanner.kind = 'usb'", "none, serial, hid"]),
+    ],
+)
+def test_scanner_and_traceability_mistakes_are_named(tmp_path, text, parts):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text))
+    for part in parts:
+        assert part in str(err.value)
+
+
+def test_traceability_is_off_and_no_scanner_by_default():
+    config = Config()
+    assert config.scanner.kind == "none"
+    assert not config.traceability.require_connector_id and not config.traceability.require_operator
