@@ -24,7 +24,7 @@ from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
@@ -165,6 +165,21 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX cassette_fits_open ON cassette_fits(id) WHERE removed_at IS NULL;
     CREATE INDEX cassette_fits_by_cassette ON cassette_fits(cassette_id);
     """,
+    # 4: traceability (docs/design.md section 9): each attempt's connector (code, cable, end),
+    # operator and cassette label, when known; a cassette's label identifies it among others
+    # of its type. Rows written before have none (NULL: not known).
+    4: """
+    ALTER TABLE attempts ADD COLUMN connector TEXT;
+    ALTER TABLE attempts ADD COLUMN cable TEXT;
+    ALTER TABLE attempts ADD COLUMN cable_end TEXT;
+    ALTER TABLE attempts ADD COLUMN operator TEXT;
+    ALTER TABLE attempts ADD COLUMN cassette_label TEXT;
+    CREATE INDEX attempts_by_connector ON attempts(connector) WHERE connector IS NOT NULL;
+    CREATE INDEX attempts_by_cable ON attempts(cable) WHERE cable IS NOT NULL;
+    CREATE INDEX attempts_by_operator ON attempts(operator) WHERE operator IS NOT NULL;
+    ALTER TABLE cassettes ADD COLUMN label TEXT;
+    CREATE UNIQUE INDEX cassettes_by_label ON cassettes(label) WHERE label IS NOT NULL;
+    """,
 }
 
 
@@ -174,6 +189,7 @@ class CassetteState:
     type: CassetteType
     capacity: int
     used: int
+    label: str | None = None
 
     @property
     def remaining(self) -> int:
@@ -198,16 +214,36 @@ class AttemptRecord:
     pass_s: float | None
     outcome: str | None
     reason: str
+    connector: str | None = None
+    cable: str | None = None
+    end: str | None = None
+    operator: str | None = None
+    cassette_label: str | None = None
 
 
-ATTEMPT_QUERY = """
+@dataclass(frozen=True)
+class Identity:
+    """Who and what an attempt is tied to, when known (docs/design.md section 9)."""
+
+    connector: str | None = None
+    cable: str | None = None
+    end: str | None = None
+    operator: str | None = None
+
+
+_ATTEMPT_COLUMNS = """
 SELECT a.id, a.started_at, a.ended_at, a.mode, a.gender, a.cassette_id, c.type AS cassette_type,
        (SELECT min(first_position) FROM ribbon r WHERE r.attempt_id = a.id) AS first_position,
        (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.attempt_id = a.id) AS positions,
        (SELECT count(*) FROM drops d WHERE d.attempt_id = a.id) AS drops,
-       a.swipe_start_s, a.pass_s, a.outcome, a.reason
+       a.swipe_start_s, a.pass_s, a.outcome, a.reason"""
+_TRACE_COLUMNS = """,
+       a.connector, a.cable, a.cable_end AS "end", a.operator, a.cassette_label"""
+_ATTEMPT_FROM = """
 FROM attempts a LEFT JOIN cassettes c ON c.id = a.cassette_id
 """
+ATTEMPT_QUERY = _ATTEMPT_COLUMNS + _TRACE_COLUMNS + _ATTEMPT_FROM
+ATTEMPT_QUERY_V3 = _ATTEMPT_COLUMNS + _ATTEMPT_FROM  # a read-only look at an older database
 
 
 # ribbon used by cassette c, counted from the ledger (databases without the schema 3 totals)
@@ -215,7 +251,9 @@ _USED_FROM_LEDGER = "(SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.c
 
 
 def _cassette_state(row: sqlite3.Row) -> CassetteState:
-    return CassetteState(int(row["id"]), CassetteType(row["type"]), int(row["capacity"]), int(row["used"]))
+    return CassetteState(
+        int(row["id"]), CassetteType(row["type"]), int(row["capacity"]), int(row["used"]), row["label"]
+    )
 
 
 class Store:
@@ -243,6 +281,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(_explain(self.path, exc)) from exc
         self._used = "c.used" if self._tallied else _USED_FROM_LEDGER
+        self._label = "c.label" if self.schema_version >= 4 else "NULL AS label"
 
     # -- plumbing --------------------------------------------------------------------------
     def _open_readonly(self) -> sqlite3.Connection:
@@ -304,7 +343,7 @@ class Store:
     def cassette(self, ctype: CassetteType) -> CassetteState | None:
         """The current (not retired) cassette of this type, if one was ever declared."""
         row = self._db.execute(
-            f"SELECT c.id, c.type, c.capacity, {self._used} AS used FROM cassettes c "
+            f"SELECT c.id, c.type, c.capacity, {self._used} AS used, {self._label} FROM cassettes c "
             "WHERE c.type = ? AND c.retired_at IS NULL ORDER BY c.id DESC LIMIT 1",
             (ctype.value,),
         ).fetchone()
@@ -313,7 +352,7 @@ class Store:
     def current_cassettes(self) -> list[CassetteState]:
         """The cassettes in use (not retired): at most one per type, oldest first."""
         rows = self._db.execute(
-            f"SELECT c.id, c.type, c.capacity, {self._used} AS used FROM cassettes c "
+            f"SELECT c.id, c.type, c.capacity, {self._used} AS used, {self._label} FROM cassettes c "
             "WHERE c.retired_at IS NULL ORDER BY c.type, c.id"  # the partial index's order: no full scan
         ).fetchall()
         return sorted((_cassette_state(r) for r in rows), key=lambda c: c.id)
@@ -323,22 +362,57 @@ class Store:
         return int(self._db.execute("SELECT coalesce(max(id), 0) FROM cassettes").fetchone()[0])
 
     def new_cassette(
-        self, ctype: CassetteType, capacity: int, t: float, *, note: str = "", source: str = "station"
+        self,
+        ctype: CassetteType,
+        capacity: int,
+        t: float,
+        *,
+        note: str = "",
+        source: str = "station",
+        label: str | None = None,
     ) -> CassetteState:
-        """Retire the current cassette of this type and start a fresh count for a new one."""
+        """Retire the current cassette of this type and start a fresh count for a new one
+        (`label`: the code on a labelled cassette, never seen before)."""
         with self._tx() as db:
             db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
             db.execute("UPDATE cassettes SET retired_at = ? WHERE type = ? AND retired_at IS NULL", (t, ctype.value))
             cid = db.execute(
-                "INSERT INTO cassettes(type, capacity, declared_at, note) VALUES (?, ?, ?, ?)",
-                (ctype.value, capacity, t, note),
+                "INSERT INTO cassettes(type, capacity, declared_at, note, label) VALUES (?, ?, ?, ?, ?)",
+                (ctype.value, capacity, t, note, label),
             ).lastrowid
             db.execute("INSERT INTO cassette_fits(cassette_id, fitted_at) VALUES (?, ?)", (cid, t))
+            detail = {"id": cid, "type": ctype.value, "capacity": capacity, "note": note}
+            if label is not None:
+                detail["label"] = label
             db.execute(
                 "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'cassette', 'new', ?, ?)",
-                (t, json.dumps({"id": cid, "type": ctype.value, "capacity": capacity, "note": note}), source),
+                (t, json.dumps(detail), source),
             )
-        return CassetteState(int(cid), ctype, capacity, 0)  # type: ignore[arg-type]
+        return CassetteState(int(cid), ctype, capacity, 0, label)  # type: ignore[arg-type]
+
+    def cassette_by_label(self, label: str) -> CassetteState | None:
+        """The cassette that carries this label, whether in use or set aside."""
+        row = self._db.execute(
+            f"SELECT c.id, c.type, c.capacity, {self._used} AS used, {self._label} FROM cassettes c WHERE c.label = ?",
+            (label,),
+        ).fetchone()
+        return _cassette_state(row) if row else None
+
+    def resume_cassette(self, cassette: CassetteState, t: float, *, source: str) -> None:
+        """A labelled cassette set aside earlier is back in the cradle: it becomes the current one
+        of its type again, with its own count (the one it replaces is set aside, not lost)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE cassettes SET retired_at = ? WHERE type = ? AND retired_at IS NULL AND id != ?",
+                (t, cassette.type.value, cassette.id),
+            )
+            db.execute("UPDATE cassettes SET retired_at = NULL WHERE id = ?", (cassette.id,))
+            db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
+            db.execute("INSERT INTO cassette_fits(cassette_id, fitted_at) VALUES (?, ?)", (cassette.id, t))
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'cassette', 'resumed', ?, ?)",
+                (t, json.dumps({"id": cassette.id, "label": cassette.label, "used": cassette.used}), source),
+            )
 
     def cassette_fitted(self, cassette_id: int, t: float) -> None:
         """A cassette went into the cradle (ends any fit left open by a power cut)."""
@@ -354,6 +428,7 @@ class Store:
         Grows with history: for exports and the CLI, not the controller's loop."""
         return self._db.execute(
             f"SELECT c.id, c.type, c.capacity, c.declared_at, c.retired_at, c.note, {self._used} AS used, "
+            f"{self._label}, "
             "(SELECT count(*) FROM cassette_fits f WHERE f.cassette_id = c.id) AS fits FROM cassettes c ORDER BY c.id"
         ).fetchall()
 
@@ -386,8 +461,9 @@ class Store:
             )
             if attempt_id is not None:
                 db.execute(
-                    "UPDATE attempts SET cassette_id = ?, gender = coalesce(?, gender) WHERE id = ?",
-                    (cassette.id, gender, attempt_id),
+                    "UPDATE attempts SET cassette_id = ?, gender = coalesce(?, gender), cassette_label = ? "
+                    "WHERE id = ?",
+                    (cassette.id, gender, cassette.label, attempt_id),
                 )
         return int(used)
 
@@ -421,8 +497,13 @@ class Store:
             )
 
     # -- clean attempts --------------------------------------------------------------------
-    def begin_attempt(self, t: float, mode: Mode) -> int:
-        return self._write("INSERT INTO attempts(started_at, mode) VALUES (?, ?)", (t, mode.value))
+    def begin_attempt(self, t: float, mode: Mode, identity: Identity | None = None) -> int:
+        """The attempt on record, with the connector and operator it is tied to (when known)."""
+        who = identity or Identity()
+        return self._write(
+            "INSERT INTO attempts(started_at, mode, connector, cable, cable_end, operator) VALUES (?, ?, ?, ?, ?, ?)",
+            (t, mode.value, who.connector, who.cable, who.end, who.operator),
+        )
 
     def attempt_mode(self, attempt_id: int, mode: Mode) -> None:
         """The mode an open attempt is now cleaned in (switched to dry before its drop)."""
@@ -468,13 +549,22 @@ class Store:
         since: float | None = None,
         until: float | None = None,
         outcome: str | None = None,
+        connector: str | None = None,
+        cable: str | None = None,
+        operator: str | None = None,
         newest_first: bool = True,
     ) -> list[AttemptRecord]:
         where, args = _time_range("a.started_at", since, until)
-        if outcome is not None:
-            where.append("a.outcome = ?")
-            args.append(outcome)
-        sql = ATTEMPT_QUERY + (" WHERE " + " AND ".join(where) if where else "")
+        traced = self.schema_version >= 4
+        for column, value in (("outcome", outcome), ("connector", connector), ("cable", cable), ("operator", operator)):
+            if value is None:
+                continue
+            if column != "outcome" and not traced:
+                return []  # a database from before traceability: no attempt is tied to anything
+            where.append(f"a.{column} = ?")
+            args.append(value)
+        query = ATTEMPT_QUERY if traced else ATTEMPT_QUERY_V3
+        sql = query + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY a.id {'DESC' if newest_first else 'ASC'}"
         if limit is not None:
             sql += " LIMIT ?"

@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from station.domain import CassetteType, Mode, Outcome
-from station.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from station.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Identity, Store, StoreError
 
 STD = CassetteType.STANDARD
 MALE = CassetteType.MALE_MT
@@ -935,15 +935,15 @@ def test_a_schema_2_database_opens_with_totals_equal_to_its_records(db_path):
 
     s = Store(db_path, fluid_capacity=2000)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 3
+        assert s.schema_version == SCHEMA_VERSION == 4
         assert tallies(s._db) == recount(s._db)
         assert tallies(s._db)["used"] == {1: 9, 2: 6, 3: 6}
         assert tallies(s._db)["at_refill"] == {1: 2, 2: 3}
         assert store_answers(s) == before  # the same answers as the release that wrote it
         assert s.current_cassettes() == [s.cassette(MALE), s.cassette(STD)]
         assert s.setting("pin") == "hash"
-        for t, rows in rows_before.items():  # the records themselves are untouched
-            assert [tuple(r) for r in s._db.execute(f"SELECT * FROM {t} ORDER BY 1")] == rows
+        for t, rows in rows_before.items():  # the records themselves are untouched (new columns after)
+            assert [tuple(r)[: len(rows[0])] for r in s._db.execute(f"SELECT * FROM {t} ORDER BY 1")] == rows
         # and the station carries on from there
         assert s.close_open_attempts(70.0) == [7, 8]
         a = s.begin_attempt(71.0, Mode.WET)
@@ -1191,3 +1191,82 @@ def test_what_the_loop_asks_costs_the_same_on_a_long_history(tmp_path):
 def test_the_rows_the_loop_looks_for_are_found_by_index(store, query):
     plan = " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + query))
     assert "USING INDEX" in plan, plan
+
+
+# --- schema 4: traceability -------------------------------------------------------------------
+
+RELEASE_3_DB = Path(__file__).parent / "data" / "station-schema3.db"
+
+
+def test_a_database_made_by_the_schema_3_release_migrates_to_traceability(tmp_path):
+    path = tmp_path / "station.db"
+    shutil.copyfile(RELEASE_3_DB, path)
+    db = raw(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    before = legacy_answers(db, 2000)
+    rows_before = [tuple(r) for r in db.execute("SELECT * FROM attempts ORDER BY id")]
+    db.close()
+
+    s = Store(path, fluid_capacity=2000)
+    try:
+        assert s.schema_version == SCHEMA_VERSION == 4
+        assert store_answers(s) == before  # the same answers as the release that wrote it
+        assert tallies(s._db) == recount(s._db)
+        old = s.attempts(newest_first=False)
+        assert [(r.id, r.outcome) for r in old] == [(row[0], row[8]) for row in rows_before]
+        assert all((r.connector, r.cable, r.end, r.operator, r.cassette_label) == (None,) * 5 for r in old), (
+            "nothing known about the old attempts: empty, not made up"
+        )
+        assert [tuple(r)[: len(rows_before[0])] for r in s._db.execute("SELECT * FROM attempts ORDER BY id")] == (
+            rows_before
+        )
+        assert [c.label for c in s.current_cassettes()] == [None, None]
+        # and the station carries on, its new attempts tied to what was scanned
+        who = Identity(connector="CBL-0001-A", cable="CBL-0001", end="A", operator="OP-7")
+        a = s.begin_attempt(1_790_000_100.0, Mode.DRY, who)
+        s.reserve_positions(s.cassette(STD), 3, 1_790_000_100.0, attempt_id=a)
+        s.finish_attempt(a, Outcome.CLEANED, "", 1_790_000_101.0)
+        (rec,) = s.attempts(connector="CBL-0001-A")
+        assert (rec.id, rec.cable, rec.end, rec.operator, rec.cassette_label) == (a, "CBL-0001", "A", "OP-7", None)
+        assert [r.id for r in s.attempts(cable="CBL-0001")] == [a] and s.attempts(operator="OP-8") == []
+        assert_books_agree(s)
+    finally:
+        s.close()
+
+
+def test_a_schema_3_database_read_only_answers_without_traceability(tmp_path):
+    path = tmp_path / "station.db"
+    shutil.copyfile(RELEASE_3_DB, path)
+    s = Store(path, readonly=True)
+    try:
+        assert s.schema_version == 3
+        assert len(s.attempts()) == 7 and s.attempts(connector="CBL-0001-A") == []
+        assert all(r.connector is None for r in s.attempts())
+        assert [c.label for c in s.current_cassettes()] == [None, None]
+    finally:
+        s.close()
+
+
+def test_a_labelled_cassette_set_aside_comes_back_with_its_own_count(db_path):
+    s = Store(db_path)
+    try:
+        first = s.new_cassette(STD, 30, 1.0, label="CAS-1", source="scanner")
+        s.reserve_positions(first, 6, 2.0)
+        second = s.new_cassette(STD, 30, 3.0, label="CAS-2", source="scanner")
+        assert s.cassette(STD) == second and second.label == "CAS-2"
+        back = s.cassette_by_label("CAS-1")
+        assert back is not None and back.used == 6
+        s.resume_cassette(back, 4.0, source="scanner")
+        assert s.cassette(STD) == back  # the current standard cassette again, its 6 positions used
+        assert s.cassette_by_label("CAS-2") == second and s.cassette_by_label("CAS-9") is None
+        with pytest.raises(StoreError):
+            s.new_cassette(STD, 30, 5.0, label="CAS-2")  # a label names one cassette only
+        assert s.cassette(STD) == back, "the refused declaration changed nothing"
+        a = s.begin_attempt(6.0, Mode.DRY)
+        s.reserve_positions(back, 3, 6.0, attempt_id=a)
+        assert s.attempts()[0].cassette_label == "CAS-1"
+        actions = [(r["action"], r["source"]) for r in s.audit_entries() if r["kind"] == "cassette"]
+        assert actions == [("new", "scanner"), ("new", "scanner"), ("resumed", "scanner")]
+        assert_books_agree(s)
+    finally:
+        s.close()
