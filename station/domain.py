@@ -50,6 +50,8 @@ class Reason(str, Enum):
     CASSETTE_EMPTY = "cassette used up: fit a new cassette"
     REMOVED_EARLY = "connector removed before cleaning started"
     CANCELLED_EARLY = "cancelled on the panel before cleaning started"
+    SCAN_CONNECTOR = "scan the connector first"  # [traceability] require_connector_id
+    SCAN_BADGE = "scan your badge first"  # [traceability] require_operator
     # swipe failures: ribbon consumed
     NO_SWIPE = "no swipe in time"
     REVERSED = "swipe reversed: pull from top (A) to bottom (B)"
@@ -60,6 +62,9 @@ class Reason(str, Enum):
     GATE_BLOCKED = "swipe gate blocked when the swipe was due"
     REMOVED_MID_CYCLE = "connector removed during the clean"
     CANCELLED = "cancelled on the panel"
+    # a swipe begun before swipe-now: rejected while the guide pins are read (nothing used),
+    # failed once the wheel has moved or the drop is placed (those are used)
+    TOO_EARLY = "too early: wait for green + amber"
     # machine faults during a clean
     JAM = "wheel jam: no index pulse within the allowed steps"
     INDEX_FAULT = "index sensor fault: a position was signalled far too soon"

@@ -138,6 +138,8 @@ class AttemptFinished(Event):
     drops: int
     positions: int
     pass_s: float | None
+    connector: str | None = None  # the scanned connector code, when known (docs/design.md section 9)
+    operator: str | None = None  # the operator's badge, when known
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
@@ -168,6 +170,30 @@ class WarningRaised(Event):
     kind: ClassVar[str] = "warning"
     code: str
     text: str
+
+
+# ---------------------------------------------------------------------- identities (traceability)
+@dataclass(frozen=True)
+class CodeScanned(Event):
+    """A scanned code was accepted: an operator's badge, a cassette label or a connector
+    (`cable` and `end` when its code names them)."""
+
+    kind: ClassVar[str] = "scan"
+    what: str  # operator, cassette or connector
+    code: str
+    source: str  # scanner, console:<port>, bench
+    cable: str | None = None
+    end: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanRefused(Event):
+    """A scanned code was refused (unusable, or it cannot apply now): nothing changed."""
+
+    kind: ClassVar[str] = "scan_refused"
+    code: str
+    reason: str
+    source: str
 
 
 # ---------------------------------------------------------------------- consumables and people
@@ -256,6 +282,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MaintenanceDone,
         SensorChanged,
         StationStatus,
+        CodeScanned,
+        ScanRefused,
     )
 }
 
@@ -268,7 +296,11 @@ def from_json(data: dict[str, Any]) -> Event:
     if cls is None:
         raise ValueError(f"unknown event kind {data.get('kind')!r}")
     hints = typing.get_type_hints(cls)
-    values = {f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)}
+    values = {  # a field added later with a default may be absent from an older sender's event
+        f.name: _typed(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in data or f.default is dataclasses.MISSING
+    }
     return cls(**values)
 
 

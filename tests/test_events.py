@@ -16,6 +16,7 @@ from station.events import (
     AttemptStarted,
     CassetteDeclared,
     CleanModeChanged,
+    CodeScanned,
     DropDispensed,
     Event,
     EventBus,
@@ -25,6 +26,7 @@ from station.events import (
     MaintenanceDone,
     ModeSet,
     Recovered,
+    ScanRefused,
     SensorChanged,
     StateChanged,
     StationStatus,
@@ -58,6 +60,8 @@ EXAMPLES: list[tuple[Event, dict[str, object]]] = [
             "drops": 0,
             "positions": 3,
             "pass_s": 0.6,
+            "connector": None,
+            "operator": None,
         },
     ),
     (
@@ -71,6 +75,8 @@ EXAMPLES: list[tuple[Event, dict[str, object]]] = [
             "drops": 1,
             "positions": 3,
             "pass_s": 0.5,
+            "connector": None,
+            "operator": None,
         },
     ),
     (
@@ -84,7 +90,36 @@ EXAMPLES: list[tuple[Event, dict[str, object]]] = [
             "drops": 0,
             "positions": 0,
             "pass_s": None,
+            "connector": None,
+            "operator": None,
         },
+    ),
+    (
+        AttemptFinished(10, Outcome.CLEANED, None, Gender.FEMALE, Mode.DRY, 0, 3, 0.4, "CBL-0001-A", "OP-7"),
+        {
+            "id": 10,
+            "outcome": "cleaned",
+            "reason": "",
+            "gender": "female",
+            "mode": "dry",
+            "drops": 0,
+            "positions": 3,
+            "pass_s": 0.4,
+            "connector": "CBL-0001-A",
+            "operator": "OP-7",
+        },
+    ),
+    (
+        CodeScanned("connector", "CBL-0001-A", "scanner", "CBL-0001", "A"),
+        {"what": "connector", "code": "CBL-0001-A", "source": "scanner", "cable": "CBL-0001", "end": "A"},
+    ),
+    (
+        CodeScanned("operator", "OP-7", "console:/dev/pts/1"),
+        {"what": "operator", "code": "OP-7", "source": "console:/dev/pts/1", "cable": None, "end": None},
+    ),
+    (
+        ScanRefused("\x1b[A", "control characters in the code", "scanner"),
+        {"code": "\x1b[A", "reason": "control characters in the code", "source": "scanner"},
     ),
     (FaultRaised(FaultCode.JAM, "jam: confirmed 0 of 3"), {"code": "jam", "detail": "jam: confirmed 0 of 3"}),
     (FaultCleared(FaultCode.NO_CASSETTE), {"code": "no_cassette"}),
@@ -127,6 +162,12 @@ def test_json_form_is_schema_kind_then_fields_and_round_trips(event, fields):
     assert list(data)[:2] == ["schema", "kind"]
     wire = json.loads(json.dumps(data))  # through real JSON text, as a broker carries it
     assert from_json(wire) == event
+
+
+def test_an_older_result_without_the_traceability_fields_still_reads():
+    event = AttemptFinished(8, Outcome.CLEANED, None, Gender.FEMALE, Mode.WET, 1, 3, 0.5)
+    old = {k: v for k, v in event.to_json().items() if k not in ("connector", "operator")}
+    assert from_json(old) == event
 
 
 def test_every_event_kind_has_an_example_and_a_unique_name():

@@ -56,6 +56,7 @@ class LedPanel:
         self.buzzer: DigitalOutput = Buzzer(pins.buzzer, pin_factory=pin_factory)
         self._pattern = Pattern.OFF
         self._timers: list[Timer] = []
+        self._chirps: list[Timer] = []  # a scan's beeps: the lights and the pattern's beeps go on
 
     @property
     def pattern(self) -> Pattern:
@@ -94,6 +95,17 @@ class LedPanel:
             timer.cancel()
         self._timers.clear()
         self.buzzer.off()
+
+    def chirp(self, ok: bool) -> None:
+        """A scan was heard: one short beep when accepted, two long ones (the error beep) when
+        refused. The lights stay as they are."""
+        for timer in self._chirps:
+            timer.cancel()
+        beeps, length = (1, 0.5 * self._beep_s) if ok else (2, 3 * self._beep_s)
+        self._chirps = []
+        for i in range(beeps):
+            self._chirps.append(self._loop.call_later(i * 2 * length, self.buzzer.on))
+            self._chirps.append(self._loop.call_later(i * 2 * length + length, self.buzzer.off))
 
     def lamp_test(self, done: Callable[[], None], on_s: float = 0.5) -> None:
         """Self-test of the panel: green, amber, red, each alone for `on_s`, then one beep;

@@ -1,0 +1,203 @@
+"""Traceability (docs/design.md section 9): what a scanned code is, and who and what the next
+clean is tied to.
+
+A code comes from a barcode scanner (station.scanner, on its own thread, posted to the loop),
+from the console's `scan`, or in the simulator from the bench. It is checked (empty, too long,
+control characters: refused with an error beep, nothing changes) and classified by the
+configured patterns, each matched against the whole code: an operator badge, a cassette label,
+otherwise a connector (cable and end when the connector pattern names them).
+
+- A badge makes its holder the operator for `operator_timeout_s`.
+- A connector code names the next connector presented; one presentation uses it up (whatever
+  its outcome), so a code is never carried over to the next connector by mistake. A clean the
+  policy refuses (no scan, no badge) leaves both as they were: scan, then present again.
+- A cassette label identifies the cassette in the cradle: a label seen before brings back that
+  cassette's own count (it must be of the type fitted), an unseen one declares it new.
+
+Policies (`require_connector_id`, `require_operator`) are off by default: a station without a
+scanner behaves as before. Runs on the controller loop; every scan accepted or refused is
+announced and audited.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from .config import Config, TraceabilityConfig
+from .consumables import Consumables
+from .domain import Reason
+from .events import CassetteDeclared, CodeScanned, Event, ScanRefused
+from .loop import EventLoop
+from .ports import Hardware, Sensor
+from .store import Identity, Store
+
+MAX_CODE_LEN = 128  # longer than any serial, label or badge a line prints; a runaway scanner is refused
+
+
+class CodeKind(str, Enum):
+    OPERATOR = "operator"
+    CASSETTE = "cassette"
+    CONNECTOR = "connector"
+
+
+@dataclass(frozen=True)
+class Code:
+    """A usable code and what it names."""
+
+    kind: CodeKind
+    text: str
+    cable: str | None = None
+    end: str | None = None
+
+
+def code_problem(text: str) -> str | None:
+    """Why a code cannot be used (None when it can): what the operator is told."""
+    if not text.strip():
+        return "empty code"
+    if len(text) > MAX_CODE_LEN:
+        return f"code too long ({len(text)} characters, at most {MAX_CODE_LEN})"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text):
+        return "control characters in the code"
+    if text != text.strip():
+        return "spaces around the code"
+    return None
+
+
+def classify(text: str, rules: TraceabilityConfig) -> Code:
+    """What a usable code names, by the configured patterns (each matched against the whole code)."""
+    if re.fullmatch(rules.operator_pattern, text):
+        return Code(CodeKind.OPERATOR, text)
+    if re.fullmatch(rules.cassette_pattern, text):
+        return Code(CodeKind.CASSETTE, text)
+    m = re.fullmatch(rules.connector_pattern, text)
+    if m is None:
+        return Code(CodeKind.CONNECTOR, text)  # a connector with no end: the code is its cable
+    groups = m.groupdict()
+    return Code(CodeKind.CONNECTOR, text, groups.get("cable") or text, groups.get("end") or None)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    ok: bool
+    text: str  # what the person is told
+
+
+class Traceability:
+    """The operator on duty, the connector scanned for the next clean, the cassette's label."""
+
+    def __init__(
+        self,
+        store: Store,
+        hardware: Hardware,
+        consumables: Consumables,
+        loop: EventLoop,
+        config: Callable[[], Config],
+        publish: Callable[[Event], None],
+        *,
+        wall: Callable[[], float],
+        busy: Callable[[], str | None],
+    ) -> None:
+        self._store = store
+        self._sensors = hardware.sensors
+        self._beep = hardware.panel.chirp
+        self._cassette_type = consumables.cassette_type
+        self._config = config
+        self._publish = publish
+        self.wall = wall  # the station's wall clock (records are stamped with it)
+        self._now = loop.now
+        self._busy = busy
+        self._connector: Code | None = None
+        self._operator: str | None = None
+        self._operator_at = float("-inf")
+
+    # ------------------------------------------------------------------ input
+    def scan(self, text: str, source: str) -> ScanResult:
+        """A code arrived (on the loop). A cassette label counts only while no clean is under way."""
+        problem = code_problem(text)
+        if problem is not None:
+            return self._refuse(text, problem, source)
+        code = classify(text, self._config().traceability)
+        if code.kind is CodeKind.CASSETTE:
+            if self._busy() is not None:
+                return self._refuse(text, "a clean is under way: scan the cassette label when ready", source)
+            refusal = self._cassette_label(code.text, source)
+            if refusal is not None:
+                return self._refuse(text, refusal, source)
+        elif code.kind is CodeKind.OPERATOR:
+            self._operator, self._operator_at = code.text, self._now()
+        else:
+            self._connector = code
+        self._store.audit("scan", code.kind.value, self.wall(), detail=code.text, source=source)
+        self._publish(CodeScanned(code.kind.value, code.text, source, code.cable, code.end))
+        self._beep(True)
+        return ScanResult(True, self._accepted(code))
+
+    def _refuse(self, text: str, reason: str, source: str) -> ScanResult:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        self._publish(ScanRefused(shown, reason, source))
+        self._beep(False)
+        return ScanResult(False, f"scan refused: {reason}")
+
+    @staticmethod
+    def _accepted(code: Code) -> str:
+        if code.kind is CodeKind.OPERATOR:
+            return f"operator {code.text}"
+        if code.kind is CodeKind.CASSETTE:
+            return f"cassette {code.text}"
+        end = f", end {code.end}" if code.end else ""
+        return f"connector {code.text} (cable {code.cable}{end}): present it now"
+
+    # ------------------------------------------------------------------ the next clean
+    def operator(self) -> str | None:
+        """The operator on duty (None once the badge is older than operator_timeout_s)."""
+        if self._now() - self._operator_at > self._config().traceability.operator_timeout_s:
+            return None
+        return self._operator
+
+    def identity(self) -> Identity:
+        """Who and what the clean now starting is tied to."""
+        c = self._connector
+        if c is None:
+            return Identity(operator=self.operator())
+        return Identity(connector=c.text, cable=c.cable, end=c.end, operator=self.operator())
+
+    def refusal(self) -> Reason | None:
+        """The policy's refusal of the clean now starting (before anything is consumed)."""
+        rules = self._config().traceability
+        if rules.require_operator and self.operator() is None:
+            return Reason.SCAN_BADGE
+        if rules.require_connector_id and self._connector is None:
+            return Reason.SCAN_CONNECTOR
+        return None
+
+    def settled(self, given: Identity, reason: Reason | None) -> None:
+        """The clean tied to `given` ended: the connector code it took is used up (a code names
+        one presentation), unless the policy refused it; a code scanned since stays."""
+        if reason in (Reason.SCAN_BADGE, Reason.SCAN_CONNECTOR):
+            return
+        if self._connector is not None and self._connector.text == given.connector:
+            self._connector = None
+
+    # ------------------------------------------------------------------ cassettes
+    def _cassette_label(self, label: str, source: str) -> str | None:
+        """The cassette in the cradle carries `label`: its own count, or a new cassette."""
+        if not self._sensors.read(Sensor.CASSETTE):
+            return "no cassette fitted: fit the cassette, then scan its label"
+        fitted = self._cassette_type()
+        known = self._store.cassette_by_label(label)
+        t = self.wall()
+        if known is not None:
+            if known.type is not fitted:
+                return f"cassette {label} is a {known.type.value} cassette; the fitted one reads {fitted.value}"
+            current = self._store.cassette(known.type)
+            if current is None or current.id != known.id:
+                self._store.resume_cassette(known, t, source=source)
+            return None
+        capacity = self._config().cassette.capacity_positions
+        cassette = self._store.new_cassette(fitted, capacity, t, note="labelled", source=source, label=label)
+        self._publish(CassetteDeclared(cassette.id, cassette.type, cassette.capacity, source))
+        return None
