@@ -179,17 +179,27 @@ def cmd_records(args: argparse.Namespace) -> int:
     if args.audit and not args.format:
         print("station records: --audit exports the audit; choose --format csv or json", file=sys.stderr)
         return 2
-    if args.audit and args.result:
+    chosen = [
+        option
+        for option, value in (
+            ("--result", args.result),
+            ("--connector", args.connector),
+            ("--cable", args.cable),
+            ("--operator", args.operator),
+        )
+        if value is not None
+    ]
+    if args.audit and chosen:
         print(
-            "station records: --result chooses clean records by outcome; the audit (--audit) is chosen by "
-            "--since and --until",
+            f"station records: {' and '.join(chosen)} choose{'s' if len(chosen) == 1 else ''} clean records; "
+            "the audit (--audit) is chosen by --since and --until",
             file=sys.stderr,
         )
         return 2
-    if args.cassettes and (args.since or args.until or args.result):
+    if args.cassettes and (args.since or args.until or chosen):
         print(
-            "station records: --since, --until and --result choose clean records; the cassette history "
-            "(--cassettes) is exported whole",
+            "station records: --since, --until, --result, --connector, --cable and --operator choose clean "
+            "records; the cassette history (--cassettes) is exported whole",
             file=sys.stderr,
         )
         return 2
@@ -206,7 +216,16 @@ def cmd_records(args: argparse.Namespace) -> int:
     store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
     try:
         if args.format:
-            choice = dict(cassettes=args.cassettes, audit=args.audit, since=since, until=until, outcome=args.result)
+            choice = dict(
+                cassettes=args.cassettes,
+                audit=args.audit,
+                since=since,
+                until=until,
+                outcome=args.result,
+                connector=args.connector,
+                cable=args.cable,
+                operator=args.operator,
+            )
             what = "cassettes" if args.cassettes else "audit entries" if args.audit else "records"
             if args.output and args.output != "-":
                 with open(args.output, "w", encoding="utf-8", newline="") as out:
@@ -218,6 +237,51 @@ def cmd_records(args: argparse.Namespace) -> int:
             print(records.summary(store, config.wheel.positions_per_clean))
     finally:
         store.close()
+    return 0
+
+
+def cmd_certificate(args: argparse.Namespace) -> int:
+    """Write the cleaning certificate for one cable (HTML, or JSON with --format json)."""
+    import time
+
+    from . import certificate
+    from .store import Store
+
+    if not args.cable.strip():
+        print("station certificate: name the cable, e.g. station certificate CBL-0001", file=sys.stderr)
+        return 2
+    config = _load_config(args.config)
+    path = _existing_db(args, config)
+    if path is None:
+        return 2
+    output = Path(args.output) if args.output and args.output != "-" else None
+    if output is not None:
+        problem = _unwritable_folder(output.parent)
+        if problem:
+            print(f"station certificate: cannot write {output}: {problem}", file=sys.stderr)
+            return 2
+    store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
+    try:
+        cert = certificate.build(store, args.cable, serial_number=config.station.serial_number, issued_at=time.time())
+    except certificate.NoAttempts as exc:
+        print(f"station certificate: {exc}; no certificate written", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    text = certificate.write_json(cert) if args.format == "json" else certificate.write_html(cert)
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"station certificate: could not write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    attempts = sum(len(end.attempts) for end in cert.ends)
+    print(
+        f"wrote certificate {cert.number} for cable {cert.cable} ({attempts} attempts; {cert.statement}) to {output}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -358,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", metavar="TIME", help="only attempts started (audit: entries made) before this ISO date/time (UTC)"
     )
     p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    p.add_argument("--connector", metavar="CODE", help="only attempts on this connector (its code, e.g. CBL-0001-A)")
+    p.add_argument("--cable", metavar="CABLE", help="only attempts on this cable (any end, e.g. CBL-0001)")
+    p.add_argument("--operator", metavar="BADGE", help="only attempts by this operator (the badge scanned)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--cassettes",
@@ -370,6 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="export the audit instead (logins, maintenance, configuration changes, faults: who, from where)",
     )
     p.set_defaults(func=cmd_records)
+
+    p = sub.add_parser(
+        "certificate",
+        help="write the cleaning certificate for one cable (printable HTML, or JSON)",
+        description="Every attempt recorded on each end of the cable, the station and its firmware, and "
+        "whether each end's last attempt cleaned it. Exit status 1 when the cable has no attempts.",
+    )
+    common(p)
+    p.add_argument("cable", metavar="CABLE", help="the cable, as its connector codes name it (e.g. CBL-0001)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the certificate here (default: standard output)")
+    p.add_argument("--format", choices=("html", "json"), default="html", help="html (default, printable) or json")
+    p.set_defaults(func=cmd_certificate)
 
     p = sub.add_parser("backup", help="copy the database consistently (safe while the station runs)")
     common(p)

@@ -17,7 +17,21 @@ from .store import AttemptRecord, Store
 FIELDS = [f.name for f in dataclasses.fields(AttemptRecord)]
 OUTCOMES = tuple(o.value for o in Outcome)
 # the cassette history: one row per cassette ever declared, oldest first
-CASSETTE_FIELDS = ["id", "type", "state", "capacity", "used", "remaining", "fits", "declared_at", "retired_at", "note"]
+# (`label`, the code on a labelled cassette, came with traceability: last, so the columns a
+# spreadsheet already reads keep their places, as the attempts' traceability fields do)
+CASSETTE_FIELDS = [
+    "id",
+    "type",
+    "state",
+    "capacity",
+    "used",
+    "remaining",
+    "fits",
+    "declared_at",
+    "retired_at",
+    "note",
+    "label",
+]
 # the audit: who did what, from where (source: `console:<port>`, `panel`, `station` ...), oldest first
 AUDIT_FIELDS = ["id", "time", "kind", "action", "source", "detail"]
 
@@ -65,7 +79,8 @@ def write_json(records: Iterable[AttemptRecord], out: TextIO) -> int:
 
 def cassette_rows(store: Store) -> list[dict[str, object]]:
     """Every cassette ever declared: positions used and left, times fitted, when declared new
-    and retired (ISO 8601 UTC; retired_at empty while it is the current one of its type)."""
+    and retired (ISO 8601 UTC; retired_at empty while it is the current one of its type), and
+    its label when it carries one (None: unlabelled, or a database from before labels)."""
     return [
         {
             "id": c["id"],
@@ -78,6 +93,7 @@ def cassette_rows(store: Store) -> list[dict[str, object]]:
             "declared_at": iso(c["declared_at"]),
             "retired_at": iso(c["retired_at"]),
             "note": c["note"],
+            "label": c["label"],
         }
         for c in store.cassettes()
     ]
@@ -126,16 +142,28 @@ def export(
     since: float | None = None,
     until: float | None = None,
     outcome: str | None = None,
+    connector: str | None = None,
+    cable: str | None = None,
+    operator: str | None = None,
 ) -> int:
-    """Write the clean records (oldest first, optionally chosen by start time and outcome), the
-    cassette history, or the audit (chosen by time), as CSV or JSON; returns how many rows."""
+    """Write the clean records (oldest first, optionally chosen by start time, outcome,
+    connector, cable and operator, all of them together), the cassette history, or the audit
+    (chosen by time), as CSV or JSON; returns how many rows."""
     if cassettes:
         rows = cassette_rows(store)
         return write_rows_csv(rows, CASSETTE_FIELDS, out) if fmt == "csv" else write_rows_json(rows, out)
     if audit:
         rows = audit_rows(store, since=since, until=until)
         return write_rows_csv(rows, AUDIT_FIELDS, out) if fmt == "csv" else write_rows_json(rows, out)
-    recs = store.attempts(since=since, until=until, outcome=outcome, newest_first=False)
+    recs = store.attempts(
+        since=since,
+        until=until,
+        outcome=outcome,
+        connector=connector,
+        cable=cable,
+        operator=operator,
+        newest_first=False,
+    )
     return write_csv(recs, out) if fmt == "csv" else write_json(recs, out)
 
 

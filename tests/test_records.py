@@ -25,9 +25,9 @@ from hw_sim import SimBench
 from hw_sim.bench import SIM_EPOCH
 from station import records
 from station.app import DB_NAME
-from station.domain import CassetteType, Reason
+from station.domain import CassetteType, Mode, Outcome, Reason
 from station.events import AttemptFinished
-from station.store import AttemptRecord, Store
+from station.store import AttemptRecord, Identity, Store
 
 REPO = Path(__file__).resolve().parent.parent
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -580,3 +580,158 @@ def test_cli_reads_records_from_a_read_only_state_directory(state_dir, tmp_path)
         done = station("records", "--state-dir", str(directory))
     assert done.returncode == 0, done.stderr
     assert "clean attempts: cleaned 3, failed 4, rejected 2, interrupted 0" in done.stdout
+
+
+# ---------------------------------------------------------------------------- traceability (issue 13)
+
+RELEASE_3_DB = Path(__file__).parent / "data" / "station-schema3.db"
+TRACE_FIELDS = ["connector", "cable", "end", "operator", "cassette_label"]
+BEFORE_TRACEABILITY = [  # the export's columns before issue 13, in their places
+    "id",
+    "started_at",
+    "ended_at",
+    "mode",
+    "gender",
+    "cassette_id",
+    "cassette_type",
+    "first_position",
+    "positions",
+    "drops",
+    "swipe_start_s",
+    "pass_s",
+    "outcome",
+    "reason",
+]
+A1 = Identity("CBL-0001-A", "CBL-0001", "A", "OP-7")
+B1 = Identity("CBL-0001-B", "CBL-0001", "B", "OP-8")
+A10 = Identity("CBL-00010-A", "CBL-00010", "A", "OP-7")  # a cable whose name starts like CBL-0001's
+# (identity, outcome, start time): written through the store, as the controller writes them
+TRACED = [
+    (A1, Outcome.FAILED, SIM_EPOCH),
+    (A1, Outcome.CLEANED, SIM_EPOCH + 60),
+    (B1, Outcome.CLEANED, SIM_EPOCH + 120),
+    (A10, Outcome.CLEANED, SIM_EPOCH + 180),
+    (None, Outcome.CLEANED, SIM_EPOCH + 240),  # no scanner: tied to nothing
+    (A1, Outcome.REJECTED, NOV24),
+    (Identity(operator="OP-7"), Outcome.CLEANED, NOV24 + 60),  # a badge, no connector scanned
+]
+
+
+@pytest.fixture
+def traced_dir(tmp_path) -> Path:
+    """A station with a scanner: attempts on both ends of CBL-0001, on CBL-00010 and on nothing,
+    by two operators, on a labelled cassette and then an unlabelled one."""
+    directory = tmp_path / "traced"
+    directory.mkdir()
+    s = Store(directory / DB_NAME)
+    labelled = s.new_cassette(STD, 60, SIM_EPOCH - 10, label="CAS-0042")
+    for i, (who, outcome, t) in enumerate(TRACED):
+        if i == 5:
+            labelled = s.new_cassette(STD, 45, t - 1)  # unlabelled: a cassette fitted without a scan
+        attempt = s.begin_attempt(t, Mode.DRY, who)
+        if outcome is not Outcome.REJECTED:
+            s.reserve_positions(labelled, 3, t + 1, attempt_id=attempt, gender="female")
+        s.finish_attempt(attempt, outcome, "" if outcome is Outcome.CLEANED else "reversed", t + 5)
+    s.close()
+    return directory
+
+
+def _traced(i: int) -> dict[str, object]:
+    who, outcome, t = TRACED[i]
+    who = who or Identity()
+    return {
+        "id": i + 1,
+        "outcome": outcome.value,
+        "connector": who.connector,
+        "cable": who.cable,
+        "end": who.end,
+        "operator": who.operator,
+        "cassette_label": None if outcome is Outcome.REJECTED or i >= 5 else "CAS-0042",
+    }
+
+
+def _picked(rows: list[dict]) -> list[dict[str, object]]:
+    return [{k: r[k] for k in ("id", "outcome", *TRACE_FIELDS)} for r in rows]
+
+
+def test_the_export_s_columns_keep_their_places_and_add_the_traceability_fields():
+    assert records.FIELDS == BEFORE_TRACEABILITY + TRACE_FIELDS
+    assert records.CASSETTE_FIELDS == [
+        *("id", "type", "state", "capacity", "used", "remaining", "fits", "declared_at", "retired_at", "note"),
+        "label",
+    ]
+
+
+def test_cli_filters_by_connector_with_cable_and_end_filled(traced_dir):
+    done = station("records", "--state-dir", str(traced_dir), "--format", "json", "--connector", "CBL-0001-A")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert _picked(rows) == [_traced(0), _traced(1), _traced(5)]
+    assert {(r["cable"], r["end"]) for r in rows} == {("CBL-0001", "A")}
+
+
+def test_cli_filters_by_cable_every_end_and_no_other_cable(traced_dir):
+    done = station("records", "--state-dir", str(traced_dir), "--format", "csv", "--cable", "CBL-0001")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout, newline="")))
+    assert list(rows[0]) == BEFORE_TRACEABILITY + TRACE_FIELDS
+    expected = [_traced(i) for i in (0, 1, 2, 5)]
+    as_csv = [{k: ("" if v is None else str(v)) for k, v in e.items()} for e in expected]
+    assert _picked(rows) == as_csv  # unknown is an empty cell, as for every other field
+
+
+def test_cli_filters_by_operator_combined_with_time_and_result(traced_dir):
+    def ids(*extra: str) -> list[int]:
+        done = station("records", "--state-dir", str(traced_dir), "--format", "json", *extra)
+        assert done.returncode == 0, done.stderr
+        return [r["id"] for r in json.loads(done.stdout)]
+
+    assert ids("--operator", "OP-7") == [1, 2, 4, 6, 7]
+    assert ids("--operator", "OP-7", "--result", "cleaned") == [2, 4, 7]
+    assert ids("--operator", "OP-7", "--since", "2026-11-24") == [6, 7]
+    assert ids("--operator", "OP-7", "--cable", "CBL-0001", "--until", "2026-11-24") == [1, 2]
+    assert ids("--connector", "CBL-0001-B", "--operator", "OP-7") == []  # both must hold
+    assert ids("--operator", "OP-9") == []
+
+
+def test_cli_exports_cassette_labels(traced_dir):
+    done = station("records", "--state-dir", str(traced_dir), "--cassettes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert [(r["id"], r["label"]) for r in json.loads(done.stdout)] == [(1, "CAS-0042"), (2, None)]
+    done = station("records", "--state-dir", str(traced_dir), "--cassettes", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout, newline="")))
+    assert list(rows[0]) == records.CASSETTE_FIELDS
+    assert [(r["id"], r["label"]) for r in rows] == [("1", "CAS-0042"), ("2", "")]
+
+
+@pytest.mark.parametrize("which", ["--cassettes", "--audit"])
+@pytest.mark.parametrize(
+    "extra", [["--connector", "CBL-0001-A"], ["--cable", "CBL-0001"], ["--operator", "OP-7"]], ids=lambda e: e[0]
+)
+def test_cli_refuses_traceability_filters_where_they_do_not_apply(traced_dir, which, extra):
+    done = station("records", "--state-dir", str(traced_dir), which, "--format", "csv", *extra)
+    assert done.returncode == 2
+    assert extra[0] in done.stderr and which in done.stderr and "choose" in done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_a_database_from_before_traceability_exports_with_the_fields_empty(tmp_path):
+    directory = tmp_path / "release3"
+    directory.mkdir()
+    shutil.copy(RELEASE_3_DB, directory / DB_NAME)
+    done = station("records", "--state-dir", str(directory), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 7 and all(r[f] is None for r in rows for f in TRACE_FIELDS)
+    done = station("records", "--state-dir", str(directory), "--format", "json", "--cable", "CBL-0001")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []  # no attempt of that release is tied to a cable
+    done = station("records", "--state-dir", str(directory), "--cassettes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert [r["label"] for r in json.loads(done.stdout)] == [None, None]
+    s = Store(directory / DB_NAME, readonly=True)
+    try:
+        assert s.schema_version == 3  # only looked: not migrated
+    finally:
+        s.close()
