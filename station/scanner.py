@@ -28,7 +28,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import serial
 
@@ -175,14 +175,14 @@ class KeyAssembler:
         self._ends = {key[name] for name in _END_KEYS}
         self._shift_keys = {key[name] for name in _SHIFT_KEYS}
         self._other_modifiers = {key[name] for name in _OTHER_MODIFIERS}
+        self._modifiers = self._shift_keys | self._other_modifiers
         self._ignored = {key[name] for name in _IGNORED_KEYS}
         self._held: set[int] = set()  # modifier keys down now
         self._code = _Code("keys")
 
     def feed(self, code: int, value: int) -> Read | None:
         """One key event; the code (or why it was dropped) when this key ends one."""
-        modifiers = self._shift_keys | self._other_modifiers
-        if code in modifiers:
+        if code in self._modifiers:
             if value == KEY_UP:
                 self._held.discard(code)
             else:
@@ -253,7 +253,7 @@ class _ReopeningScanner(ABC, Generic[D]):
         if self._thread is not None:
             self._thread.join(5.0)
 
-    def __enter__(self) -> _ReopeningScanner[D]:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
