@@ -63,7 +63,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             return headless.run(config, args.state_dir)
         from hw_sim import interactive
 
-        return interactive.run(config, args.state_dir)
+        return interactive.run(config, args.state_dir, plain=args.plain)
     except WorldFileError as exc:  # sim-world.json in the state directory (the bench it keeps)
         print(f"station sim: {exc}", file=sys.stderr)
         return 2
@@ -407,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="real time, no prompt: print the console and bench port paths and run until SIGTERM/SIGINT",
     )
     mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
+    mode.add_argument(
+        "--plain",
+        action="store_true",
+        help="interactive in line mode (typed commands, printed events) even at a terminal with the live view",
+    )
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("records", help="export clean records as CSV or JSON and summarise them")
