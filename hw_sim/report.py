@@ -12,6 +12,7 @@ from station.events import (
     Event,
     FaultCleared,
     FaultRaised,
+    FluidRefilled,
     Recovered,
     StateChanged,
     SwipeNow,
@@ -45,6 +46,8 @@ def describe(event: Event, *, states: bool = True) -> str | None:
             return f"new cassette #{cid} ({ctype.value}, {capacity} positions)"
         case CleanModeChanged(mode=mode, why=why):
             return f"this clean goes on {mode.value}: {why}"
+        case FluidRefilled(capacity=capacity, source=source):
+            return f"reservoir refill recorded ({capacity} drops; source: {source})"
         case Recovered(interrupted=ids):
             return f"recovered: attempts {list(ids)} closed as interrupted"
     return None

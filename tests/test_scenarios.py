@@ -316,6 +316,8 @@ def test_cli_demo_exits_0(tmp_path):
     p = station("sim", "--demo", "--state-dir", str(state), tmp_path=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "demo OK" in p.stdout
+    assert "green + amber, one beep: swipe now" in p.stdout, "the panel in the README's words"
+    assert "red steady, alarm: fault" in p.stdout and "> inject jam" in p.stdout
     assert (state / "station.db").exists(), "the demo keeps its records in the given state directory"
 
 
