@@ -12,7 +12,6 @@ watching the panel would, and judges on/off/blinking from it (see hw_sim/lights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -141,6 +140,7 @@ class BenchView:
     status: StationStatus
     last: AttemptFinished | None
     violations: int
+    words: str | None = None  # the panel's look in the README's words (hw_sim/panel_words.py)
 
 
 def _ribbon(cassette: SimCassette | None) -> Ribbon | None:
@@ -198,8 +198,3 @@ def take_view(bench: SimBench, watch: OutputWatch) -> BenchView:
         last=bench.last_result(),
         violations=len(w.violations),
     )
-
-
-def viewer(bench: SimBench, watch: OutputWatch, deliver: Callable[[BenchView], None]) -> Callable[[], None]:
-    """A call for the loop: take a view and hand it to `deliver` (which must be thread-safe)."""
-    return lambda: deliver(take_view(bench, watch))

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -37,9 +38,10 @@ from station.events import AttemptFinished, Event, FaultRaised, SensorChanged, S
 
 from .actions import ACTIONS
 from .bench import SimBench
-from .bench_view import BenchView, Look, OutputWatch, Section, viewer
+from .bench_view import BenchView, Look, OutputWatch, Section, take_view
 from .headless import serial_ports, sim_state_dir
 from .interactive import COMMANDS, is_quit, reply
+from .panel_words import PanelWatcher
 from .report import describe
 
 REFRESH_S = 0.1  # how often the view asks the bench for a fresh look
@@ -148,6 +150,7 @@ class PanelWidget(ViewWidget):
         sound = "sounding" if v.buzzer_on else "silent"
         beeps = f", {v.beeps} beep{'s' if v.beeps != 1 else ''} just now" if v.beeps else ""
         text.append(f"\n  ♪ buzzer {sound}{beeps}", style="bold magenta" if v.buzzer_on or v.beeps else "dim")
+        text.append(f"\n\n  {v.words or 'looking...'}", style="bold" if v.words else "dim")
         return text
 
 
@@ -394,6 +397,7 @@ class SimApp(App[None]):
         self.view: BenchView | None = None
         self._asked = False  # a view is on its way
         self._watch: OutputWatch | None = None
+        self._looks: PanelWatcher | None = None
         self._ask: Callable[[], None] = lambda: None  # takes a view, on the bench's thread
 
     def compose(self) -> ComposeResult:
@@ -414,8 +418,15 @@ class SimApp(App[None]):
         for note in self.notes:
             log.said(note, "dim")
         log.said("keys: p present female, s swipe, r remove, w wet/dry, b button; `:` to type a command", "dim")
-        self._watch = OutputWatch(self.bench)  # before the bench's thread: nothing runs yet
-        self._ask = viewer(self.bench, self._watch, lambda v: self.post_message(Viewed(v)))
+        # before the bench's thread starts, nothing runs on the bench: safe to attach here
+        self._watch = watch = OutputWatch(self.bench)
+        self._looks = looks = PanelWatcher(self.bench)
+
+        def ask() -> None:  # on the bench's thread
+            words = looks.current.words if looks.current is not None else None
+            self.post_message(Viewed(replace(take_view(self.bench, watch), words=words)))
+
+        self._ask = ask
         self.bench.controller.events.subscribe(self._heard)
         self.runner.start()
         self._ask_view()
@@ -498,8 +509,10 @@ class SimApp(App[None]):
         self.runner.stop()
         if self._watch is not None:
             self.bench.controller.events.unsubscribe(self._heard)
+            if self._looks is not None:
+                self._looks.detach()  # the taps let go in the reverse order of attaching
             self._watch.detach()
-            self._watch = None
+            self._watch = self._looks = None
 
     def on_unmount(self) -> None:
         self._stop_bench()

@@ -80,12 +80,14 @@ def test_present_then_swipe_shows_swipe_now_then_cleaned(bench):
                 "green + amber",
             )
             assert "red    off" in text(app, "panel")
+            await until(pilot, lambda: "green + amber, one beep: swipe now" in text(app, "panel"), "the README's words")
             assert "state       swipe_ready" in text(app, "station")
             assert "SWIPE NOW" in log(app)
             await pilot.press("s")
             await until(pilot, lambda: "CLEANED" in text(app, "station"), "the result")
             assert "last result CLEANED #1 (female dry, pass 0.60 s)" in text(app, "station")
             assert "RESULT CLEANED" in log(app)
+            await until(pilot, lambda: "green blinking, two beeps: cleaned" in text(app, "panel"), "cleaned, in words")
             section = bench.world.fitted.position
             assert "#" in text(app, "bench"), "the swiped section shows touched"
             assert f"section {section} of" in text(app, "bench")
