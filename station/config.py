@@ -56,6 +56,19 @@ def _pattern(default: str, doc: str) -> str:
     return field(default=default, metadata={"doc": doc, "regex": True})
 
 
+def _url(default: str, doc: str, schemes: tuple[str, ...]) -> str:
+    return field(default=default, metadata={"doc": doc, "schemes": schemes})
+
+
+def _topic_level(default: str, doc: str, *, levels: bool = False) -> str:
+    """MQTT topic text (no wildcards, no NUL); `levels`: may span levels ("a/b/"), else one level."""
+    return field(default=default, metadata={"doc": doc, "topic": "levels" if levels else "level"})
+
+
+# scheme://host:port, host a name, an IPv4 address or a bracketed IPv6 address
+_URL = re.compile(r"(?P<scheme>[a-z]+)://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})")
+
+
 @dataclass(frozen=True)
 class PinsConfig:
     """BCM pin numbers (docs/design.md section 2). Inputs are wired active-low with pull-ups."""
@@ -191,6 +204,20 @@ class TraceabilityConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Fleet telemetry to an MQTT broker (docs/design.md section 11, docs/fleet.md)."""
+
+    broker: str = _url("", "mqtt://host:port or mqtts://host:port (TLS); empty: no fleet", ("mqtt", "mqtts"))
+    station_id: str = _topic_level("", "this station's name on the broker (empty: station.serial_number)")
+    topic_prefix: str = _topic_level("", "topics start with this (empty: mpo-station/<station_id>/)", levels=True)
+    username: str = _text("", "user name at the broker (empty: none)")
+    password_file: str = _text("", "file holding the broker password, readable by the service user alone")
+    ca_file: str = _text("", "mqtts: CA certificate(s) to trust, PEM (empty: the system's)")
+    keepalive_s: int = _int(30, 5, 3600, "MQTT keep-alive; the broker declares the station gone after 1.5x this")
+    backlog_rate_per_s: float = _num(50.0, 0.1, 10_000.0, "records sent per second while catching up a backlog")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole station configuration."""
 
@@ -205,6 +232,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     traceability: TraceabilityConfig = field(default_factory=TraceabilityConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def replace(self, section: str, **values: ConfigValue) -> Config:
         """A copy with some values of one section changed, validated like a file."""
@@ -238,6 +266,10 @@ def _check_value(key: str, f: dataclasses.Field[ConfigValue], value: object) -> 
                 re.compile(value)
             except re.error as exc:
                 raise ConfigError(f"{key} = {value!r}: not a regular expression ({exc})") from exc
+        if meta.get("schemes"):
+            _check_url(key, value, meta["schemes"])
+        if meta.get("topic"):
+            _check_topic(key, value, levels=meta["topic"] == "levels")
         return value
     if meta.get("pin"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -258,6 +290,38 @@ def _check_value(key: str, f: dataclasses.Field[ConfigValue], value: object) -> 
     if not lo <= value <= hi:
         raise ConfigError(f"{key} = {value}: out of range; allowed {lo} to {hi}")
     return value if integer else float(value)
+
+
+def _check_url(key: str, value: str, schemes: tuple[str, ...]) -> None:
+    if not value:
+        return
+    forms = " or ".join(f"{s}://host:port" for s in schemes)
+    m = _URL.fullmatch(value)
+    if m is None:
+        raise ConfigError(f"{key} = {value!r}: expected {forms} (e.g. {schemes[0]}://broker.lan:1883), or empty")
+    if m["scheme"] not in schemes:
+        raise ConfigError(f"{key} = {value!r}: unknown scheme {m['scheme']}://; allowed {forms}")
+    if not 1 <= int(m["port"]) <= 65535:
+        raise ConfigError(f"{key} = {value!r}: port {m['port']} out of range; allowed 1 to 65535")
+
+
+def _check_topic(key: str, value: str, *, levels: bool) -> None:
+    bad = [c for c in ("+", "#", "\x00") if c in value] + ([] if levels else ["/"] if "/" in value else [])
+    if bad:
+        what = "MQTT topic text" if levels else "one MQTT topic level"
+        raise ConfigError(f"{key} = {value!r}: {bad[0]!r} is not allowed in {what}")
+    if levels and value and not value.endswith("/"):
+        raise ConfigError(f"{key} = {value!r}: must end with / (the topics are <prefix>status, <prefix>attempts)")
+
+
+def fleet_station_id(config: Config) -> str:
+    """The station's name on the broker: [fleet] station_id, else its serial number."""
+    return config.fleet.station_id or config.station.serial_number
+
+
+def fleet_prefix(config: Config) -> str:
+    """The topic prefix: [fleet] topic_prefix, else mpo-station/<station id>/."""
+    return config.fleet.topic_prefix or f"mpo-station/{fleet_station_id(config)}/"
 
 
 def check_value(section: str, key: str, value: object) -> ConfigValue:
@@ -342,6 +406,7 @@ def _check_cross(config: Config) -> None:
             f"traceability.connector_pattern = {config.traceability.connector_pattern!r}: "
             "needs a group named cable, e.g. (?P<cable>.+)-(?P<end>[A-Z])"
         )
+    _check_fleet(config)
     if config.cassette.capacity_positions < w.positions_per_clean:
         raise ConfigError(
             f"cassette.capacity_positions = {config.cassette.capacity_positions}: "
@@ -349,9 +414,26 @@ def _check_cross(config: Config) -> None:
         )
 
 
+def _check_fleet(config: Config) -> None:
+    f = config.fleet
+    if not f.broker:
+        return
+    if not f.station_id:  # the serial number stands in: it must be a topic level too
+        try:
+            _check_topic("station.serial_number", config.station.serial_number, levels=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (it names the station on the broker: set fleet.station_id)") from exc
+        if not config.station.serial_number:
+            raise ConfigError("station.serial_number is empty: set fleet.station_id to name the station on the broker")
+    if f.password_file and not f.username:
+        raise ConfigError(f"fleet.password_file = {f.password_file!r}: needs fleet.username")
+    if f.ca_file and not f.broker.startswith("mqtts://"):
+        raise ConfigError(f"fleet.ca_file = {f.ca_file!r}: only used with mqtts://, fleet.broker is {f.broker!r}")
+
+
 OVERRIDES_SETTING = "config.overrides"  # console changes, kept in the station database
 # What a running station cannot take over safely: read once, when the hardware is built.
-RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console", "scanner"})
+RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console", "scanner", "fleet"})
 RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
 
 

@@ -21,6 +21,8 @@ from station.config import (
     PinsConfig,
     TraceabilityConfig,
     dumps,
+    fleet_prefix,
+    fleet_station_id,
     from_dict,
     load,
     to_dict,
@@ -296,6 +298,13 @@ def values_of(f: dataclasses.Field, text: st.SearchStrategy[str]) -> st.SearchSt
     if isinstance(f.default, str):
         if f.metadata.get("regex"):  # a pattern: any valid one (its own text, or text as a literal)
             return st.one_of(st.just(f.default), text.map(re.escape))
+        if f.metadata.get("schemes"):  # a URL: empty, or scheme://host:port
+            host = st.sampled_from(["localhost", "127.0.0.1", "broker.lan", "[::1]", "mqtt-1.example.com"])
+            url = st.builds("{}://{}:{}".format, st.sampled_from(f.metadata["schemes"]), host, st.integers(1, 65535))
+            return st.one_of(st.just(""), url)
+        if f.metadata.get("topic"):  # topic text: no wildcards or NUL; a prefix ends with /, a level has none
+            level = text.filter(lambda t: not set(t) & {"+", "#", "\x00", "/"})
+            return level.map(lambda t: t and t + "/") if f.metadata["topic"] == "levels" else level
         return st.sampled_from(f.metadata["choices"]) if f.metadata.get("choices") else text
     if f.metadata["integer"]:
         return st.integers(f.metadata["lo"], f.metadata["hi"])
@@ -328,6 +337,13 @@ def configs(draw, text: st.SearchStrategy[str]) -> Config:
     )
     if raw["scanner"]["kind"] != "none" and not raw["scanner"]["device"]:
         raw["scanner"]["device"] = "/dev/ttyACM0"
+    fleet = raw["fleet"]
+    if fleet["broker"] and not fleet["station_id"]:
+        fleet["station_id"] = "station-1"  # the serial number (any text) may not be a topic level
+    if fleet["password_file"] and not fleet["username"]:
+        fleet["username"] = "station-1"
+    if not fleet["broker"].startswith("mqtts://"):
+        fleet["ca_file"] = ""
     dispenser = raw["dispenser"]
     dispenser["drop_timeout_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > dispenser["pulse_s"]))
     return from_dict(raw)
@@ -390,6 +406,37 @@ def test_scanner_and_traceability_mistakes_are_named(tmp_path, text, parts):
         load(write(tmp_path, text))
     for part in parts:
         assert part in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ('[fleet]\nbroker = "tcp://broker:1883"\n', ["fleet.broker = 'tcp://broker:1883'", "unknown scheme tcp://"]),
+        ('[fleet]\nbroker = "mqtt://broker"\n', ["fleet.broker", "mqtt://host:port or mqtts://host:port"]),
+        ('[fleet]\nbroker = "mqtt://broker:99999"\n', ["fleet.broker", "port 99999 out of range"]),
+        ('[fleet]\nstation_id = "line/2"\n', ["fleet.station_id = 'line/2'", "'/' is not allowed"]),
+        ('[fleet]\ntopic_prefix = "plant/#/"\n', ["fleet.topic_prefix", "'#' is not allowed"]),
+        ('[fleet]\ntopic_prefix = "plant/line2"\n', ["fleet.topic_prefix", "must end with /"]),
+        (
+            '[station]\nserial_number = "SN+1"\n[fleet]\nbroker = "mqtt://b:1883"\n',
+            ["station.serial_number = 'SN+1'", "set fleet.station_id"],
+        ),
+        ('[fleet]\nbroker = "mqtt://b:1883"\npassword_file = "/etc/pw"\n', ["fleet.password_file", "fleet.username"]),
+        ('[fleet]\nbroker = "mqtt://b:1883"\nca_file = "/etc/ca.pem"\n', ["fleet.ca_file", "only used with mqtts://"]),
+    ],
+)
+def test_fleet_mistakes_are_named(tmp_path, text, parts):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text))
+    assert_names(str(err.value), *parts)
+
+
+def test_fleet_is_off_by_default_and_names_the_station_by_its_serial_number(tmp_path):
+    assert Config().fleet.broker == ""
+    config = load(write(tmp_path, '[station]\nserial_number = "MPO-0042"\n[fleet]\nbroker = "mqtts://[::1]:8883"\n'))
+    assert (fleet_station_id(config), fleet_prefix(config)) == ("MPO-0042", "mpo-station/MPO-0042/")
+    named = config.replace("fleet", station_id="bench-7", topic_prefix="plant/line2/bench-7/")
+    assert (fleet_station_id(named), fleet_prefix(named)) == ("bench-7", "plant/line2/bench-7/")
 
 
 def test_traceability_is_off_and_no_scanner_by_default():
