@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from . import config as station_config
@@ -32,6 +35,66 @@ def check_config(path: str | None) -> tuple[Check, station_config.Config | None]
     return Check("configuration", True, f"{path or 'defaults'} valid"), cfg
 
 
+PI_MODEL = Path("/proc/device-tree/model")
+DISTRIBUTION_SITE = Path("/usr/lib/python3/dist-packages")  # where Debian's python3-lgpio puts lgpio
+LGPIO_FIX = (
+    "sudo apt install python3-lgpio, with the station in a venv created with --system-site-packages "
+    "(python3 -m venv --system-site-packages DIR) so that it sees it; sudo deploy/install.sh does both"
+)
+
+
+def on_raspberry_pi(model: Path = PI_MODEL) -> bool:
+    try:
+        return "raspberry pi" in model.read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return False
+
+
+def _venv_sees_system_packages(venv: Path) -> bool:
+    try:
+        lines = (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return True  # not a venv we can read: nothing to blame it for
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
+def check_lgpio(model: Path = PI_MODEL, distribution_site: Path = DISTRIBUTION_SITE, venv: Path | None = None) -> Check:
+    """lgpio, the library gpiozero drives the Pi's GPIO with. Raspberry Pi OS ships it as
+    python3-lgpio; PyPI has no wheel for 64-bit Raspberry Pi OS, so pip would have to build it."""
+    if venv is None and sys.prefix != sys.base_prefix:
+        venv = Path(sys.prefix)
+    try:
+        module = importlib.import_module("lgpio")
+    except ImportError as exc:
+        detail = f"lgpio is not importable ({exc})"
+        fix = LGPIO_FIX
+        if venv is not None and (distribution_site / "lgpio.py").exists() and not _venv_sees_system_packages(venv):
+            detail = f"python3-lgpio is installed, but the virtual environment {venv} does not see system packages"
+            fix = (
+                f"set include-system-site-packages = true in {venv / 'pyvenv.cfg'} "
+                "(what python3 -m venv --system-site-packages writes), or run sudo deploy/install.sh again"
+            )
+        if not on_raspberry_pi(model):
+            detail += "; it is only needed on a Raspberry Pi and this machine is not one (`station sim` needs none)"
+        return Check("lgpio", False, detail, fix)
+    except Exception as exc:  # lgpio opens a FIFO in the working directory when imported
+        return Check(
+            "lgpio",
+            False,
+            f"lgpio is installed but failed to start ({exc})",
+            "lgpio needs a writable working directory for its FIFO: run from one, or set LG_WD",
+        )
+    try:
+        version = metadata.version("lgpio")
+    except metadata.PackageNotFoundError:
+        version = "(version unknown)"
+    return Check("lgpio", True, f"lgpio {version} from {getattr(module, '__file__', None) or 'a built-in module'}")
+
+
 def check_pin_factory() -> Check:
     from .drivers.pinfactory import NoGPIO, hardware_pin_factory
 
@@ -42,7 +105,7 @@ def check_pin_factory() -> Check:
             "pin factory",
             False,
             str(exc).split(". To run")[0],
-            "on a Pi: install with the pi extra (deploy/install.sh does); elsewhere use `station sim`",
+            "on a Pi: the lgpio and GPIO chips checks say what is missing; elsewhere use `station sim`",
         )
     factory.close()
     return Check("pin factory", True, "lgpio opened the GPIO chip")
@@ -124,6 +187,7 @@ def run_checks(config_path: str | None, state_dir: str | None) -> list[Check]:
     if cfg is None:
         cfg = station_config.Config()
     checks += [
+        check_lgpio(),
         check_pin_factory(),
         check_gpiochips(),
         check_serial(cfg.console.port),

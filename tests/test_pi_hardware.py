@@ -34,7 +34,7 @@ def _why_not_a_pi() -> str:
     if not any(Path("/dev").glob("gpiochip*")):
         return "not a Raspberry Pi: no /dev/gpiochip*"
     if importlib.util.find_spec("lgpio") is None:
-        return "lgpio is not importable: install with the pi extra"
+        return "lgpio is not importable: sudo apt install python3-lgpio (docs/deploy.md)"
     return ""
 
 

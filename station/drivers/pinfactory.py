@@ -24,7 +24,10 @@ def hardware_pin_factory() -> PinFactory:
         from gpiozero.pins.lgpio import LGPIOFactory
     except ImportError as exc:
         hint = (
-            "install the `pi` extra: pip install 'mpo-station[pi]'" if chips else "this machine has no /dev/gpiochip*"
+            "on Raspberry Pi OS: sudo apt install python3-lgpio, in a venv created with --system-site-packages "
+            "(sudo deploy/install.sh does both; `station doctor` checks it)"
+            if chips
+            else "this machine has no /dev/gpiochip*"
         )
         raise NoGPIO(f"No GPIO found: the lgpio library is not importable ({exc}); {hint}. {HOW_TO_SIMULATE}") from exc
     if not chips:
