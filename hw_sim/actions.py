@@ -196,7 +196,7 @@ ACTIONS: dict[str, Action] = {
             "refill",
             (Param("drops", int, None),),
             lambda b, drops: (b.world.refill(drops), f"reservoir refilled ({b.world.reservoir} drops)")[1],
-            "fill the reservoir (to its capacity, or to `drops`)",
+            "fill the reservoir (to its capacity, or to `drops`); the station sees it on its float switch",
         ),
         Action(
             "inject",

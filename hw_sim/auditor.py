@@ -336,6 +336,25 @@ class Auditor:
             )
         return None
 
+    def refills_from_the_float(self, refills_seen: int) -> str | None:
+        """A refill the station booked from its float switch is a real one: no more of them
+        since the auditor began than the times the level physically rose past the float
+        (`refills_seen`, the world's count). The first call sets the baselines."""
+        booked = self._one("SELECT count(*) FROM refills WHERE source = 'float switch'")
+        if booked is None:
+            return None
+        f = self.fluid
+        if "float_booked0" not in f:
+            f.update(float_booked0=int(booked), float_seen0=refills_seen)
+            return None
+        booked, seen = int(booked) - int(f["float_booked0"]), refills_seen - int(f["float_seen0"])
+        if booked > seen:
+            return (
+                f"{booked} refill(s) booked from the float switch, but the level rose past the float "
+                f"only {seen} time(s)"
+            )
+        return None
+
     def fluid_left(self, drops_total: int, configured: int) -> tuple[int, int] | None:
         """The most drops anyone may say are left in the reservoir: what it was declared to hold
         when its count began (the last refill's capacity; with no refill on the books, the

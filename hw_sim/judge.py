@@ -79,6 +79,7 @@ class Judge:
     def attach(self, auditor: Auditor) -> None:
         self.auditor = auditor
         self.episode_audit = auditor.audit_max()
+        auditor.refills_from_the_float(self.w.refills_seen)  # the baselines, when new
 
     def _clean(self) -> Session | None:
         """The attempt the station has in hand (the last one it took up, until it is judged)."""
@@ -113,6 +114,9 @@ class Judge:
             problem = self.auditor.fluid_short(self.w.drops_total)
             if problem is not None:
                 self._once(f"fluid {problem}", 6, f"fluid books below the drops dispensed: {problem}")
+            problem = self.auditor.refills_from_the_float(self.w.refills_seen)
+            if problem is not None:
+                self._once(f"refill {problem}", 6, f"a refill with no refill in the reservoir: {problem}")
 
     def _maintenance(self, kind: str) -> None:
         """Rule 8: a wheel move or a pump pulse with no clean in hand is a maintenance action,

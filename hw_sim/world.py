@@ -54,6 +54,7 @@ class World:
         steps_per_position: int | None = None,
         reservoir_drops: int | None = None,
         drop_sensor_delay_s: float = 0.02,
+        float_slosh_s: float = 0.0,
         state_file: str | Path | None = None,
     ) -> None:
         self.config = config
@@ -67,6 +68,10 @@ class World:
         self.fitted: SimCassette | None = None
         self.reservoir = reservoir_drops if reservoir_drops is not None else config.dispenser.reservoir_drops
         self.reservoir_capacity = self.reservoir
+        # the float switch bobs this long after each draw that leaves the level just above it
+        # (0: an ideal float); `refills_seen` counts the times the level rose past the float
+        self.float_slosh_s = float_slosh_s
+        self.refills_seen = 0
         self.connector: ConnectorKind | None = None
         self.mode_wet = False
         self.console_mode: str | None = None  # "dry"/"wet" when set on the console
@@ -239,6 +244,8 @@ class World:
         self.reservoir -= 1
         self.drops_total += 1
         self._sync_fluid_switch()
+        if self.float_slosh_s and 0 < self.reservoir - self.float_level() <= 2:
+            self._bob(self.float_slosh_s)  # the draw pulls the level down past the float for a moment
         cassette = self.fitted
         section = None
         if cassette is not None:
@@ -311,15 +318,31 @@ class World:
         if self.judge.session is not None and self.chosen_wet != self.judge.session.wet_at_seat:
             self.judge.session.mode_changed = True
 
-    def refill(self, drops: int | None = None) -> None:
-        """Fill the reservoir (to its capacity unless told how many drops)."""
+    def refill(self, drops: int | None = None, *, bob_s: float = 0.0) -> None:
+        """Fill the reservoir (to its capacity unless told how many drops). Poured past the
+        float, the float bobs for `bob_s` (its switch opening and closing) before it settles."""
+        was_low = self.reservoir <= self.float_level()
         self.reservoir = self.reservoir_capacity if drops is None else drops
+        if was_low and self.reservoir > self.float_level():
+            self.refills_seen += 1  # a refill the float switch can tell (the judge holds the books to it)
         self._sync_fluid_switch()
+        if bob_s > 0:
+            self._bob(bob_s)
         self._persist()
 
+    def float_level(self) -> int:
+        """Drops left when the float switch closes: a fixed level; in a tiny test reservoir,
+        only when empty."""
+        return min(FLUID_LOW_LEVEL, self.reservoir_capacity // 10)
+
     def _sync_fluid_switch(self) -> None:
-        # the float sits at a fixed level; in a tiny test reservoir it closes only when empty
-        self._drive("fluid_low", self.reservoir <= min(FLUID_LOW_LEVEL, self.reservoir_capacity // 10))
+        self._drive("fluid_low", self.reservoir <= self.float_level())
+
+    def _bob(self, seconds: float, flips: int = 6) -> None:
+        """The float bobbing: its switch flips `flips` times over `seconds`, then reads the level."""
+        for k in range(flips):
+            self.loop.call_later(seconds * k / flips, lambda k=k: self._drive("fluid_low", k % 2 == 0))
+        self.loop.call_later(seconds, self._sync_fluid_switch)
 
     def press_button(self, hold_s: float = 0.1) -> None:
         self._drive("button", True)

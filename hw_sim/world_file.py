@@ -35,6 +35,7 @@ class WorldFile:
             "cassettes": {n: asdict(c) for n, c in w.cassettes.items()},
             "fitted": w.fitted.name if w.fitted else None,
             "reservoir": w.reservoir,
+            "refills_seen": w.refills_seen,
             "mode_wet": w.mode_wet,
             "step_in_position": w._step_in_position,
             "totals": [w.drops_total, w.steps_total, w.positions_total, w.prompts],
@@ -80,6 +81,7 @@ class WorldFile:
             w.cassettes[name] = SimCassette(**c)
         w.fitted = w.cassettes.get(state["fitted"]) if state["fitted"] else None
         w.reservoir = state["reservoir"]
+        w.refills_seen = int(state.get("refills_seen", 0))
         w.mode_wet = state["mode_wet"]
         w._step_in_position = state["step_in_position"]
         w.drops_total, w.steps_total, w.positions_total, w.prompts = state["totals"]

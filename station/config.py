@@ -128,6 +128,9 @@ class DispenserConfig:
         0.5, 0.01, 10.0, "time for the drop sensor to see the drop, from the start of the pulse (longer than pulse_s)"
     )
     reservoir_drops: int = _int(2000, 1, 10_000_000, "drops in a full reservoir")
+    refill_settle_s: float = _num(
+        3.0, 0.1, 600.0, "fluid-low switch low, then not-low, each held this long with no drop placed: a refill"
+    )
 
 
 @dataclass(frozen=True)

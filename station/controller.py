@@ -143,7 +143,7 @@ class Controller(_Machine):
         self._done_at = 0.0
         publish = self.events.publish
         self.consumables = Consumables(
-            store, hardware.sensors, lambda: self.config, publish, wall=wall_clock, now=loop.now
+            store, hardware.sensors, lambda: self.config, publish, wall=wall_clock, loop=loop
         )
         self.settings = Settings(store, file_config, lambda: self.config, self._apply_config, wall=wall_clock)
         self.faults = FaultBook(store, hardware.sensors, self.settings.saved_problem, publish, wall=wall_clock)
@@ -528,4 +528,5 @@ _EDGE_HANDLERS: dict[Sensor, Callable[[Controller, SensorEdge], None]] = {
     Sensor.DROP: Controller._edge_drop,
     Sensor.CASSETTE: Controller._edge_cassette,
     Sensor.BUTTON: lambda c, edge: c.button.edge(edge.active),
+    Sensor.FLUID_LOW: lambda c, edge: c.consumables.float_switch(edge.active),
 }

@@ -53,7 +53,8 @@ def iso(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _row(record: AttemptRecord) -> dict[str, object]:
+def attempt_row(record: AttemptRecord) -> dict[str, object]:
+    """One attempt as the JSON export writes it (times in ISO 8601 UTC); also the fleet's payload."""
     row = dataclasses.asdict(record)
     row["started_at"] = iso(record.started_at)
     row["ended_at"] = iso(record.ended_at)
@@ -65,13 +66,13 @@ def write_csv(records: Iterable[AttemptRecord], out: TextIO) -> int:
     writer.writeheader()
     n = 0
     for record in records:
-        writer.writerow({k: ("" if v is None else v) for k, v in _row(record).items()})
+        writer.writerow({k: ("" if v is None else v) for k, v in attempt_row(record).items()})
         n += 1
     return n
 
 
 def write_json(records: Iterable[AttemptRecord], out: TextIO) -> int:
-    rows = [_row(r) for r in records]
+    rows = [attempt_row(r) for r in records]
     json.dump(rows, out, indent=1)
     out.write("\n")
     return len(rows)

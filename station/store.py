@@ -24,7 +24,7 @@ from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
@@ -180,7 +180,18 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE cassettes ADD COLUMN label TEXT;
     CREATE UNIQUE INDEX cassettes_by_label ON cassettes(label) WHERE label IS NOT NULL;
     """,
+    # 5: the fleet's outbox (docs/design.md section 11): per stream, the last row the broker
+    # acknowledged ("attempts": finished attempts by id, "events": the audit by id). The
+    # records themselves are the outbox; this is only how far delivery got.
+    5: """
+    CREATE TABLE delivered (
+        stream TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL CHECK (last_id >= 0)
+    );
+    """,
 }
+
+DELIVERY_STREAMS = ("attempts", "events")
 
 
 @dataclass(frozen=True)
@@ -610,6 +621,45 @@ class Store:
                 "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'setting', ?, ?, ?)",
                 (t, key, detail, source),
             )
+
+    # -- the fleet's outbox ------------------------------------------------------------------
+    def delivered(self, stream: str) -> int:
+        """The last id of `stream` the broker acknowledged (0: nothing yet, or no outbox)."""
+        if stream not in DELIVERY_STREAMS:
+            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
+        if self.schema_version < 5:  # a read-only look at an older database: nothing delivered
+            return 0
+        row = self._db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def advance_delivered(self, stream: str, last_id: int) -> int:
+        """Move the cursor of `stream` forward to `last_id` (never back), in one transaction;
+        the cursor after the call."""
+        if stream not in DELIVERY_STREAMS:
+            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO delivered(stream, last_id) VALUES (?, ?) "
+                "ON CONFLICT(stream) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                (stream, last_id),
+            )
+            return int(db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()[0])
+
+    def finished_attempts_after(self, after_id: int, limit: int) -> list[AttemptRecord]:
+        """Up to `limit` finished attempts with ids above `after_id`, oldest first, stopping
+        before the first attempt still open (delivery never skips an attempt that will finish
+        later). An index range read: its cost does not grow with history."""
+        query = ATTEMPT_QUERY if self.schema_version >= 4 else ATTEMPT_QUERY_V3
+        sql = (
+            query + " WHERE a.id > ? AND a.outcome IS NOT NULL"
+            " AND a.id < coalesce((SELECT min(id) FROM attempts WHERE outcome IS NULL AND id > ?), 9223372036854775807)"
+            " ORDER BY a.id LIMIT ?"
+        )
+        return [AttemptRecord(**dict(r)) for r in self._db.execute(sql, (after_id, after_id, limit))]
+
+    def audit_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+        """Up to `limit` audit entries with ids above `after_id`, oldest first (the events stream)."""
+        return self._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:

@@ -95,7 +95,7 @@ def test_long_press_fires_while_held_and_its_release_is_not_a_short_press(loop):
 @pytest.fixture
 def books(store, hardware, loop, heard):
     return Consumables(
-        store, hardware.sensors, lambda: CONFIG, heard.append, wall=lambda: 1000.0 + loop.now(), now=loop.now
+        store, hardware.sensors, lambda: CONFIG, heard.append, wall=lambda: 1000.0 + loop.now(), loop=loop
     )
 
 
@@ -128,6 +128,35 @@ def test_long_press_declares_new_only_within_the_window_after_fitting(books, loo
     assert [(d.type, d.capacity, d.source) for d in declared] == [
         (CassetteType.STANDARD, CONFIG.cassette.capacity_positions, "panel")
     ]
+
+
+def test_a_float_switch_refill_needs_a_held_low_then_a_held_rise_with_no_drop_placed(books, store, loop, pins, heard):
+    """The fluid-low switch (pins driven, edges handed over as the controller does): a short
+    low is slosh, not a refill; after a held low, a rise held `refill_settle_s` with no drop
+    booked meanwhile is one refill; a drop booked during the rise makes it wait a settle time
+    more."""
+    settle = CONFIG.dispenser.refill_settle_s
+
+    def switch(low: bool, then: float) -> None:
+        (there if low else gone)(pins, PINS.fluid_low)
+        books.float_switch(low)
+        loop.run_for(then)
+
+    store.record_drop(1000.0)
+    switch(True, settle / 2)  # a dip shorter than the settle time: slosh
+    switch(False, settle * 3)
+    assert heard == []
+    switch(True, settle)  # held low: really below the float
+    switch(False, settle / 2)
+    store.record_drop(1000.0 + loop.now())  # a drop placed while the level seemed to rise
+    loop.run_for(settle * 0.9)
+    assert heard == []  # the rise is looked at again a full settle time on, with no drop in it
+    loop.run_for(settle * 0.7)
+    assert heard == [FluidRefilled(CONFIG.dispenser.reservoir_drops, "float switch")]
+    assert store.fluid() == (0, CONFIG.dispenser.reservoir_drops)
+    switch(True, settle / 3)  # it bobs again after the refill: no second one
+    switch(False, settle * 3)
+    assert len(heard) == 1
 
 
 def test_low_warning_once_per_cassette(books, store, pins, heard):

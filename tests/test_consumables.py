@@ -358,6 +358,7 @@ def test_abandoned_station_recovers_the_open_attempt_as_interrupted(tmp_path, cu
             assert first.wait_until(lambda: first.state == cut_in, 10)
         [open_attempt] = [e.id for e in first.heard(AttemptStarted)][1:]
         # Power cut: the first station is never shut down; a new one starts on the same files.
+        first.power_cut()
         second = SimBench(state_dir=state, world_options=options, wall_start=SIM_EPOCH + 3600)
         try:
             assert second.heard(Recovered) == [Recovered((open_attempt,))]

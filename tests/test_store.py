@@ -935,7 +935,7 @@ def test_a_schema_2_database_opens_with_totals_equal_to_its_records(db_path):
 
     s = Store(db_path, fluid_capacity=2000)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 4
+        assert s.schema_version == SCHEMA_VERSION == 5
         assert tallies(s._db) == recount(s._db)
         assert tallies(s._db)["used"] == {1: 9, 2: 6, 3: 6}
         assert tallies(s._db)["at_refill"] == {1: 2, 2: 3}
@@ -1209,7 +1209,7 @@ def test_a_database_made_by_the_schema_3_release_migrates_to_traceability(tmp_pa
 
     s = Store(path, fluid_capacity=2000)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 4
+        assert s.schema_version == SCHEMA_VERSION == 5  # through schema 4 (traceability) to 5 (the outbox)
         assert store_answers(s) == before  # the same answers as the release that wrote it
         assert tallies(s._db) == recount(s._db)
         old = s.attempts(newest_first=False)
@@ -1270,3 +1270,104 @@ def test_a_labelled_cassette_set_aside_comes_back_with_its_own_count(db_path):
         assert_books_agree(s)
     finally:
         s.close()
+
+
+# --- schema 5: the fleet's outbox (delivered cursors) -----------------------------------------
+
+
+def finish(s: Store, t: float, outcome: Outcome = Outcome.CLEANED) -> int:
+    a = s.begin_attempt(t, Mode.DRY)
+    s.finish_attempt(a, outcome, "", t + 1.0)
+    return a
+
+
+def test_a_schema_4_database_migrates_to_the_outbox_with_nothing_delivered(tmp_path, monkeypatch):
+    path = tmp_path / "station.db"
+    shutil.copyfile(RELEASE_3_DB, path)
+    import station.store as store_module
+
+    with monkeypatch.context() as m:  # the schema 4 release: Store as it was, migrating to 4 only
+        m.setattr(store_module, "SCHEMA_VERSION", 4)
+        s4 = Store(path)
+        extra = finish(s4, 1_790_000_100.0)
+        before = s4.attempts(newest_first=False)
+        s4.close()
+    db = raw(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'delivered'").fetchall()
+    db.close()
+    looked = Store(path, readonly=True)  # a read-only look at the schema 4 file: nothing delivered, not migrated
+    assert looked.delivered("attempts") == 0 and looked.schema_version == 4
+    looked.close()
+
+    s = Store(path)
+    try:
+        assert s.schema_version == SCHEMA_VERSION == 5
+        assert s.attempts(newest_first=False) == before  # every answer kept
+        assert (s.delivered("attempts"), s.delivered("events")) == (0, 0)
+        backlog = s.finished_attempts_after(0, 100)
+        assert backlog == before and backlog[-1].id == extra  # the whole history is the backlog, oldest first
+        assert [r["id"] for r in s.audit_after(0, 1000)] == [r["id"] for r in s.audit_entries()]
+    finally:
+        s.close()
+
+
+def test_the_delivered_cursor_only_moves_forward_and_survives_a_restart(db_path):
+    s = Store(db_path)
+    try:
+        ids = [finish(s, float(t)) for t in range(5)]
+        assert [r.id for r in s.finished_attempts_after(0, 2)] == ids[:2]  # at most `limit`, in id order
+        assert s.advance_delivered("attempts", ids[2]) == ids[2]
+        assert s.advance_delivered("attempts", ids[0]) == ids[2], "a late acknowledgement never moves it back"
+        assert s.delivered("attempts") == ids[2] and s.delivered("events") == 0  # one cursor per stream
+        assert [r.id for r in s.finished_attempts_after(s.delivered("attempts"), 100)] == ids[3:]
+        with pytest.raises(ValueError, match="unknown delivery stream 'attempt'"):
+            s.advance_delivered("attempt", 1)
+    finally:
+        s.close()
+    assert table_rows_by_key(db_path) == [("attempts", ids[2])]  # on disk
+    again = Store(db_path)
+    try:
+        assert again.delivered("attempts") == ids[2]
+    finally:
+        again.close()
+
+
+def table_rows_by_key(path: Path) -> list[tuple]:
+    db = raw(path)
+    try:
+        return db.execute("SELECT stream, last_id FROM delivered ORDER BY stream").fetchall()
+    finally:
+        db.close()
+
+
+def test_delivery_never_skips_an_attempt_still_open(db_path):
+    s = Store(db_path)
+    try:
+        done = finish(s, 1.0)
+        open_one = s.begin_attempt(2.0, Mode.DRY)  # cleaning now
+        assert [r.id for r in s.finished_attempts_after(0, 10)] == [done]
+        # after a power cut the open one is closed (interrupted) and the next attempts follow it
+        s.close_open_attempts(3.0)
+        later = finish(s, 4.0, Outcome.FAILED)
+        got = s.finished_attempts_after(done, 10)
+        assert [(r.id, r.outcome) for r in got] == [(open_one, "interrupted"), (later, "failed")]
+    finally:
+        s.close()
+
+
+def test_a_reader_on_its_own_connection_sees_the_writers_records_and_cursor(db_path):
+    writer = Store(db_path)
+    reader = Store(db_path, readonly=True)  # the fleet publisher's own connection
+    try:
+        a = finish(writer, 1.0)
+        assert [r.id for r in reader.finished_attempts_after(reader.delivered("attempts"), 10)] == [a]
+        cursor = Store(db_path)  # the publisher's separate writable connection, for the cursor only
+        try:
+            cursor.advance_delivered("attempts", a)
+        finally:
+            cursor.close()
+        assert reader.delivered("attempts") == a and reader.finished_attempts_after(a, 10) == []
+    finally:
+        reader.close()
+        writer.close()

@@ -546,7 +546,8 @@ def fluid(ctx: Context, args: list[str]) -> Reply:
 @register(
     "fluid refill",
     "fluid refill",
-    "Record that the reservoir was refilled: the drop count starts again.",
+    "Record that the reservoir was refilled: the drop count starts again. The station sees a refill on its "
+    "fluid-low switch by itself; this is for one it cannot see (made while it was off, or never low).",
     protected=True,
 )
 def fluid_refill(ctx: Context, args: list[str]) -> Reply:
