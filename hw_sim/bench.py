@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from station.app import DB_NAME, Station, build_station, open_store
+from station.app import DB_NAME, Station, build_station, claim_state_dir
 from station.config import Config
 from station.domain import Mode, ServiceResult
 from station.events import AttemptFinished, Event, SensorChanged, StationStatus
@@ -66,7 +66,8 @@ class SimBench:
         self.factory = SimFactory()
         self.events: list[Heard] = []
         self._results: list[AttemptFinished] = []
-        store = open_store(self.config, self.state_dir, on_pi=False)
+        # the state directory's lock first (StateDirInUse: another station keeps its books here)
+        store, lock = claim_state_dir(self.config, self.state_dir, on_pi=False)
         self.world: World | None = None
 
         def attach_world(hardware) -> None:
@@ -84,6 +85,7 @@ class SimBench:
             store,
             wall_clock=lambda: wall_start + self.clock.now(),
             before_controller=attach_world,
+            lock=lock,
         )
         self.controller = self.station.controller
         if self.world is not None:  # the judge asks what the station states, as a person at its console
@@ -201,6 +203,16 @@ class SimBench:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    def power_cut(self) -> None:
+        """The power goes: the firmware is abandoned where it is (no stop, no safe outputs, no
+        record), the dead board drives nothing, and the OS closes the dead process's files, its
+        lock on the state directory with them, so a new station may start on the same books.
+        Its database connection is left to the caller, to close after the next station opened
+        the files (so SQLite does not checkpoint as it does on a clean close)."""
+        self.factory.on_output = None
+        if self.station.lock is not None:
+            self.station.lock.release()
 
     def __enter__(self) -> SimBench:
         return self

@@ -16,6 +16,7 @@ from .config import OVERRIDES_SETTING, Config, ConfigError, with_overrides
 from .controller import Controller
 from .drivers import GpioHardware, build_hardware
 from .loop import EventLoop
+from .statelock import LOCK_NAME, StateLock
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def default_state_dir(*, on_pi: bool) -> Path:
     return Path(base) / "mpo-station"
 
 
-def open_store(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> Store:
+def state_directory(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> Path:
+    """The state directory these settings name, created if need be and writable (else StoreError)."""
     directory = Path(state_dir or config.station.state_dir or default_state_dir(on_pi=on_pi))
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -43,7 +45,33 @@ def open_store(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> 
         ) from exc
     if not os.access(directory, os.W_OK):
         raise StoreError(f"the state directory {directory} is not writable; fix its permissions or use --state-dir")
+    return directory
+
+
+def open_store(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> Store:
+    """The database alone, without the station's lock: for a one-transaction writer such as
+    `station pin set`, which may run beside the station. A station uses `claim_state_dir`."""
+    directory = state_directory(config, state_dir, on_pi=on_pi)
     return Store(directory / DB_NAME, fluid_capacity=config.dispenser.reservoir_drops)
+
+
+def claim_state_dir(config: Config, state_dir: str | Path | None, *, on_pi: bool) -> tuple[Store, StateLock]:
+    """The state directory's lock, then its database: what a station opens before it starts.
+    StateDirInUse when another station holds the directory (before the database is touched);
+    StoreError when the directory or the database cannot be used."""
+    directory = state_directory(config, state_dir, on_pi=on_pi)
+    try:
+        lock = StateLock.acquire(directory)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot lock the state directory {directory} ({LOCK_NAME}: {exc.strerror}); fix its permissions "
+            "or use --state-dir"
+        ) from exc
+    try:
+        return Store(directory / DB_NAME, fluid_capacity=config.dispenser.reservoir_drops), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 @dataclass
@@ -55,14 +83,16 @@ class Station:
     hardware: GpioHardware
     store: Store
     controller: Controller
+    lock: StateLock | None = None  # the state directory's (none for a scratch or in-memory store)
     _stopped: bool = field(default=False, init=False, repr=False)
 
     def shutdown(self, reason: str = "station stopped") -> None:
         """The one orderly stop, for the service, the simulator and the tests alike; idempotent.
 
         On the controller loop: safe outputs, a job or a clean in flight ended (the clean
-        recorded as interrupted), the stop audited. Then the loop stops and the store and the
-        devices close. A loop that does not answer still gets safe outputs."""
+        recorded as interrupted), the stop audited. Then the loop stops, the store and the
+        devices close and the state directory's lock goes. A loop that does not answer still
+        gets safe outputs."""
         if self._stopped:
             return
         self._stopped = True
@@ -76,10 +106,14 @@ class Station:
             log.error("controller did not stop in time; forcing safe outputs")  # pragma: no mutate
         except Exception:
             log.exception("orderly stop failed; forcing safe outputs")  # pragma: no mutate
-        self.hardware.safe()
-        self.loop.stop()
-        self.store.close()
-        self.hardware.close()
+        try:
+            self.hardware.safe()
+            self.loop.stop()
+            self.store.close()
+            self.hardware.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()  # last: the next station may start once this one let go
 
     def __enter__(self) -> Station:
         return self
@@ -96,19 +130,29 @@ def build_station(
     *,
     wall_clock: Callable[[], float] = time.time,
     before_controller: Callable[[GpioHardware], None] | None = None,
+    lock: StateLock | None = None,
 ) -> Station:
-    file_config = config
-    saved = store.setting(OVERRIDES_SETTING)
-    if saved:
-        try:
-            config = with_overrides(config, json.loads(saved))
-        except (ConfigError, ValueError) as exc:
-            # Saved console changes the file no longer accepts (a new release's rules, an edited
-            # file): start on the file alone; the start-up check reports it and `config reset`
-            # on the console repairs it.
-            log.error("saved console settings not applied: %s", exc)
-    hardware = build_hardware(config, loop, pin_factory)
-    if before_controller is not None:
-        before_controller(hardware)
-    controller = Controller(config, loop, hardware, store, wall_clock=wall_clock, file_config=file_config)
-    return Station(config, loop, hardware, store, controller)
+    """The station on `store`, holding `lock` (from `claim_state_dir`) until its shutdown. When
+    it cannot be built (a damaged world file, a pin in use), the store closes and the lock goes
+    here, so a failed start never keeps the state directory from the next one."""
+    try:
+        file_config = config
+        saved = store.setting(OVERRIDES_SETTING)
+        if saved:
+            try:
+                config = with_overrides(config, json.loads(saved))
+            except (ConfigError, ValueError) as exc:
+                # Saved console changes the file no longer accepts (a new release's rules, an edited
+                # file): start on the file alone; the start-up check reports it and `config reset`
+                # on the console repairs it.
+                log.error("saved console settings not applied: %s", exc)
+        hardware = build_hardware(config, loop, pin_factory)
+        if before_controller is not None:
+            before_controller(hardware)
+        controller = Controller(config, loop, hardware, store, wall_clock=wall_clock, file_config=file_config)
+    except BaseException:
+        store.close()
+        if lock is not None:
+            lock.release()
+        raise
+    return Station(config, loop, hardware, store, controller, lock)

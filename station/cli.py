@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from . import config as station_config
 from .config import ConfigError
+from .statelock import StateDirInUse
 from .store import StoreError
 
 DIAGRAM_PATH = Path("docs") / "state-machine.md"
@@ -510,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreError as exc:
         print(f"station: storage error: {exc}", file=sys.stderr)
+        return 2
+    except StateDirInUse as exc:  # one station per state directory (station/statelock.py)
+        print(f"station {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `station records --format csv | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from gpiozero.pins import Factory
 
-from .app import Station, build_station, open_store
+from .app import Station, build_station, claim_state_dir
 from .config import Config
 from .console.server import Console
 from .domain import FaultCode
 from .loop import EventLoop, RealClock
 from .plausibility import sensor_problems
 from .sdnotify import Notifier
+from .statelock import StateLock
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,15 @@ class Service:
     ) -> None:
         self.notifier = notifier or Notifier()
         self.problems: list[tuple[FaultCode, str]] = []
-        try:
-            store = open_store(config, state_dir, on_pi=True)
+        lock: StateLock | None = None
+        try:  # StateDirInUse (another station on this directory) is raised on: start nothing
+            store, lock = claim_state_dir(config, state_dir, on_pi=True)
         except StoreError as exc:
             # Keep the console up to say so; cleaning stays refused until a restart with a usable disk.
             self.problems.append((FaultCode.STORAGE, str(exc)))
             store = Store(":memory:", fluid_capacity=config.dispenser.reservoir_drops)
         self.loop = EventLoop(RealClock())
-        self.station: Station = build_station(config, self.loop, pin_factory, store)
+        self.station: Station = build_station(config, self.loop, pin_factory, store, lock=lock)
         self.controller = self.station.controller
         c = config.console
         self.console = Console(

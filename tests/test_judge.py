@@ -944,7 +944,7 @@ def test_a_world_reloaded_after_a_power_cut_keeps_the_auditors_baselines(tmp_pat
     b1 = SimBench(state_dir=tmp_path / "state", world_options={"state_file": world_file})
     assert b1.clean("female", wet=True).outcome == "cleaned"
     baselines = dict(judge(b1).auditor.baselines)
-    b1.factory.on_output = None  # the power goes: the dead board drives nothing
+    b1.power_cut()  # the dead board drives nothing; the OS lets go of its lock on the state directory
     b2 = SimBench(state_dir=tmp_path / "state", wall_start=SIM_EPOCH + 100, world_options={"state_file": world_file})
     try:
         assert judge(b2).auditor.baselines == baselines

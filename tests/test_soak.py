@@ -168,7 +168,7 @@ class Soak:
         old.world.state_file = self.world_file
         old.world._persist()  # what a continuous writer would have left at this instant
         old.world.state_file = None
-        old.factory.on_output = None  # the dead board drives nothing any more
+        old.power_cut()  # the dead board drives nothing any more; its state directory lock goes
         self.check_books()
         self.check_reported()
         self.bench = None

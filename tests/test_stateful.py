@@ -672,7 +672,7 @@ class StationMachine(RuleBasedStateMachine):
         old.world.state_file = self.world_file
         old.world._persist()  # the physics at this instant, as the continuous writer would leave it
         old.world.state_file = None
-        old.factory.on_output = None  # the dead board's pins drive nothing any more
+        old.power_cut()  # the dead board's pins drive nothing any more; its state directory lock goes
         self.wall_start = wall_end + 1.0
         self._boot()
         reap(old)
