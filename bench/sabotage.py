@@ -61,7 +61,12 @@ SUITES = (
     "tests/test_console_protocol.py",
     "tests/test_stateful.py",
 )
-OPTIONAL_SUITES = ("tests/test_judge.py", "tests/test_crash_points.py", "tests/test_write_failures.py")
+OPTIONAL_SUITES = (
+    "tests/test_judge.py",
+    "tests/test_crash_points.py",
+    "tests/test_write_failures.py",
+    "tests/test_too_early.py",
+)
 DESELECT = ("tests/test_stateful.py::TestStation",)
 PYTEST_TIMEOUT_S = 900
 SIM_TIMEOUT_S = 180
@@ -469,6 +474,20 @@ CATALOGUE: tuple[Bug, ...] = (
             "            self._store.finish_attempt(\n                a.id, outcome, text,",
             "            if outcome is not Outcome.REJECTED:  # nothing consumed, nothing to keep\n"
             "                self._store.finish_attempt(\n                a.id, outcome, text,",
+        ),
+    ),
+    _bug(
+        "too_early_recorded_as_nothing_used",
+        8,
+        "a pull before swipe-now stops the wheel where it is and is recorded rejected, as if no ribbon were used",
+        (
+            "station/cycle.py",
+            "        if a.positions_reserved and not a.drops:  # the wheel is moving: it ends the attempt once done\n"
+            "            a.abandon = Reason.TOO_EARLY\n"
+            "            return False\n"
+            "        self.conclude(Outcome.FAILED if a.positions_reserved else Outcome.REJECTED, Reason.TOO_EARLY)\n",
+            "        self._hw.wheel.stop()  # not pulled across fresh ribbon: stop the wheel, nothing was used\n"
+            "        self.conclude(Outcome.FAILED if a.drops else Outcome.REJECTED, Reason.TOO_EARLY)\n",
         ),
     ),
     _bug(

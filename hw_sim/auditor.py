@@ -78,6 +78,8 @@ class Record:
     outcome: str | None
     reason: str
     mode: str
+    positions: int  # ribbon positions booked for it (the ledger)
+    drops: int  # drops booked for it
 
 
 def cassette_type(male_mt: bool) -> str:
@@ -211,7 +213,10 @@ class Auditor:
 
     def records(self, after: int, upto: int | None) -> list[Record] | None:
         rows = self._rows(
-            "SELECT id, outcome, reason, mode FROM attempts WHERE id > ? AND id <= ? ORDER BY id",
+            "SELECT id, outcome, reason, mode,"
+            " (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.attempt_id = a.id),"
+            " (SELECT count(*) FROM drops d WHERE d.attempt_id = a.id)"
+            " FROM attempts a WHERE id > ? AND id <= ? ORDER BY id",
             (after, upto if upto is not None else 2**62),
         )
         return None if rows is None else [Record(*r) for r in rows]

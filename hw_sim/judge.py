@@ -243,6 +243,8 @@ class Judge:
                 self.violate(refusal_rule(refusal), f"wheel advanced for {s.describe()}: {refusal.value}")
 
     def position_done(self) -> None:
+        if self.move_session is not None:
+            self.move_session.positions += 1
         self._books(6, "as the wheel reached a new position")
 
     # ------------------------------------------------------------------ the pump
@@ -301,6 +303,8 @@ class Judge:
             s.attempt = True  # the station took it up at once: busy where it was ready
             self.pending.append(s)
         clean = self._clean()
+        if clean is not None and clean.busy_ended_at is None and not lights.amber_alone:
+            clean.busy_ended_at = now  # what the operator was told since the seating is over
         if prompt_began:
             self._prompt(clean)
         if prompt_ended and clean is not None and clean.prompted_at is not None and clean.prompt_ended_at is None:

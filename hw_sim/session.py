@@ -37,6 +37,16 @@ class Stroke:
     end_t: float  # its last gate edge
     cut_at: float | None = None  # the connector was lifted before the stroke was over
 
+    def at_gate_a(self) -> float | None:
+        """When the connector reached gate A (the first gate down, the second up), or None when
+        it never did (an upward partial stroke, or lifted out before)."""
+        if self.direction == "down":
+            return self.t
+        t = self.t + self.duration_s
+        if self.variant is SwipeVariant.PARTIAL or (self.cut_at is not None and self.cut_at <= t):
+            return None
+        return t
+
 
 @dataclass
 class Session:
@@ -56,9 +66,11 @@ class Session:
     disturbed: list[str] = field(default_factory=list)  # faults, sensor faults, cassette handling
     mode_changed: bool = False
     steps: int = 0  # wheel steps while this connector was seated
+    positions: int = 0  # ribbon positions the wheel really moved for it
     fluid_low_at_move: bool | None = None  # the float switch when the wheel started for it
     drops: int = 0
     drop_at: float | None = None
+    busy_ended_at: float | None = None  # the busy look (amber alone) gave way: swipe-now, a result, a fault
     prompted_at: float | None = None  # swipe-now lights
     prompt_ended_at: float | None = None
     shown: str | None = None  # the panel's first result after swipe-now: "cleaned" or "failed"

@@ -33,7 +33,8 @@ class Attempt:
     gate_edges: list[GateEdge] = field(default_factory=list)
     gate_blocked: bool = False  # a gate read blocked when swipe-now was given
     verdict: SwipeVerdict | None = None
-    abandon: Reason | None = None  # connector removed or cancel pressed while the wheel moved
+    gate_a_at_seat: bool = False  # gate A read blocked as the connector was seated (a dirty gate)
+    abandon: Reason | None = None  # connector removed, cancel pressed or a swipe begun while the wheel moved
     outcome: Outcome | None = None
     reason: Reason | None = None
 

@@ -59,7 +59,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "advanced", "source": "advancing", "dest": "swipe_ready"},
     {"trigger": "dropped", "source": "dispensing", "dest": "swipe_ready"},
     {"trigger": "swipe_started", "source": "swipe_ready", "dest": "swiping"},
-    {"trigger": "finish", "source": ["advancing", "dispensing", "swipe_ready", "swiping"], "dest": "done"},
+    {"trigger": "finish", "source": CYCLE, "dest": "done"},
     {"trigger": "taken_away", "source": "done", "dest": "idle"},
     {"trigger": "fault", "source": "*", "dest": "fault"},
     {
@@ -415,9 +415,8 @@ class Controller(_Machine):
         if state == "identifying":
             self.cycle.conclude(Outcome.REJECTED, Reason.REMOVED_EARLY)
             self.reject()
-        elif state == "advancing":
-            if self.attempt is not None:
-                self.attempt.abandon = Reason.REMOVED_MID_CYCLE
+        elif state == "advancing" and self.attempt is not None:
+            self.attempt.abandon = Reason.REMOVED_MID_CYCLE
         elif state == "dispensing":
             self.cycle.conclude(Outcome.FAILED, Reason.REMOVED_MID_CYCLE)
             self.finish()
@@ -439,12 +438,13 @@ class Controller(_Machine):
 
     def _edge_gate(self, edge: SensorEdge) -> None:
         a = self.attempt
-        if self.state not in ("swipe_ready", "swiping") or a is None:
-            return
-        self.cycle.gate_edge(a, edge.sensor, edge.active, edge.t)
-        if self.state == "swipe_ready" and edge.active:
-            self.swipe_started()
-        self._judge()
+        if a is not None and self.cycle.swiped_early(a, edge):
+            self.finish()  # pulled before swipe-now: rejected or failed too early (CleanCycle.swiped_early)
+        elif self.state in ("swipe_ready", "swiping") and a is not None:
+            self.cycle.gate_edge(a, edge.sensor, edge.active, edge.t)
+            if self.state == "swipe_ready" and edge.active:
+                self.swipe_started()
+            self._judge()
 
     def _edge_drop(self, edge: SensorEdge) -> None:
         if edge.active and self.state == "dispensing":

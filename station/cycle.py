@@ -20,7 +20,7 @@ from .domain import CASSETTE_FOR, FaultCode, Gender, Mode, Outcome, Reason
 from .events import AttemptStarted, CleanModeChanged, DropDispensed, Event, SwipeNow, WheelAdvanced
 from .guide_pins import PinReading, PinSample, read_guide_pins
 from .loop import EventLoop
-from .ports import Hardware, MotionResult, MotionStatus, Sensor
+from .ports import Hardware, MotionResult, MotionStatus, Sensor, SensorEdge
 from .store import Store
 from .swipe import GateEdge, SwipeVerdict, judge_swipe
 
@@ -61,6 +61,7 @@ class CleanCycle:
         now = self._loop.now()
         self.attempt = a = Attempt(self._store.begin_attempt(self._wall(), mode), now, mode)
         a.pin_samples.append(self._pins_now(now))
+        a.gate_a_at_seat = self._hw.sensors.read(Sensor.GATE_A)
         self._publish(AttemptStarted(a.id, mode))
         return a
 
@@ -135,6 +136,26 @@ class CleanCycle:
         self._publish(DropDispensed(a.id, "clean"))
 
     # ------------------------------------------------------------------ the swipe
+    def swiped_early(self, a: Attempt, edge: SensorEdge) -> bool:
+        """Gate A going blocked before swipe-now, with the connector seated: the operator began
+        the pull too early (a gate A that already read blocked when the connector was seated is
+        a dirty gate: `refusal`). The record says what physically happened: while the guide pins
+        are read the wheel has not moved, so nothing is used and the attempt is rejected; once
+        the wheel moves, the move under way ends at a confirmed position (as on a removal) and
+        the attempt fails with the positions it used, with no drop; once the drop is placed, it
+        fails with the positions and the drop. True when the attempt has just ended here."""
+        if edge.sensor is not Sensor.GATE_A or not edge.active or a.swipe_opened_at is not None:
+            return False
+        if a.outcome is not None or a.abandon is not None or a.gate_a_at_seat:
+            return False
+        if not self._hw.sensors.read(Sensor.CONNECTOR):
+            return False
+        if a.positions_reserved and not a.drops:  # the wheel is moving: it ends the attempt once done
+            a.abandon = Reason.TOO_EARLY
+            return False
+        self.conclude(Outcome.FAILED if a.positions_reserved else Outcome.REJECTED, Reason.TOO_EARLY)
+        return True
+
     def open_swipe(self, a: Attempt) -> None:
         """Swipe now: wet, the wet window counts from the drop; dry, the swipe timeout from now."""
         now = self._loop.now()

@@ -865,14 +865,24 @@ def test_the_reservation_records_the_gender_before_the_wheel_moves(bench):
     assert (rec.outcome, rec.gender, rec.positions) == (None, "female", N)
 
 
-def test_a_swipe_while_the_wheel_still_turns_is_ignored_and_the_clean_goes_on(bench):
+def test_a_swipe_while_the_wheel_still_turns_fails_too_early_once_the_move_is_over(bench):
+    """The operator jumped the gun (issue 12; every phase in tests/test_too_early.py)."""
     w, c = bench.world, bench.controller
+    before = snap(bench)
     w.present("female")
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
-    w.swipe(direction="down", duration_s=0.05)  # too early: the operator jumped the gun
-    bench.wait_until(lambda: w.prompting or bench.state == "fault", 20)
-    assert w.prompting and c.faults.code is None, (bench.state, c.faults.code, c.faults.detail)
-    assert c.attempt is not None and c.attempt.gate_edges == []
+    w.swipe(direction="down", duration_s=0.05)
+    assert bench.wait_until(lambda: len(bench.results()) > before.results, 20)
+    result = bench.last_result()
+    assert_result(result, "failed", Reason.TOO_EARLY)
+    assert_record_matches(bench, result)
+    assert last_record(bench).positions == N and c.faults.code is None
+    after = snap(bench)
+    assert after.positions - before.positions == N and after.prompts == before.prompts
+    w.remove()
+    assert bench.wait_until(lambda: bench.state == "idle", 10)
+    assert_physics_ok(bench)
+    clean_then_check_next_is_fresh(bench, w.fitted.position)
 
 
 def test_the_attempt_and_every_sensor_edge_are_announced(bench):
