@@ -67,7 +67,7 @@ else
   say "lgpio: ${OS_NAME:-unknown system} on $MACHINE is not a Debian-family ARM board: lgpio from PyPI, if it is importable nowhere else"
 fi
 
-# 1. the distribution's packages: python3-venv (ensurepip) if missing, python3-lgpio on a Pi
+# 1. the distribution's packages: python3-venv (Debian's ensurepip) if missing, python3-lgpio on a Pi
 deb_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 PACKAGES=()
 "$PYTHON" -c 'import ensurepip' 2>/dev/null || PACKAGES+=(python3-venv)
@@ -140,7 +140,9 @@ PY
 }
 EXTRA=$PI_EXTRA
 LGPIO_STATE=none
-[ "$LGPIO_FROM" = none ] || read -r LGPIO_STATE LGPIO_HAVE LGPIO_NEED LGPIO_AT < <(lgpio_state)
+if [ "$LGPIO_FROM" != none ]; then
+  read -r LGPIO_STATE LGPIO_HAVE LGPIO_NEED LGPIO_AT < <(lgpio_state) || LGPIO_STATE=missing
+fi
 if [ "$LGPIO_STATE" = none ]; then
   :
 elif [ "$LGPIO_STATE" = ok ]; then

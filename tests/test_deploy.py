@@ -185,7 +185,12 @@ def base_python() -> str:
 
 
 def run_script(
-    script: str, root: Path, *args: str, pin: str | None = None, env: dict[str, str] | None = None
+    script: str,
+    root: Path,
+    *args: str,
+    pin: str | None = None,
+    env: dict[str, str] | None = None,
+    status: int = 0,
 ) -> subprocess.CompletedProcess:
     """Runs a deploy script under --root; `env` adds to (or, for PATH and PYTHON, replaces) the environment."""
     env = {
@@ -203,7 +208,7 @@ def run_script(
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == status, f"{script} exit status {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
 
 
@@ -435,7 +440,7 @@ def lgpio_seen_by_the_venv(root: Path, system: FakeSystem) -> Path:
 def test_install_on_raspberry_pi_os_takes_lgpio_from_the_distribution(fresh_root, tmp_path, release):
     system = fake_target(fresh_root, tmp_path, release, "aarch64")
     if release == "bookworm":
-        system.without_python3_venv()  # Raspberry Pi OS Lite comes without it
+        system.without_python3_venv()  # Debian's python3 cannot make a venv without it
     first = run_script("install.sh", fresh_root, pin="4711", env=system.env)
     wanted = "python3-venv python3-lgpio" if release == "bookworm" else "python3-lgpio"
     assert system.apt_calls() == [f"install -y {wanted}"], first.stdout
@@ -498,3 +503,16 @@ def test_an_update_lets_an_older_venv_see_the_system_lgpio(fresh_root, tmp_path)
     assert "now sees the system's Python packages" in result.stdout
     assert venv_flag(fresh_root) == "true"
     assert lgpio_seen_by_the_venv(fresh_root, system) == system.site / "lgpio.py"
+
+
+@pytest.mark.slow
+def test_when_pip_cannot_install_lgpio_the_installer_says_what_to_do(fresh_root, tmp_path):
+    """--no-apt on Raspberry Pi OS without python3-lgpio: pip is left to find lgpio and fails (here
+    it is given no index at all, as a Pi without swig would fail building it)."""
+    system = fake_target(fresh_root, tmp_path, "trixie", "aarch64")
+    result = run_script("install.sh", fresh_root, "--no-apt", env={**system.env, "PIP_NO_INDEX": "1"}, status=1)
+    assert system.apt_calls() == []
+    assert "lgpio is not importable" in result.stdout
+    assert "pip could not install the firmware with lgpio" in result.stderr
+    assert "sudo apt install python3-lgpio" in result.stderr and "--no-pi-extra" in result.stderr
+    assert not (fresh_root / "etc/systemd/system/mpo-station.service").exists()  # stopped there
