@@ -5,8 +5,19 @@ Invariant (rule 6): what is left is never overstated. The first cassette of a ty
 is taken as new; after that a cassette of the same type is the same one until someone
 declares it new, so a removed and re-inserted cassette keeps its count. A long press declares
 a new cassette only within `NEW_CASSETTE_WINDOW_S` of fitting, so a stray press can never
-reset a used cassette's count. Runs on the controller loop; every total it reads is kept per
-clean by the store, so nothing here grows with history.
+reset a used cassette's count, and declares each fitted cassette new at most once (a second
+long press warns, and nothing is created). Runs on the controller loop; every total it reads is
+kept per clean by the store, so nothing here grows with history.
+
+A refill is seen on the fluid-low float switch: it is physical evidence, so no PIN is needed.
+Near its level a float bobs: the pump's draw and the slosh after a drop (or a pour) open and
+close it many times. So a refill counts only when the switch has read low steadily for
+`dispenser.refill_settle_s` (the level really was below the float), then not-low steadily as
+long with no drop booked meanwhile (the level really rose, and not while a drop is placed): one
+refill per real one, however the switch bounces. It fills the count to capacity
+(`dispenser.reservoir_drops`), as a console `fluid refill` does, audited with the source
+"float switch" and announced as FluidRefilled. A refill made while the station is off, or one
+that never let the switch read low, is not seen: record it with `fluid refill`.
 """
 
 from __future__ import annotations
@@ -17,10 +28,12 @@ from dataclasses import dataclass
 from .config import Config
 from .domain import CassetteType
 from .events import CassetteDeclared, Event, FluidRefilled, WarningRaised
+from .loop import EventLoop, Timer
 from .ports import Sensor, Sensors
 from .store import CassetteState, Store
 
 NEW_CASSETTE_WINDOW_S = 120.0  # a long press declares a new cassette only this soon after fitting
+FLOAT_SWITCH = "float switch"  # the source of a refill seen on the fluid-low switch
 
 
 @dataclass(frozen=True)
@@ -46,16 +59,23 @@ class Consumables:
         publish: Callable[[Event], None],
         *,
         wall: Callable[[], float],
-        now: Callable[[], float],
+        loop: EventLoop,
     ) -> None:
         self._store = store
         self._sensors = sensors
         self._config = config
         self._publish = publish
         self._wall = wall
-        self._now = now
+        self._loop = loop
+        self._now = loop.now
         self._fitted_at: float | None = None  # loop time the cassette was last fitted
+        self._declared_fit = False  # the cassette fitted now was declared new on the panel
         self._warned_low = False
+        # the float switch: since when it reads low (None: not low), whether that low held
+        # long enough to be a real one, and the timer that confirms a rise as a refill
+        self._low_since: float | None = self._now() if sensors.read(Sensor.FLUID_LOW) else None
+        self._low_held = False
+        self._rise: Timer | None = None
 
     # ------------------------------------------------------------------ what is fitted
     def cassette_type(self) -> CassetteType:
@@ -89,10 +109,12 @@ class Consumables:
     def cassette_inserted(self) -> None:
         """A cassette went into the cradle: it keeps its own count (or is the first of its type)."""
         self._fitted_at = self._now()
+        self._declared_fit = False
         self._warned_low = False
         known = self._store.cassette(self.cassette_type())
         if known is None:
             self.current_cassette()  # first of its type: declared new, with its fit recorded
+            self._declared_fit = True
         else:
             self._store.cassette_fitted(known.id, self._wall())
 
@@ -113,15 +135,21 @@ class Consumables:
         ctype = self.cassette_type()
         capacity = self._config().cassette.capacity_positions
         cassette = self._store.new_cassette(ctype, capacity, self._wall(), source=source)
+        self._declared_fit = True  # this fitting's declaration: the panel makes no second one
         self._warned_low = False
         self._publish(CassetteDeclared(cassette.id, ctype, cassette.capacity, source))
         return cassette
 
     def declare_new_by_panel(self) -> None:
-        """A long press while ready: a new cassette, only just after fitting one."""
+        """A long press while ready: a new cassette, only just after fitting one, and only once
+        per fitting (a second press would throw away a count the first one began)."""
         if self._fitted_at is None or self._now() - self._fitted_at > NEW_CASSETTE_WINDOW_S:
             text = f"to declare a new cassette, long-press within {NEW_CASSETTE_WINDOW_S:.0f} s of fitting it"
             self._publish(WarningRaised("long_press_late", text))
+            return
+        if self._declared_fit:
+            text = "this cassette is already declared new; to declare another, take it out and fit the new one"
+            self._publish(WarningRaised("long_press_again", text))
             return
         self.declare_new(source="panel")
 
@@ -129,6 +157,38 @@ class Consumables:
         """The reservoir was refilled: the fluid count starts again."""
         self._store.refill(self._wall(), source=source)
         self._publish(FluidRefilled(self._store.fluid()[1], source))
+
+    # ------------------------------------------------------------------ the float switch
+    def float_switch(self, low: bool) -> None:
+        """The fluid-low switch changed: a rise after a real low, held steady, is a refill."""
+        now = self._now()
+        if self._rise is not None:  # it bobbed while rising: the rise starts again
+            self._rise.cancel()
+            self._rise = None
+        if low:
+            if self._low_since is None:
+                self._low_since = now
+            return
+        settle = self._config().dispenser.refill_settle_s
+        if self._low_since is not None and now - self._low_since >= settle:
+            self._low_held = True
+        self._low_since = None
+        if self._low_held:
+            self._watch_rise(settle)
+
+    def _watch_rise(self, settle: float) -> None:
+        used = self._store.fluid()[0]
+        self._rise = self._loop.call_later(settle, lambda: self._risen(used))
+
+    def _risen(self, used_then: int) -> None:
+        self._rise = None
+        if self._sensors.read(Sensor.FLUID_LOW):
+            return  # (its edge is on its way)
+        if self._store.fluid()[0] != used_then:  # a drop was placed meanwhile: not settled yet
+            self._watch_rise(self._config().dispenser.refill_settle_s)
+            return
+        self._low_held = False
+        self.refill(FLOAT_SWITCH)
 
     def capacity_changed(self, reservoir_drops: int) -> None:
         self._store.fluid_capacity = reservoir_drops

@@ -26,6 +26,7 @@ from station import controller as controller_module
 from station import cycle as cycle_module
 from station.config import Config
 from station.console import commands
+from station.consumables import FLOAT_SWITCH
 from station.domain import Mode, Outcome, Reason
 from station.motion import AdvanceJob
 from station.ports import MotionStatus, Pattern
@@ -145,6 +146,36 @@ def test_ribbon_booked_after_the_move_is_flagged_as_the_wheel_turns(bench, monke
     assert bench.clean("female").outcome == "cleaned"
     assert c.store.cassette(c.consumables.cassette_type()).used == N
     flagged(bench, 6, "as the wheel reached a new position", "at most 1499")
+
+
+@pytest.mark.violations(6)
+def test_a_refill_booked_from_a_bobbing_float_is_flagged(make_bench, monkeypatch):
+    """A firmware that takes every low-to-not-low of the float switch for a refill: the float
+    bobbing as the pump draws the level past it books refills the reservoir never had."""
+    bench = make_bench(Config().replace("dispenser", reservoir_drops=100), world_options={"float_slosh_s": 0.6})
+    c, w = bench.controller, bench.world
+    real = c.consumables.float_switch
+    monkeypatch.setattr(
+        c.consumables, "float_switch", lambda low: real(low) if low else c.consumables.refill(FLOAT_SWITCH)
+    )
+    w.refill(14)
+    for _ in range(4):  # 14 -> 10 drops: the draws leaving 12 and 11 make the float bob
+        assert bench.clean("female", wet=True).outcome == "cleaned"
+    flagged(bench, 6, "refill(s) booked from the float switch", "only 0 time(s)")
+
+
+def test_a_real_refill_seen_on_the_float_switch_is_not_flagged(make_bench):
+    """The twin: the reservoir really refilled past its float, the station's float-switch refill stands."""
+    bench = make_bench(Config().replace("dispenser", reservoir_drops=3))
+    w = bench.world
+    for _ in range(3):
+        assert bench.clean("female", wet=True).outcome == "cleaned"
+    bench.run_for(bench.config.dispenser.refill_settle_s)
+    w.refill(bob_s=1.0)
+    bench.run_for(bench.config.dispenser.refill_settle_s + 2.0)
+    assert bench.controller.store.fluid() == (0, 3)  # booked from the float switch
+    assert bench.clean("female", wet=True).outcome == "cleaned"
+    assert w.violations == []
 
 
 # =========================================================================== rules 2 and 3
