@@ -171,6 +171,50 @@ def test_long_press_just_after_fitting_declares_a_new_cassette(make_bench):
     assert_physics_clean(bench)
 
 
+def test_repeated_long_presses_declare_a_fitted_cassette_new_once(make_bench):
+    """A new box fitted, then three long presses inside the window: one declaration, one new
+    count, as many cassettes on the books as physical cassettes in the world; the second and
+    third presses only say the cassette is already new."""
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    assert bench.clean("female").outcome == "cleaned"
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("box-2")
+    bench.run_for(1.0)
+    for _ in range(3):
+        long_press(bench)
+    bench.run_for(1.0)
+    assert bench.state == "idle"
+
+    new = store.cassette(STD)
+    assert bench.heard(CassetteDeclared) == [CassetteDeclared(new.id, STD, new.capacity, "panel")]
+    assert [w.code for w in bench.heard(WarningRaised)] == ["long_press_again", "long_press_again"]
+    assert "already declared new" in bench.heard(WarningRaised)[0].text
+    assert store.cassette_count() == 2 == len(world.cassettes)  # the first box and box-2
+    assert [r["source"] for r in audit_rows(bench, "cassette") if r["action"] == "new"] == ["panel", "station"]
+    assert bench.clean("female").outcome == "cleaned"
+    assert store.attempts(limit=1)[0].first_position == 0 and world.swipes[-1].cassette == "box-2"
+    assert_physics_clean(bench)
+
+
+def test_a_long_press_on_the_first_cassette_of_its_type_creates_no_second_count(make_bench):
+    """The first male MT cassette ever fitted is taken as new at its fitting: a long press
+    then has nothing to declare."""
+    bench = make_bench()
+    world, store = bench.world, bench.controller.store
+    world.remove_cassette()
+    bench.run_for(1.0)
+    world.fit_cassette("m", male_mt=True)
+    bench.run_for(1.0)
+    first = store.cassette(MALE)
+    long_press(bench)
+    assert store.cassette(MALE) == first and bench.heard(CassetteDeclared) == []
+    assert [w.code for w in bench.heard(WarningRaised)] == ["long_press_again"]
+    assert store.cassette_count() == 2 == len(world.cassettes)
+    assert_physics_clean(bench)
+
+
 def test_long_press_long_after_fitting_does_not_reset_the_count(make_bench):
     bench = make_bench()
     world, store = bench.world, bench.controller.store
