@@ -104,6 +104,7 @@ def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.s
     ) as bench:
         bench.loop.heartbeat = notifier.heartbeat
         with serial_ports(bench, bench_port=True) as paths:
+            bench.station.start_fleet()  # a [fleet] broker set: published as `station run` publishes
             for name, path in paths.items():
                 print(f"{name}: {path}", file=out, flush=True)
             notifier.ready(bench.state)

@@ -15,6 +15,7 @@ from gpiozero.pins import Factory
 from .config import OVERRIDES_SETTING, Config, ConfigError, with_overrides
 from .controller import Controller
 from .drivers import GpioHardware, build_hardware
+from .fleet import FleetError, FleetPublisher, status_request  # paho-mqtt only once a broker is set
 from .loop import EventLoop
 from .statelock import LOCK_NAME, StateLock
 from .store import Store, StoreError
@@ -85,6 +86,7 @@ class Station:
     controller: Controller
     lock: StateLock | None = None  # the state directory's (none for a scratch or in-memory store)
     _stopped: bool = field(default=False, init=False, repr=False)
+    fleet: FleetPublisher | None = None  # the fleet publisher, once started (start_fleet)
 
     def shutdown(self, reason: str = "station stopped") -> None:
         """The one orderly stop, for the service, the simulator and the tests alike; idempotent.
@@ -108,12 +110,43 @@ class Station:
             log.exception("orderly stop failed; forcing safe outputs")  # pragma: no mutate
         try:
             self.hardware.safe()
+            self.stop_fleet()  # offline status out; before the store it reads closes
             self.loop.stop()
             self.store.close()
             self.hardware.close()
         finally:
             if self.lock is not None:
                 self.lock.release()  # last: the next station may start once this one let go
+
+    def start_fleet(self) -> None:
+        """Publish to the [fleet] broker, when one is set (docs/fleet.md), on the publisher's own
+        thread. A publisher that cannot start (paho-mqtt missing, a password file others can
+        read, no database) is logged and the station cleans without it."""
+        if not self.config.fleet.broker:
+            return
+        if not self.store.durable:
+            log.error("fleet: not started: the station database is not usable (the records are the outbox)")
+            return
+        from .reports import station_status
+
+        controller = self.controller
+        request = status_request(self.loop.post, lambda: station_status(controller))
+        try:
+            publisher = FleetPublisher(self.config, self.store.path, request, controller.events)
+            publisher.start()
+        except FleetError as exc:
+            log.error("%s", exc)
+            return
+        self.fleet = publisher
+
+    def stop_fleet(self) -> None:
+        if self.fleet is None:
+            return
+        try:
+            self.fleet.stop()
+        except Exception:
+            log.exception("fleet publisher did not stop cleanly")  # pragma: no mutate
+        self.fleet = None
 
     def __enter__(self) -> Station:
         return self

@@ -622,45 +622,6 @@ class Store:
                 (t, key, detail, source),
             )
 
-    # -- the fleet's outbox ------------------------------------------------------------------
-    def delivered(self, stream: str) -> int:
-        """The last id of `stream` the broker acknowledged (0: nothing yet, or no outbox)."""
-        if stream not in DELIVERY_STREAMS:
-            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
-        if self.schema_version < 5:  # a read-only look at an older database: nothing delivered
-            return 0
-        row = self._db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def advance_delivered(self, stream: str, last_id: int) -> int:
-        """Move the cursor of `stream` forward to `last_id` (never back), in one transaction;
-        the cursor after the call."""
-        if stream not in DELIVERY_STREAMS:
-            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO delivered(stream, last_id) VALUES (?, ?) "
-                "ON CONFLICT(stream) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
-                (stream, last_id),
-            )
-            return int(db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()[0])
-
-    def finished_attempts_after(self, after_id: int, limit: int) -> list[AttemptRecord]:
-        """Up to `limit` finished attempts with ids above `after_id`, oldest first, stopping
-        before the first attempt still open (delivery never skips an attempt that will finish
-        later). An index range read: its cost does not grow with history."""
-        query = ATTEMPT_QUERY if self.schema_version >= 4 else ATTEMPT_QUERY_V3
-        sql = (
-            query + " WHERE a.id > ? AND a.outcome IS NOT NULL"
-            " AND a.id < coalesce((SELECT min(id) FROM attempts WHERE outcome IS NULL AND id > ?), 9223372036854775807)"
-            " ORDER BY a.id LIMIT ?"
-        )
-        return [AttemptRecord(**dict(r)) for r in self._db.execute(sql, (after_id, after_id, limit))]
-
-    def audit_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
-        """Up to `limit` audit entries with ids above `after_id`, oldest first (the events stream)."""
-        return self._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
-
     # -- audit -----------------------------------------------------------------------------
     def audit(self, kind: str, action: str, t: float, *, detail: Any = "", source: str = "station") -> None:
         text = detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True)
@@ -677,6 +638,54 @@ class Store:
         where, args = _time_range("t", since, until)
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         return self._db.execute(sql, args).fetchall()
+
+
+class Outbox:
+    """The fleet's outbox on a store's connection (schema 5, docs/design.md section 11): the
+    records are the outbox, the `delivered` cursor per stream is how far delivery got. The
+    fleet publisher uses it on connections of its own, never the controller's."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def delivered(self, stream: str) -> int:
+        """The last id of `stream` the broker acknowledged (0: nothing yet, or no outbox)."""
+        if stream not in DELIVERY_STREAMS:
+            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
+        if self._store.schema_version < 5:  # a read-only look at an older database: nothing delivered
+            return 0
+        row = self._store._db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def advance_delivered(self, stream: str, last_id: int) -> int:
+        """Move the cursor of `stream` forward to `last_id` (never back), in one transaction;
+        the cursor after the call."""
+        if stream not in DELIVERY_STREAMS:
+            raise ValueError(f"unknown delivery stream {stream!r}; streams are {', '.join(DELIVERY_STREAMS)}")
+        with self._store._tx() as db:
+            db.execute(
+                "INSERT INTO delivered(stream, last_id) VALUES (?, ?) "
+                "ON CONFLICT(stream) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                (stream, last_id),
+            )
+            return int(db.execute("SELECT last_id FROM delivered WHERE stream = ?", (stream,)).fetchone()[0])
+
+    def finished_attempts_after(self, after_id: int, limit: int) -> list[AttemptRecord]:
+        """Up to `limit` finished attempts with ids above `after_id`, oldest first, stopping
+        before the first attempt still open (delivery never skips an attempt that will finish
+        later). An index range read: its cost does not grow with history."""
+        query = ATTEMPT_QUERY if self._store.schema_version >= 4 else ATTEMPT_QUERY_V3
+        sql = (
+            query + " WHERE a.id > ? AND a.outcome IS NOT NULL"
+            " AND a.id < coalesce((SELECT min(id) FROM attempts WHERE outcome IS NULL AND id > ?), 9223372036854775807)"
+            " ORDER BY a.id LIMIT ?"
+        )
+        return [AttemptRecord(**dict(r)) for r in self._store._db.execute(sql, (after_id, after_id, limit))]
+
+    def audit_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
+        """Up to `limit` audit entries with ids above `after_id`, oldest first (the events stream)."""
+        sql = "SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?"
+        return self._store._db.execute(sql, (after_id, limit)).fetchall()
 
 
 class _Transaction:

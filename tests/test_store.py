@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from station.domain import CassetteType, Mode, Outcome
-from station.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Identity, Store, StoreError
+from station.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Identity, Outbox, Store, StoreError
 
 STD = CassetteType.STANDARD
 MALE = CassetteType.MALE_MT
@@ -1297,17 +1297,17 @@ def test_a_schema_4_database_migrates_to_the_outbox_with_nothing_delivered(tmp_p
     assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'delivered'").fetchall()
     db.close()
     looked = Store(path, readonly=True)  # a read-only look at the schema 4 file: nothing delivered, not migrated
-    assert looked.delivered("attempts") == 0 and looked.schema_version == 4
+    assert Outbox(looked).delivered("attempts") == 0 and looked.schema_version == 4
     looked.close()
 
     s = Store(path)
     try:
         assert s.schema_version == SCHEMA_VERSION == 5
         assert s.attempts(newest_first=False) == before  # every answer kept
-        assert (s.delivered("attempts"), s.delivered("events")) == (0, 0)
-        backlog = s.finished_attempts_after(0, 100)
+        assert (Outbox(s).delivered("attempts"), Outbox(s).delivered("events")) == (0, 0)
+        backlog = Outbox(s).finished_attempts_after(0, 100)
         assert backlog == before and backlog[-1].id == extra  # the whole history is the backlog, oldest first
-        assert [r["id"] for r in s.audit_after(0, 1000)] == [r["id"] for r in s.audit_entries()]
+        assert [r["id"] for r in Outbox(s).audit_after(0, 1000)] == [r["id"] for r in s.audit_entries()]
     finally:
         s.close()
 
@@ -1316,19 +1316,19 @@ def test_the_delivered_cursor_only_moves_forward_and_survives_a_restart(db_path)
     s = Store(db_path)
     try:
         ids = [finish(s, float(t)) for t in range(5)]
-        assert [r.id for r in s.finished_attempts_after(0, 2)] == ids[:2]  # at most `limit`, in id order
-        assert s.advance_delivered("attempts", ids[2]) == ids[2]
-        assert s.advance_delivered("attempts", ids[0]) == ids[2], "a late acknowledgement never moves it back"
-        assert s.delivered("attempts") == ids[2] and s.delivered("events") == 0  # one cursor per stream
-        assert [r.id for r in s.finished_attempts_after(s.delivered("attempts"), 100)] == ids[3:]
+        assert [r.id for r in Outbox(s).finished_attempts_after(0, 2)] == ids[:2]  # at most `limit`, in id order
+        assert Outbox(s).advance_delivered("attempts", ids[2]) == ids[2]
+        assert Outbox(s).advance_delivered("attempts", ids[0]) == ids[2], "a late acknowledgement never moves it back"
+        assert Outbox(s).delivered("attempts") == ids[2] and Outbox(s).delivered("events") == 0  # one cursor per stream
+        assert [r.id for r in Outbox(s).finished_attempts_after(Outbox(s).delivered("attempts"), 100)] == ids[3:]
         with pytest.raises(ValueError, match="unknown delivery stream 'attempt'"):
-            s.advance_delivered("attempt", 1)
+            Outbox(s).advance_delivered("attempt", 1)
     finally:
         s.close()
     assert table_rows_by_key(db_path) == [("attempts", ids[2])]  # on disk
     again = Store(db_path)
     try:
-        assert again.delivered("attempts") == ids[2]
+        assert Outbox(again).delivered("attempts") == ids[2]
     finally:
         again.close()
 
@@ -1346,11 +1346,11 @@ def test_delivery_never_skips_an_attempt_still_open(db_path):
     try:
         done = finish(s, 1.0)
         open_one = s.begin_attempt(2.0, Mode.DRY)  # cleaning now
-        assert [r.id for r in s.finished_attempts_after(0, 10)] == [done]
+        assert [r.id for r in Outbox(s).finished_attempts_after(0, 10)] == [done]
         # after a power cut the open one is closed (interrupted) and the next attempts follow it
         s.close_open_attempts(3.0)
         later = finish(s, 4.0, Outcome.FAILED)
-        got = s.finished_attempts_after(done, 10)
+        got = Outbox(s).finished_attempts_after(done, 10)
         assert [(r.id, r.outcome) for r in got] == [(open_one, "interrupted"), (later, "failed")]
     finally:
         s.close()
@@ -1361,13 +1361,13 @@ def test_a_reader_on_its_own_connection_sees_the_writers_records_and_cursor(db_p
     reader = Store(db_path, readonly=True)  # the fleet publisher's own connection
     try:
         a = finish(writer, 1.0)
-        assert [r.id for r in reader.finished_attempts_after(reader.delivered("attempts"), 10)] == [a]
+        assert [r.id for r in Outbox(reader).finished_attempts_after(Outbox(reader).delivered("attempts"), 10)] == [a]
         cursor = Store(db_path)  # the publisher's separate writable connection, for the cursor only
         try:
-            cursor.advance_delivered("attempts", a)
+            Outbox(cursor).advance_delivered("attempts", a)
         finally:
             cursor.close()
-        assert reader.delivered("attempts") == a and reader.finished_attempts_after(a, 10) == []
+        assert Outbox(reader).delivered("attempts") == a and Outbox(reader).finished_attempts_after(a, 10) == []
     finally:
         reader.close()
         writer.close()
