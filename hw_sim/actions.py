@@ -43,9 +43,15 @@ class Action:
     doc: str
 
 
-def _present(b: SimBench, connector: str, chatter_s: float) -> str:
-    b.world.present(ConnectorKind(connector), chatter_s=chatter_s)
-    return f"{connector} connector presented"
+def _present(b: SimBench, connector: str, chatter_s: float, code: str | None) -> str:
+    b.world.present(ConnectorKind(connector), chatter_s=chatter_s, code=code)
+    return f"{connector} connector presented" + (f" (labelled {code})" if code else "")
+
+
+def _scan(b: SimBench, code: str) -> str:
+    b.world.scan(code)
+    b.run_for(0.0)  # the station hears it now, as it would a real scanner's
+    return f"scanned {code!r}"
 
 
 def _swipe(b: SimBench, direction: str, duration_s: float, variant: str, bounce: bool) -> str:
@@ -138,9 +144,15 @@ ACTIONS: dict[str, Action] = {
     for a in [
         Action(
             "present",
-            (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0)),
+            (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0), Param("code", str, None)),
             _present,
-            "seat a connector in the guide (male, female or bent)",
+            "seat a connector in the guide (male, female or bent; `code`: the label printed on it)",
+        ),
+        Action(
+            "scan",
+            (Param("code", str, required=True),),
+            _scan,
+            "the bench's barcode scanner reads a code: a badge (OP-...), a cassette label (CAS-...) or a connector",
         ),
         Action("remove", (), lambda b: (b.world.remove(), "connector removed")[1], "lift the connector out"),
         Action(

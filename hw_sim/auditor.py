@@ -80,6 +80,8 @@ class Record:
     mode: str
     positions: int  # ribbon positions booked for it (the ledger)
     drops: int  # drops booked for it
+    connector: str | None = None  # the connector and operator it is tied to (rule 9)
+    operator: str | None = None
 
 
 def cassette_type(male_mt: bool) -> str:
@@ -101,6 +103,7 @@ class Auditor:
         self.baselines: dict[str, Baseline] = {}
         self.seen: dict[str, int] = {}  # type -> the current books' id, last seen
         self.long_pressed = False  # a person long-pressed the button since the last panel declaration
+        self.labels_read: set[str] = set()  # cassette labels the bench's scanner read on a fitted cassette
         fluid = self._fluid()
         books0 = fluid[0] if fluid else 0
         self.fluid = {"books0": books0, "phys0": drops_total, "refill_id": None, "refill_books": 0, "refill_phys": 0}
@@ -110,6 +113,7 @@ class Auditor:
             self.seen = {t: int(i) for t, i in state.get("seen", {}).items()}
             self.fluid.update(state.get("fluid", {}))
             self.long_pressed = bool(state.get("long_pressed"))
+            self.labels_read = set(state.get("labels_read", []))
         else:
             for ctype in ("standard", "male_mt"):
                 books = self.books(ctype)
@@ -122,6 +126,7 @@ class Auditor:
             "seen": self.seen,
             "fluid": self.fluid,
             "long_pressed": self.long_pressed,
+            "labels_read": sorted(self.labels_read),
         }
 
     # ------------------------------------------------------------------ reading
@@ -200,7 +205,10 @@ class Auditor:
 
     def books(self, ctype: str) -> Books | None:
         rows = self._rows(
-            "SELECT id, capacity, used FROM cassettes WHERE type = ? AND retired_at IS NULL ORDER BY id DESC LIMIT 1",
+            # a labelled cassette counts as fitted only once its label was scanned (its open fit)
+            "SELECT id, capacity, used FROM cassettes c WHERE type = ? AND retired_at IS NULL AND (label IS NULL OR"
+            " EXISTS (SELECT 1 FROM cassette_fits f WHERE f.cassette_id = c.id AND f.removed_at IS NULL))"
+            " ORDER BY id DESC LIMIT 1",
             (ctype,),
         )
         return Books(*rows[0]) if rows else None
@@ -215,7 +223,7 @@ class Auditor:
         rows = self._rows(
             "SELECT id, outcome, reason, mode,"
             " (SELECT coalesce(sum(positions), 0) FROM ribbon r WHERE r.attempt_id = a.id),"
-            " (SELECT count(*) FROM drops d WHERE d.attempt_id = a.id)"
+            " (SELECT count(*) FROM drops d WHERE d.attempt_id = a.id), a.connector, a.operator"
             " FROM attempts a WHERE id > ? AND id <= ? ORDER BY id",
             (after, upto if upto is not None else 2**62),
         )
@@ -263,6 +271,8 @@ class Auditor:
                 continue
             if d.get("id") != books.id:
                 continue
+            if d.get("label") is not None:  # a labelled cassette: the word is its label, read at the bench
+                return str(d["label"]) in self.labels_read
             if source.startswith("console"):
                 return True
             if source == "panel":

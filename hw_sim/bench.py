@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from station.app import DB_NAME, Station, build_station, claim_state_dir
+from station.app import DB_NAME, Station, build_station, claim_state_dir, scanner_input
 from station.config import Config
 from station.domain import Mode, ServiceResult
 from station.events import AttemptFinished, Event, SensorChanged, StationStatus
@@ -90,6 +90,7 @@ class SimBench:
         self.controller = self.station.controller
         if self.world is not None:  # the judge asks what the station states, as a person at its console
             self.world.judge.statements.attach(console_asker(self.controller, self.config, self.clock.now))
+            self.world.scanner_sink = scanner_input(self.controller)[0]  # the bench's scanner, as a real one
         self.controller.events.subscribe(self._record)
         self.controller.start()
         self.loop.run_for(0.0)
@@ -169,14 +170,18 @@ class SimBench:
         bounce: bool = False,
         delay_s: float = 0.5,
         remove: bool = True,
+        scan: str | None = None,
     ) -> AttemptFinished | None:
         """One attempt as a disciplined operator does it: present, wait for swipe-now, wait
-        `delay_s`, swipe, wait for the result, take the connector away. Returns the result."""
+        `delay_s`, swipe, wait for the result, take the connector away. Returns the result.
+        `scan`: the connector's label, scanned just before it is seated."""
         world = self.world
         assert world is not None
         world.set_mode(wet)
         n = len(self.results())
-        world.present(connector)
+        if scan is not None:
+            world.scan(scan)
+        world.present(connector, code=scan)
         self.wait_until(lambda: world.prompting or len(self.results()) > n or self.state == "fault", 30)
         if world.prompting:
             self.run_for(delay_s)

@@ -39,12 +39,13 @@ _COMMAND = "command"  # lines up to a final OK / ERR
 class _Expect:
     """A line in flight: what answers it, and the mode it sets if the answer is OK."""
 
-    __slots__ = ("kind", "sets_mode", "mode")
+    __slots__ = ("kind", "sets_mode", "mode", "scan")
 
-    def __init__(self, kind: str, *, sets_mode: bool = False, mode: str | None = None) -> None:
+    def __init__(self, kind: str, *, sets_mode: bool = False, mode: str | None = None, scan: str | None = None) -> None:
         self.kind = kind
         self.sets_mode = sets_mode
         self.mode = mode
+        self.scan = scan
 
 
 class ConsoleTap:
@@ -52,8 +53,9 @@ class ConsoleTap:
     again) when the station answered a person's `mode set` with OK. Runs on the cable's
     thread: `on_mode` must only hand the change on (post it to the loop)."""
 
-    def __init__(self, on_mode: Callable[[str | None], None]) -> None:
+    def __init__(self, on_mode: Callable[[str | None], None], on_scan: Callable[[str], None] | None = None) -> None:
         self._on_mode = on_mode
+        self._on_scan = on_scan  # a person typed a label's code (`scan <code>`) and the station took it
         self._waiting: deque[_Expect] = deque()
         # the person's line being received (at most MAX_LINE + 1 bytes kept)
         self._line = bytearray()
@@ -94,6 +96,8 @@ class ConsoleTap:
         lowered = [w.lower() for w in words]
         if len(lowered) == 3 and lowered[:2] == ["mode", "set"] and lowered[2] in MODES:
             self._waiting.append(_Expect(_COMMAND, sets_mode=True, mode=MODES[lowered[2]]))
+        elif lowered[0] == "scan" and len(words) > 1:
+            self._waiting.append(_Expect(_COMMAND, scan=" ".join(words[1:])))
         else:
             self._waiting.append(_Expect(_COMMAND))
 
@@ -127,6 +131,8 @@ class ConsoleTap:
             self._waiting.popleft()
             if ok and expect.sets_mode:
                 self._on_mode(expect.mode)
+            if ok and expect.scan is not None and self._on_scan is not None:
+                self._on_scan(expect.scan)
 
     @property
     def in_flight(self) -> int:

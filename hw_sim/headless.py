@@ -46,7 +46,12 @@ def serial_ports(bench: SimBench, *, bench_port: bool) -> Iterator[dict[str, str
 
         bench.loop.post(apply)
 
-    cables = {"console": NullModem(tap=ConsoleTap(tell_world))}
+    def tell_scan(code: str) -> None:  # a person read a label and typed it: the world saw it read
+        if bench.world is not None:
+            world = bench.world
+            bench.loop.post(lambda: world.judge.scanned(code))
+
+    cables = {"console": NullModem(tap=ConsoleTap(tell_world, tell_scan))}
     console = Console(
         bench.controller,
         serial_url=cables["console"].station_end,
@@ -105,6 +110,7 @@ def run(config: Config | None, state_dir: str | Path | None, out: TextIO = sys.s
         bench.loop.heartbeat = notifier.heartbeat
         with serial_ports(bench, bench_port=True) as paths:
             bench.station.start_fleet()  # a [fleet] broker set: published as `station run` publishes
+            bench.station.start_scanner()  # a [scanner] configured: read as `station run` reads it
             for name, path in paths.items():
                 print(f"{name}: {path}", file=out, flush=True)
             notifier.ready(bench.state)

@@ -27,6 +27,7 @@ from .model import ConnectorKind, SwipeVariant
 from .outcome import check_record, check_verdict, refusal_rule
 from .session import Session, Stroke, must_refuse
 from .statements import Statements
+from .trace_truth import TraceTruth
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Judge:
         self.auditor: Auditor | None = None
         self.watchdog = Watchdog(self)
         self.statements = Statements(self)  # what the station states, asked as a person asks (rule 6)
+        self.trace = TraceTruth()  # the codes the scanner read (rule 9)
         self.session: Session | None = None  # the connector in the guide
         self.arriving: Session | None = None  # the last seated, until the instant it was seated is over
         self.pending: list[Session] = []  # attempts the station took up, not yet held to their record
@@ -152,6 +154,7 @@ class Judge:
             s.attempts_before = self.auditor.attempts_max()
             books = self.auditor.books(cassette_type(fitted.male_mt)) if fitted else None
             s.books_left = books.left if books is not None else None
+        s.scanned = self.trace.at_seating()
         self.session = self.arriving = s
         self.guide_empty_since = None
         self.watchdog.seated(now)
@@ -168,6 +171,11 @@ class Judge:
         for k in s.strokes:
             if k.end_t > now:
                 k.cut_at = now
+
+    def scanned(self, code: str) -> None:
+        label = self.trace.scanned(code, self.now(), self.config()) == "cassette"
+        if label and self.auditor is not None and self.w.fitted is not None:
+            self.auditor.labels_read.add(code)  # the label on the cassette in the cradle
 
     def stroke(self, direction: str, duration_s: float, variant: SwipeVariant, bounce: bool, end_t: float) -> None:
         if self.session is not None:
@@ -400,6 +408,7 @@ class Judge:
             records = a.records(s.attempts_before, later[0] if later else None)
             if records is not None:
                 check_record(s, records, config, self.violate)
+                self.trace.check(s.describe(), s.seated_at, s.scanned, records, config, self.violate)
                 self.judged.append(s)
 
     # ------------------------------------------------------------------ the end

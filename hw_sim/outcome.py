@@ -16,6 +16,7 @@ from station.domain import Reason
 
 from .auditor import Record
 from .session import MARGIN_S, Session, expected_verdict, must_refuse
+from .trace_truth import POLICY
 
 Violate = Callable[[int, str], None]
 
@@ -30,7 +31,15 @@ SWIPE_REASONS = (
     Reason.GATE_BLOCKED,
 )
 # reasons that may pre-empt a refusal physics demands (a pull too early: see check_too_early)
-EARLY_ENDS = (Reason.REMOVED_EARLY, Reason.CANCELLED_EARLY, Reason.TOO_EARLY, Reason.FAULT, Reason.INTERRUPTED)
+EARLY_ENDS = (
+    Reason.REMOVED_EARLY,
+    Reason.CANCELLED_EARLY,
+    Reason.TOO_EARLY,
+    Reason.FAULT,
+    Reason.INTERRUPTED,
+    Reason.SCAN_CONNECTOR,  # the traceability policy's refusals: rule 9 (trace_truth) judges them
+    Reason.SCAN_BADGE,
+)
 # what may end a clean under way before an early pull is seen for what it is
 PRE_EMPT_EARLY = (Reason.REMOVED_EARLY, Reason.REMOVED_MID_CYCLE, Reason.CANCELLED_EARLY, Reason.CANCELLED)
 
@@ -161,7 +170,7 @@ def check_record(s: Session, records: list[Record], config: Config, violate: Vio
     n = config.wheel.positions_per_clean
     wet = s.wet_at_seat and not s.mode_changed
     if s.books_left is not None and s.books_left < n:
-        early = (Reason.REMOVED_EARLY, Reason.CANCELLED_EARLY, Reason.GATE_BLOCKED_EARLY, Reason.TOO_EARLY)
+        early = (Reason.REMOVED_EARLY, Reason.CANCELLED_EARLY, Reason.GATE_BLOCKED_EARLY, Reason.TOO_EARLY, *POLICY)
         allowed = (Reason.CASSETTE_EMPTY, *early) + ((Reason.FLUID_LOW,) if wet else ())
         if rec.outcome != "rejected" or not reason_is(rec.reason, *allowed):
             violate(

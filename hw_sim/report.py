@@ -9,11 +9,13 @@ from station.events import (
     AttemptFinished,
     CassetteDeclared,
     CleanModeChanged,
+    CodeScanned,
     Event,
     FaultCleared,
     FaultRaised,
     FluidRefilled,
     Recovered,
+    ScanRefused,
     StateChanged,
     SwipeNow,
     WarningRaised,
@@ -31,7 +33,12 @@ def describe(event: Event, *, states: bool = True) -> str | None:
             who = " ".join(x.value for x in (event.gender, event.mode) if x)
             extra = f", pass {event.pass_s:.2f} s" if event.pass_s else ""
             reason = f": {event.reason.value}" if event.reason else ""
-            return f"RESULT {event.outcome.value.upper()} ({who}{extra}){reason}"
+            tied = ", ".join(x for x in (event.connector, event.operator) if x)
+            return f"RESULT {event.outcome.value.upper()} ({who}{extra}){reason}" + (f" [{tied}]" if tied else "")
+        case CodeScanned(what=what, code=code):
+            return f"scan: {what} {code}"
+        case ScanRefused(code=code, reason=reason):
+            return f"SCAN REFUSED {code!r}: {reason} (error beep)"
         case WheelAdvanced(positions=n, steps=steps, seconds=seconds):
             return f"wheel advanced {n} positions in {steps} steps ({seconds:.3f} s)"
         case SwipeNow(deadline_s=deadline):

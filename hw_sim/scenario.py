@@ -16,7 +16,8 @@
 
 Each step holds one action (see `station sim --help-actions`) and/or an `expect` table:
 outcome, reason (a word from the reason text), state, fault, violations (count),
-stepper_enabled, pump_on, ribbon_touched_twice. The run fails (exit status 1) on the first
+stepper_enabled, pump_on, ribbon_touched_twice, connector and operator (what the last attempt
+is tied to). The run fails (exit status 1) on the first
 expectation that does not hold or action the bench refuses, and at the end if the simulator
 recorded a violation that the scenario did not expect. A file that is wrong in itself (an
 unknown key, a value an expectation or the `[config]` does not allow) raises ScenarioError
@@ -48,7 +49,10 @@ EXPECT_KEYS = {
     "stepper_enabled",
     "pump_on",
     "ribbon_touched_twice",
+    "connector",
+    "operator",
 }
+TEXT_KEYS = {"connector", "operator"}  # what the last attempt is tied to (a scanned code)
 COUNT_KEYS = {"violations", "ribbon_touched_twice"}  # whole numbers, 0 or more
 FLAG_KEYS = {"stepper_enabled", "pump_on"}  # true or false
 WORD_KEYS: dict[str, tuple[str, ...]] = {  # one of these words
@@ -119,6 +123,8 @@ def _bad_expectation(key: str, value: Any) -> str | None:
         return None if value in allowed else f"allowed {', '.join(allowed)}"
     if key in FLAG_KEYS:
         return None if isinstance(value, bool) else "expected true or false"
+    if key in TEXT_KEYS:
+        return None if isinstance(value, str) else 'expected the code as text, e.g. "CBL-0001-A"'
     if key in COUNT_KEYS:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         return None if ok else "expected a whole number, 0 or more"
@@ -168,6 +174,8 @@ def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
         "stepper_enabled": world.stepper_enabled,
         "pump_on": world.pump_on,
         "ribbon_touched_twice": len(world.touched_twice()),
+        "connector": result.connector if result else None,
+        "operator": result.operator if result else None,
     }
     for key, want in expect.items():
         got = actual[key]

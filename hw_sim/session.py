@@ -18,6 +18,7 @@ from station.config import Config
 from station.domain import Reason
 
 from .model import ConnectorKind, SwipeVariant
+from .trace_truth import Reading
 
 MARGIN_S = 1e-3  # a time this close to a bound is not judged
 CHATTER_STEP_S = 0.05  # the hand's pin chatter flips every 50 ms (hand.py)
@@ -80,6 +81,7 @@ class Session:
     fault_seen: bool = False  # red held steady at some moment
     verdict_judged: bool = False
     refusal_flagged: bool = False
+    scanned: tuple[Reading | None, Reading | None] = (None, None)  # its connector code and the badge (rule 9)
 
     @property
     def seated(self) -> bool:

@@ -73,6 +73,8 @@ class World:
         self.float_slosh_s = float_slosh_s
         self.refills_seen = 0
         self.connector: ConnectorKind | None = None
+        self.connector_code: str | None = None  # the label printed on the connector in the hand
+        self.scanner_sink: Callable[[str], None] | None = None  # where the bench's scanner sends a code
         self.mode_wet = False
         self.console_mode: str | None = None  # "dry"/"wet" when set on the console
         self.violations: list[Violation] = []
@@ -349,10 +351,18 @@ class World:
         self.loop.call_later(hold_s, lambda: self._drive("button", False))
 
     # ================================================================== the operator's hand (hand.py)
-    def present(self, kind: ConnectorKind | str, *, chatter_s: float = 0.0) -> None:
-        """Seat a connector in the guide (see `Hand.present`)."""
+    def present(self, kind: ConnectorKind | str, *, chatter_s: float = 0.0, code: str | None = None) -> None:
+        """Seat a connector in the guide (see `Hand.present`); `code`: the label printed on it."""
+        self.connector_code = code
         self.hand.present(kind, chatter_s=chatter_s)
         self.judge.seated(ConnectorKind(kind), chatter_s)
+
+    def scan(self, code: str) -> None:
+        """The bench's barcode scanner reads `code` (a badge, a cassette label, a connector's label)
+        and sends it as a scanner does (`scanner_sink`: the station's scanner input)."""
+        self.judge.scanned(code)
+        if self.scanner_sink is not None:
+            self.scanner_sink(code)
 
     def remove(self, *, pins_lag_s: float = 0.0) -> None:
         """Lift the connector out of the guide (see `Hand.remove`)."""

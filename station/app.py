@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpiozero.pins import Factory
 
@@ -19,6 +20,9 @@ from .fleet import FleetError, FleetPublisher, status_request  # paho-mqtt only 
 from .loop import EventLoop
 from .statelock import LOCK_NAME, StateLock
 from .store import Store, StoreError
+
+if TYPE_CHECKING:
+    from .scanner import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +89,27 @@ class Station:
     store: Store
     controller: Controller
     lock: StateLock | None = None  # the state directory's (none for a scratch or in-memory store)
+    scanner: Scanner | None = None  # the barcode scanner, once started (start_scanner)
     _stopped: bool = field(default=False, init=False, repr=False)
     fleet: FleetPublisher | None = None  # the fleet publisher, once started (start_fleet)
+
+    def start_scanner(self) -> None:
+        """The configured barcode scanner ([scanner]), its codes posted to the controller loop.
+        A scanner that cannot be used at all (evdev missing) is logged and announced, and the
+        station cleans without it; one merely unplugged is waited for by its own thread."""
+        if self.config.scanner.kind == "none":
+            return
+        from .scanner import ScannerError, open_scanner  # only a station with a scanner loads it
+
+        on_code, on_problem = scanner_input(self.controller)
+        try:
+            self.scanner = open_scanner(self.config.scanner, on_code, on_problem)
+        except ScannerError as exc:
+            log.error("%s", exc)
+            on_problem(str(exc))
+            return
+        if self.scanner is not None:
+            self.scanner.start()
 
     def shutdown(self, reason: str = "station stopped") -> None:
         """The one orderly stop, for the service, the simulator and the tests alike; idempotent.
@@ -98,6 +121,8 @@ class Station:
         if self._stopped:
             return
         self._stopped = True
+        if self.scanner is not None:
+            self.scanner.close()  # no more codes: the station is going
         thread = self.loop.thread
         try:
             if thread is not None and not thread.is_alive():
@@ -153,6 +178,19 @@ class Station:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def scanner_input(controller: Controller) -> tuple[Callable[[str], None], Callable[[str], None]]:
+    """What a scanner's thread calls (a code, a problem), posting each to the controller loop.
+    The simulator's scanner delivers through the same two calls."""
+
+    def on_code(text: str) -> None:
+        controller.loop.post(lambda: controller.trace.scanned(text, "scanner"))
+
+    def on_problem(text: str) -> None:
+        controller.loop.post(lambda: controller.trace.scanner_problem(text))
+
+    return on_code, on_problem
 
 
 def build_station(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .domain import Gender, Mode, Outcome, Reason
 from .events import AttemptFinished
 from .guide_pins import PinSample
+from .store import Identity
 from .swipe import GateEdge, SwipeVerdict
 
 
@@ -21,6 +22,7 @@ class Attempt:
     id: int
     started_at: float
     mode: Mode
+    identity: Identity = field(default_factory=Identity)  # the connector and operator, when known
     gender: Gender | None = None
     pin_samples: list[PinSample] = field(default_factory=list)
     positions_reserved: int = 0
@@ -63,4 +65,6 @@ class Attempt:
             drops=self.drops,
             positions=self.positions_confirmed,
             pass_s=self.verdict.pass_s if self.verdict else None,
+            connector=self.identity.connector,
+            operator=self.identity.operator,
         )

@@ -115,8 +115,10 @@ class Consumables:
         if known is None:
             self.current_cassette()  # first of its type: declared new, with its fit recorded
             self._declared_fit = True
-        else:
+        elif known.label is None:
             self._store.cassette_fitted(known.id, self._wall())
+        # else a labelled cassette of this type was in use: which one this is, only its label
+        # tells (station.trace): no fit is recorded, and no clean starts, until it is scanned
 
     def cassette_taken_out(self) -> None:
         self._fitted_at = None

@@ -44,6 +44,7 @@ from .ports import Hardware, MotionResult, Pattern, Sensor, SensorEdge
 from .service_jobs import ServiceHost, ServiceJobs
 from .settings import Settings
 from .store import Store, StoreError
+from .trace import Traceability
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,15 @@ class Controller(_Machine):
         self._timer: Timer | None = None
         self._clearing_by: str | None = None  # who is acknowledging the fault (see acknowledge_fault)
         self._done_at = 0.0
-        publish = self.events.publish
-        self.consumables = Consumables(
-            store, hardware.sensors, lambda: self.config, publish, wall=wall_clock, loop=loop
-        )
-        self.settings = Settings(store, file_config, lambda: self.config, self._apply_config, wall=wall_clock)
+        publish, now_config = self.events.publish, lambda: self.config  # collaborators read the config live
+        self.consumables = Consumables(store, hardware.sensors, now_config, publish, wall=wall_clock, loop=loop)
+        self.settings = Settings(store, file_config, now_config, self._apply_config, wall=wall_clock)
         self.faults = FaultBook(store, hardware.sensors, self.settings.saved_problem, publish, wall=wall_clock)
         self.mode = ModeSelector(hardware.sensors, store, publish, wall=wall_clock)
-        self.cycle = CleanCycle(store, hardware, self.consumables, loop, lambda: self.config, publish, wall=wall_clock)
+        self.trace = Traceability(
+            store, hardware, self.consumables, loop, now_config, publish, wall=wall_clock, busy=self.busy
+        )
+        self.cycle = CleanCycle(store, hardware, self.consumables, loop, now_config, publish, self.trace)
         self.machine = Machine(
             model=self,
             # `_entered` runs before each state's own entry action: the lights and listeners
@@ -162,9 +164,7 @@ class Controller(_Machine):
             queued=False,
         )
         host = ServiceHost(lambda: self.state, self.service, self.serviced, self._fault)
-        self.jobs = ServiceJobs(
-            host, hardware, store, self.consumables, loop, lambda: self.config, publish, wall=wall_clock
-        )
+        self.jobs = ServiceJobs(host, hardware, store, self.consumables, loop, now_config, publish, wall=wall_clock)
         self.button = ButtonGestures(loop, lambda: self.config.panel.long_press_s, self._short_press, self._long_press)
         loop.on_error(self._on_error)
         hardware.sensors.on_edge(self.post_edge)

@@ -23,6 +23,7 @@ from .loop import EventLoop
 from .ports import Hardware, MotionResult, MotionStatus, Sensor, SensorEdge
 from .store import Store
 from .swipe import GateEdge, SwipeVerdict, judge_swipe
+from .trace import Traceability
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,16 @@ class CleanCycle:
         loop: EventLoop,
         config: Callable[[], Config],
         publish: Callable[[Event], None],
-        *,
-        wall: Callable[[], float],
+        trace: Traceability,
     ) -> None:
         self._store = store
+        self._trace = trace
         self._hw = hardware
         self._books = consumables
         self._loop = loop
         self._config = config
         self._publish = publish
-        self._wall = wall
+        self._wall = trace.wall
         self.attempt: Attempt | None = None
         self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record
 
@@ -59,7 +60,8 @@ class CleanCycle:
     def begin(self, mode: Mode) -> Attempt:
         """A connector was seated: its record first, then its first guide-pin sample."""
         now = self._loop.now()
-        self.attempt = a = Attempt(self._store.begin_attempt(self._wall(), mode), now, mode)
+        who = self._trace.take()  # the connector scanned for it and the operator on duty
+        self.attempt = a = Attempt(self._store.begin_attempt(self._wall(), mode, who), now, mode, who)
         a.pin_samples.append(self._pins_now(now))
         a.gate_a_at_seat = self._hw.sensors.read(Sensor.GATE_A)
         self._publish(AttemptStarted(a.id, mode))
@@ -81,6 +83,9 @@ class CleanCycle:
 
     def refusal(self, a: Attempt) -> Reason | None:
         """Everything that must refuse a clean before anything is consumed (rules 2, 3, 4, 6)."""
+        policy = self._trace.refusal()  # traceability: the connector's code, the operator's badge
+        if policy is not None:
+            return policy
         gender = a.gender
         if gender is None:
             return Reason.UNSETTLED_PINS
@@ -223,6 +228,7 @@ class CleanCycle:
         if a is None or a.outcome is not None:
             return True
         a.outcome, a.reason = outcome, reason
+        self._trace.settled(reason)
         recorded = True
         try:
             text = (reason.value if reason else "") + (f": {detail}" if detail else "")

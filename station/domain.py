@@ -52,6 +52,7 @@ class Reason(str, Enum):
     CANCELLED_EARLY = "cancelled on the panel before cleaning started"
     SCAN_CONNECTOR = "scan the connector first"  # [traceability] require_connector_id
     SCAN_BADGE = "scan your badge first"  # [traceability] require_operator
+    SCAN_CASSETTE = "scan the cassette's label: the cassette was changed"  # labelled cassettes
     # swipe failures: ribbon consumed
     NO_SWIPE = "no swipe in time"
     REVERSED = "swipe reversed: pull from top (A) to bottom (B)"

@@ -10,11 +10,12 @@ from .ports import Sensor
 
 def station_status(c: Controller) -> StationStatus:
     """One consistent snapshot: state, mode, cassette, ribbon and fluid left, fault."""
-    cassette = c.consumables.fitted()
+    unknown = c.trace.cassette_unidentified()  # labelled cassettes: which one, only its scan tells
+    cassette = None if unknown else c.consumables.fitted()
     return StationStatus(
         state=c.state,
         mode=c.mode.current(),
-        cassette=cassette.type if cassette else None,
+        cassette=cassette.type if cassette else c.consumables.cassette_type() if unknown else None,
         ribbon_remaining=cassette.remaining if cassette else None,
         cleans_remaining=c.consumables.cleans_left(cassette) if cassette else None,
         fluid_drops_left=c.consumables.fluid_left(),

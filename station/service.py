@@ -96,6 +96,7 @@ class Service:
         self._thread = self.loop.start_thread()
         self.console.start()
         self.station.start_fleet()  # a [fleet] broker set: publish, on the publisher's own thread
+        self.station.start_scanner()
         self.loop.call_sync(lambda: None, timeout=10.0)  # start-up has been processed
         state = self.controller.state
         self.notifier.ready(state if not self.problems else f"fault: {self.problems[0][1]}")

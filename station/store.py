@@ -431,6 +431,13 @@ class Store:
             db.execute("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
             db.execute("INSERT INTO cassette_fits(cassette_id, fitted_at) VALUES (?, ?)", (cassette_id, t))
 
+    def fitted_cassette_id(self) -> int | None:
+        """The cassette the books say is in the cradle (its open fit), if any."""
+        row = self._db.execute(
+            "SELECT cassette_id FROM cassette_fits WHERE removed_at IS NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def cassette_removed(self, t: float) -> None:
         self._write("UPDATE cassette_fits SET removed_at = ? WHERE removed_at IS NULL", (t,))
 

@@ -21,6 +21,7 @@ announced and audited.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Callable
@@ -30,11 +31,14 @@ from enum import Enum
 from .config import Config, TraceabilityConfig
 from .consumables import Consumables
 from .domain import Reason
-from .events import CassetteDeclared, CodeScanned, Event, ScanRefused
+from .events import CassetteDeclared, CodeScanned, Event, ScanRefused, WarningRaised
 from .loop import EventLoop
 from .ports import Hardware, Sensor
 from .store import Identity, Store
 
+log = logging.getLogger(__name__)
+
+POLICY = (Reason.SCAN_BADGE, Reason.SCAN_CONNECTOR, Reason.SCAN_CASSETTE)  # refusals that keep the scan
 MAX_CODE_LEN = 128  # longer than any serial, label or badge a line prints; a runaway scanner is refused
 
 
@@ -75,7 +79,7 @@ def classify(text: str, rules: TraceabilityConfig) -> Code:
         return Code(CodeKind.CASSETTE, text)
     m = re.fullmatch(rules.connector_pattern, text)
     if m is None:
-        return Code(CodeKind.CONNECTOR, text)  # a connector with no end: the code is its cable
+        return Code(CodeKind.CONNECTOR, text, text)  # a connector with no end: the code names its cable
     groups = m.groupdict()
     return Code(CodeKind.CONNECTOR, text, groups.get("cable") or text, groups.get("end") or None)
 
@@ -111,6 +115,7 @@ class Traceability:
         self._now = loop.now
         self._busy = busy
         self._connector: Code | None = None
+        self._taken: Code | None = None  # the scan the clean now under way was tied to
         self._operator: str | None = None
         self._operator_at = float("-inf")
 
@@ -136,6 +141,15 @@ class Traceability:
         self._beep(True)
         return ScanResult(True, self._accepted(code))
 
+    def scanned(self, text: str, source: str) -> None:
+        """A scanner's code (the operator hears the answer: the beep, and sees it on `watch`)."""
+        self.scan(text, source)
+
+    def scanner_problem(self, text: str) -> None:
+        """The scanner dropped a code or was unplugged (or is back): the operator hears it."""
+        log.warning("scanner: %s", text)
+        self._publish(WarningRaised("scanner", text))
+
     def _refuse(self, text: str, reason: str, source: str) -> ScanResult:
         shown = text if len(text) <= 40 else text[:40] + "..."
         self._publish(ScanRefused(shown, reason, source))
@@ -158,15 +172,30 @@ class Traceability:
             return None
         return self._operator
 
+    def take(self) -> Identity:
+        """A clean starts: who and what it is tied to (its scan is used up when it ends: `settled`)."""
+        self._taken = self._connector
+        return self.identity()
+
     def identity(self) -> Identity:
-        """Who and what the clean now starting is tied to."""
+        """Who and what a clean starting now would be tied to."""
         c = self._connector
         if c is None:
             return Identity(operator=self.operator())
         return Identity(connector=c.text, cable=c.cable, end=c.end, operator=self.operator())
 
+    def cassette_unidentified(self) -> bool:
+        """A labelled cassette of the fitted type was in use and a cassette was fitted since:
+        only its label can tell which one it is (the books record no fit until it is scanned)."""
+        if not self._sensors.read(Sensor.CASSETTE):
+            return False
+        current = self._store.cassette(self._cassette_type())
+        return current is not None and current.label is not None and self._store.fitted_cassette_id() != current.id
+
     def refusal(self) -> Reason | None:
         """The policy's refusal of the clean now starting (before anything is consumed)."""
+        if self.cassette_unidentified():
+            return Reason.SCAN_CASSETTE
         rules = self._config().traceability
         if rules.require_operator and self.operator() is None:
             return Reason.SCAN_BADGE
@@ -174,12 +203,11 @@ class Traceability:
             return Reason.SCAN_CONNECTOR
         return None
 
-    def settled(self, given: Identity, reason: Reason | None) -> None:
-        """The clean tied to `given` ended: the connector code it took is used up (a code names
-        one presentation), unless the policy refused it; a code scanned since stays."""
-        if reason in (Reason.SCAN_BADGE, Reason.SCAN_CONNECTOR):
-            return
-        if self._connector is not None and self._connector.text == given.connector:
+    def settled(self, reason: Reason | None) -> None:
+        """The clean under way ended: the scan it was tied to is used up (a scan names one
+        presentation), unless the policy refused the clean; a scan made since stays for the next."""
+        taken, self._taken = self._taken, None
+        if reason not in POLICY and taken is not None and self._connector is taken:
             self._connector = None
 
     # ------------------------------------------------------------------ cassettes
@@ -193,8 +221,7 @@ class Traceability:
         if known is not None:
             if known.type is not fitted:
                 return f"cassette {label} is a {known.type.value} cassette; the fitted one reads {fitted.value}"
-            current = self._store.cassette(known.type)
-            if current is None or current.id != known.id:
+            if self._store.fitted_cassette_id() != known.id:
                 self._store.resume_cassette(known, t, source=source)
             return None
         capacity = self._config().cassette.capacity_positions

@@ -842,9 +842,9 @@ def test_two_records_for_one_attempt_are_flagged(bench, monkeypatch):
     store = bench.controller.store
     real = store.begin_attempt
 
-    def twice(t, mode):
-        real(t, mode)
-        return real(t, mode)
+    def twice(t, mode, identity=None):
+        real(t, mode, identity)
+        return real(t, mode, identity)
 
     monkeypatch.setattr(store, "begin_attempt", twice)
     assert bench.clean("female").outcome == "cleaned"

@@ -25,6 +25,7 @@ from ..ports import Sensor
 from ..records import iso
 from ..reports import sensor_report, station_status
 from ..service_jobs import MAX_JOG, MAX_PRIME
+from ..store import AttemptRecord
 from . import protocol as P
 from .access import Session, hash_pin, verify_pin
 
@@ -364,10 +365,17 @@ def log_(ctx: Context, args: list[str]) -> Reply:
     lines = [
         f"#{r.id:<5} {_iso(r.started_at)} {r.outcome or 'open':<11} {r.mode:<3} {r.gender or '-':<7} "
         f"pos {r.positions} drops {r.drops}{f' pass {r.pass_s:.2f}s' if r.pass_s else ''}"
-        f"{'  ' + r.reason if r.reason else ''}"
+        f"{'  ' + r.reason if r.reason else ''}{_traced(r)}"
         for r in rows
     ]
     return Reply(lines or ["no clean records yet"])
+
+
+def _traced(r: AttemptRecord) -> str:
+    """What the record is tied to, when known: connector, operator, cassette label."""
+    parts = [f"{name} {value}" for name, value in (("connector", r.connector), ("operator", r.operator),
+             ("cassette", r.cassette_label)) if value]  # fmt: skip
+    return "  [" + ", ".join(parts) + "]" if parts else ""
 
 
 @register("audit", "audit [N]", "The last N maintenance and fault records (default 10, at most 100).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import trace_commands  # noqa: F401  (registers scan, scan?: one module per feature)
 from .commands import REGISTRY
 
 INTRO = """# Maintenance console
@@ -15,7 +16,8 @@ Generated from `station/console/commands.py` by `station console-doc`; `help` an
   `baud`). From a laptop with a USB-serial adapter on GPIO 14/15:
   `python -m serial.tools.miniterm --echo /dev/ttyUSB0 115200`,
   `picocom -b 115200 --echo /dev/ttyUSB0` or `screen /dev/ttyUSB0 115200`.
-- Simulated bench: `station sim` prints `maintenance console: ...`; `station sim --headless`
+- Simulated bench: `station sim` shows `maintenance console: ...` (the first lines of its live
+  view's event log, or printed in line mode); `station sim --headless`
   prints `console: <pty>` and `bench: <pty>`. Attach to that path the same way:
   `python -m serial.tools.miniterm --echo <pty> 115200`, `picocom -b 115200 --echo <pty>` or
   `screen <pty> 115200`. `status` and the audit name the port you are on: the station's own
