@@ -37,8 +37,7 @@ EARLY_ENDS = (
     Reason.TOO_EARLY,
     Reason.FAULT,
     Reason.INTERRUPTED,
-    Reason.SCAN_CONNECTOR,  # the traceability policy's refusals: rule 9 (trace_truth) judges them
-    Reason.SCAN_BADGE,
+    *POLICY,  # the traceability refusals (scan the connector, badge, cassette): rule 9 judges them
 )
 # what may end a clean under way before an early pull is seen for what it is
 PRE_EMPT_EARLY = (Reason.REMOVED_EARLY, Reason.REMOVED_MID_CYCLE, Reason.CANCELLED_EARLY, Reason.CANCELLED)

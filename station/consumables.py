@@ -142,6 +142,14 @@ class Consumables:
         self._publish(CassetteDeclared(cassette.id, ctype, cassette.capacity, source))
         return cassette
 
+    def labelled_refusal(self) -> str | None:
+        """Why no cassette of the fitted type may be declared new by word (panel or console):
+        labelled cassettes are in use for it, and a label tells a new one (station.trace)."""
+        current = self._store.cassette(self.cassette_type())
+        if current is None or current.label is None:
+            return None
+        return "cassettes of this type carry labels: scan the new cassette's label (an unseen label is a new cassette)"
+
     def declare_new_by_panel(self) -> None:
         """A long press while ready: a new cassette, only just after fitting one, and only once
         per fitting (a second press would throw away a count the first one began)."""
@@ -152,6 +160,9 @@ class Consumables:
         if self._declared_fit:
             text = "this cassette is already declared new; to declare another, take it out and fit the new one"
             self._publish(WarningRaised("long_press_again", text))
+            return
+        if (labelled := self.labelled_refusal()) is not None:
+            self._publish(WarningRaised("cassette_labelled", labelled))
             return
         self.declare_new(source="panel")
 

@@ -531,12 +531,13 @@ def cassette(ctx: Context, args: list[str]) -> Reply:
     "cassette new",
     "cassette new",
     "Declare the fitted cassette new: its count starts again. Only for "
-    "a cassette that really is new: the station cannot tell cassettes of one type apart.",
+    "a cassette that really is new: without labels the station cannot tell cassettes of one type apart "
+    "(with labelled cassettes, scan the new one's label instead).",
     protected=True,
 )
 def cassette_new(ctx: Context, args: list[str]) -> Reply:
     def act() -> ServiceResult:
-        err = ctx.controller.jobs.refusal(need_cassette=True)
+        err = ctx.controller.jobs.refusal(need_cassette=True) or ctx.controller.consumables.labelled_refusal()
         if err:
             return ServiceResult(False, error=err)
         new = ctx.controller.consumables.declare_new(ctx.source)
