@@ -577,6 +577,29 @@ class StationMachine(RuleBasedStateMachine):
             self.world.press_button(2.5)
             self.bench.run_for(3.0)
 
+    # ------------------------------------------------------------------ traceability (rule 9)
+    @rule(
+        code=st.one_of(
+            st.sampled_from(["CBL-0001-A", "CBL-0001-B", "CBL-0002-A", "SN-7", "OP-1", "OP-2"]),
+            # a misread, garbage, an empty or a control-character code (never a cassette's label:
+            # a wrong label makes the books wrong by a person's word, as a wrong declaration does)
+            st.text(max_size=8).filter(lambda t: not t.startswith("CAS-")),
+        )
+    )
+    def scan(self, code: str) -> None:
+        """The scanner reads a code: a connector (right for the next one, or wrong: the station
+        cannot know), a badge, garbage; or not at all (another rule). Rule 9 is the judge's."""
+        self.world.scan(code)
+        self._settle()
+
+    @precondition(lambda self: self.bench is not None and self.world.fitted is not None)
+    @rule()
+    def scan_cassette_label(self) -> None:
+        """The technician scans the label of the cassette in the cradle (each physical cassette
+        carries its own): a new labelled cassette, or a labelled one back with its own count."""
+        self.world.scan("CAS-" + self.world.fitted.name.upper())
+        self._settle()
+
     # ------------------------------------------------------------------ faults
     def _may_stick(self, sensor: str, active: bool) -> bool:
         # A connector sensor stuck at "present" while the station could start or continue a
@@ -687,6 +710,8 @@ class StationMachine(RuleBasedStateMachine):
             if cur is None or self.current_ids.get(ctype) == cur.id:
                 continue
             self.current_ids[ctype] = cur.id
+            if cur.id in self.declared:
+                continue  # a labelled cassette back in use: held to where its count began
             fitted = w.fitted
             if fitted is not None and fitted.male_mt == (ctype is CassetteType.MALE_MT):
                 self.declared[cur.id] = (fitted.name, fitted.position)
