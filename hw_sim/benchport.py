@@ -16,7 +16,7 @@ from station import MODEL, __version__
 from station.console import protocol as P
 from station.console.commands import Command, CommandError, Reply
 
-from .actions import ACTIONS, ActionError, bind
+from .actions import ACTIONS, ActionError, ActionRefused, bind
 from .bench import SimBench
 
 TIMED = {"wait", "wait_for", "clean"}
@@ -25,18 +25,26 @@ TIMED = {"wait", "wait_for", "clean"}
 def _action_handler(bench: SimBench, name: str) -> Callable[[Any, list[str]], Reply]:
     def handler(ctx: Any, args: list[str]) -> Reply:
         kwargs: dict[str, Any] = {}
-        positional = [p.name for p in ACTIONS[name].params]
+        params = {p.name: p for p in ACTIONS[name].params}
+        positional = list(params)
+
+        def value(key: str, word: str) -> str:  # SCPI words in any case; a code (scan, present) as typed
+            param = params.get(key)
+            return word.lower() if param is not None and (isinstance(param.kind, tuple) or param.kind is bool) else word
+
         for i, word in enumerate(args):
             if "=" in word:
-                key, _, value = word.partition("=")
-                kwargs[key.lower()] = value
+                key, _, raw = word.partition("=")
+                kwargs[key.lower()] = value(key.lower(), raw)
             elif i < len(positional):
-                kwargs[positional[i]] = word.lower()
+                kwargs[positional[i]] = value(positional[i], word)
             else:
                 raise CommandError(P.SYNTAX_ERROR, f"Syntax error; too many arguments for {name}")
         try:
             action, bound = bind(name, kwargs)
             text = bench.loop.call_sync(lambda: action.run(bench, **bound))
+        except ActionRefused as exc:  # understood, but the bench cannot do it as it stands
+            raise CommandError(P.SETTINGS_CONFLICT, f"Settings conflict; {exc}") from None
         except (ActionError, ValueError) as exc:
             raise CommandError(P.DATA_OUT_OF_RANGE, f"Data out of range; {exc}") from None
         return Reply(ok_text=str(text))

@@ -413,6 +413,20 @@ def test_a_clean_driven_on_the_bench_port_shows_in_the_log(live):
 
 
 # ---------------------------------------------------------------------------------- faults
+def test_a_code_scanned_on_the_bench_port_and_typed_at_the_console_ties_the_cleans(live):
+    """Traceability over real ports: the bench port's scanner keeps a code's case (a SCPI word
+    does not), a person types another code at the console; each ties the next clean."""
+    live.act("scan CBL-0001-A")
+    assert "[connector CBL-0001-A]" in live.clean_on_bench()
+    assert live.console.command("scan CBL-0001-B") == [
+        "connector CBL-0001-B (cable CBL-0001, end B): present it now",
+        "OK",
+    ]
+    assert "[connector CBL-0001-B]" in live.clean_on_bench()
+    refused = live.benchport.command("swipe")  # no connector in the guide: the bench cannot do it now
+    assert refused[0].startswith("ERR -221") and "no connector in the guide" in refused[0]
+
+
 def test_a_jam_puts_the_station_in_fault_and_fault_clear_brings_it_back(live):
     live.act("inject jam")
     live.act("present female")
