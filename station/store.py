@@ -689,6 +689,11 @@ class Outbox:
         )
         return [AttemptRecord(**dict(r)) for r in self._store._db.execute(sql, (after_id, after_id, limit))]
 
+    def finished_attempts_count_after(self, after_id: int) -> int:
+        """How many finished attempts have ids above `after_id` (the backlog past the cursor)."""
+        sql = "SELECT count(*) FROM attempts WHERE id > ? AND outcome IS NOT NULL"
+        return int(self._store._db.execute(sql, (after_id,)).fetchone()[0])
+
     def audit_after(self, after_id: int, limit: int) -> list[sqlite3.Row]:
         """Up to `limit` audit entries with ids above `after_id`, oldest first (the events stream)."""
         sql = "SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?"
