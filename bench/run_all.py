@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import console_latency, history, process, reaction, record_cost, sim_life, step_timing
+from bench import console_latency, history, process, reaction, record_cost, scan_latency, sim_life, step_timing
 from bench.common import median, pct, table
 
 REACTION_NOTE = (
@@ -144,6 +144,10 @@ def main() -> int:
     )
 
     sections.append("## Console: command round trip over a pty\n\n" + console_latency.run(100 if q else 500))
+    sections.append(
+        "## Scanner: a code on the serial port to the station's announcement\n\n"
+        + scan_latency.run(100 if q else 300, 2 if q else 3)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         sections.append("## Durable records per clean\n\n" + record_cost.run(100 if q else 300, Path(tmp)))
     with tempfile.TemporaryDirectory(prefix="mpo-history-") as tmp:
