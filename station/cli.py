@@ -367,6 +367,15 @@ def cmd_wiring(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet_watch(args: argparse.Namespace) -> int:
+    """The live floor from the broker (docs/fleet.md): one row per station seen."""
+    from . import fleet_watch
+
+    return fleet_watch.run(
+        args.broker, username=args.username, password_file=args.password_file, ca_file=args.ca_file, once=args.once
+    )
+
+
 def cmd_console_doc(args: argparse.Namespace) -> int:
     from .console import docs
 
@@ -482,6 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagram", help="write the state machine diagram")
     p.add_argument("--output", default=str(DIAGRAM_PATH), help=f"file to write (default {DIAGRAM_PATH})")
     p.set_defaults(func=cmd_diagram)
+
+    p = sub.add_parser("fleet", help="the floor of stations over MQTT (docs/fleet.md)")
+    fleet = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    p = fleet.add_parser(
+        "watch",
+        help="a live table of every station seen on the broker",
+        description="One row per station: online, state, cassette and fluid left, last result, fault, backlog, "
+        "last seen. Redrawn every second at a terminal; otherwise printed once after --once seconds (default 3).",
+    )
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port (TLS)")
+    p.add_argument("--username", metavar="NAME", help="the watcher's user name on the broker")
+    p.add_argument("--password-file", metavar="FILE", help="its password, in a file only you can read (chmod 600)")
+    p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
+    p.add_argument("--once", type=float, metavar="SECONDS", help="print the table after SECONDS and exit")
+    p.set_defaults(func=cmd_fleet_watch)
 
     p = sub.add_parser(
         "config",
