@@ -35,7 +35,7 @@ from .events import (
     StateChanged,
     StationStopped,
 )
-from .faults import FaultBook
+from .faults import FaultBook, fault_of
 from .gestures import ButtonGestures
 from .loop import EventLoop, Timer
 from .mode import ModeSelector
@@ -43,7 +43,7 @@ from .plausibility import sensor_problems
 from .ports import Hardware, MotionResult, Pattern, Sensor, SensorEdge
 from .service_jobs import ServiceHost, ServiceJobs
 from .settings import Settings
-from .store import Store, StoreError
+from .store import Store
 from .trace import Traceability
 
 log = logging.getLogger(__name__)
@@ -226,9 +226,8 @@ class Controller(_Machine):
 
     def _on_error(self, exc: BaseException) -> None:
         """Any unexpected exception in a handler: safe state, fault, keep serving."""
-        code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL
         try:
-            self._fault(code, f"{type(exc).__name__}: {exc}")
+            self._fault(*fault_of(exc))
         except Exception:
             log.exception("could not enter the fault state cleanly; forcing safe outputs")  # pragma: no mutate
             self.hardware.safe()
@@ -279,7 +278,7 @@ class Controller(_Machine):
         if self.state != "idle":
             return
         if not self._read(Sensor.CASSETTE):
-            self._fault(FaultCode.NO_CASSETTE, "no cassette fitted")
+            self._fault(FaultCode.NO_CASSETTE, "the cradle is empty")
         elif self._read(Sensor.CONNECTOR):
             self.await_removal()
         elif self._read(Sensor.PIN_LEFT) or self._read(Sensor.PIN_RIGHT):
@@ -348,7 +347,7 @@ class Controller(_Machine):
     def _no_drop(self) -> None:
         if self.state == "dispensing":
             self.cycle.conclude(Outcome.FAILED, Reason.NO_DROP)
-            self._fault(FaultCode.NO_DROP, "the drop sensor saw no drop")
+            self._fault(FaultCode.NO_DROP, "nothing reached the drop sensor after the pump's pulse")
 
     def on_exit_dispensing(self) -> None:
         self._cancel_timer()
@@ -457,7 +456,7 @@ class Controller(_Machine):
             if self.state != "fault":
                 in_cycle = self.state in CYCLE
                 code = FaultCode.CASSETTE_PULLED if in_cycle else FaultCode.NO_CASSETTE
-                self._fault(code, "cassette removed during a clean" if in_cycle else "no cassette fitted")
+                self._fault(code, "cassette removed during a clean" if in_cycle else "the cradle is empty")
             self.consumables.cassette_taken_out()
             return
         if self.state == "fault" and self.faults.code is FaultCode.NO_CASSETTE:

@@ -118,11 +118,12 @@ class CleanCycle:
         self._publish(WheelAdvanced(result.positions, result.steps, round(result.duration_s, 4)))
         if result.status in (MotionStatus.JAM, MotionStatus.EARLY_INDEX):
             jam = result.status is MotionStatus.JAM
-            what = "jam" if jam else "index pulse far too soon"
-            counted = f"confirmed {result.positions} of {a.positions_reserved} positions after {result.steps} steps"
-            return (Reason.JAM if jam else Reason.INDEX_FAULT), FaultCode.JAM, f"{what}: {counted}"
+            n, steps = a.positions_reserved, result.steps
+            counted = f"wheel confirmed {result.positions} of {n} positions after {steps} steps"
+            detail = counted if jam else f"index pulse far too soon: {counted}"
+            return (Reason.JAM if jam else Reason.INDEX_FAULT), FaultCode.JAM, detail
         if result.status is not MotionStatus.DONE or result.positions != a.positions_reserved:
-            detail = f"wheel move ended {result.status.value} at {result.positions} positions"
+            detail = f"wheel move ended {result.status.value} at {result.positions} of {a.positions_reserved} positions"
             return Reason.FAULT, FaultCode.INTERNAL, detail
         return None
 

@@ -4,6 +4,11 @@ Invariant (rule 7): while in fault the station shows the most serious cause it h
 clearing checks that one; a fault clears only once its cause is gone (a sensed cause must
 read right again, a storage fault needs a durable write to go through), and a person's clear
 is audited before the station leaves the fault state.
+
+Every fault's text reads as cause, detail, next step, without its code (shown beside it):
+`FAULT jam: wheel confirmed 0 of 3 positions after 97 steps; clear the wheel, then press the
+button`. The next step is what `cause_gone` needs, then a person's clear (the panel button's
+short press, or `fault clear` on the console); a missing cassette clears by itself.
 """
 
 from __future__ import annotations
@@ -18,6 +23,31 @@ from .ports import Sensor, Sensors
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
+
+# What a person does next, for each fault (added once, by the FaultBook, to the cause's detail).
+NEXT_STEP: dict[FaultCode, str] = {
+    FaultCode.JAM: "clear the wheel (and check its index sensor), then press the button",
+    FaultCode.NO_CASSETTE: "fit a cassette (the fault clears by itself)",
+    FaultCode.CASSETTE_PULLED: "refit the cassette, then press the button",
+    FaultCode.NO_DROP: "check the fluid, the line, the pump and the drop sensor (prime on the console), "
+    "then press the button",
+    FaultCode.INTERNAL: "press the button; if it comes back, restart the station and keep its log",
+    FaultCode.STORAGE: "make the state directory writable again (space, permissions, the card), then press the "
+    "button (it clears once a record can be written)",
+    FaultCode.STARTUP: "clean or check the sensor named and its wiring (saved settings: config reset), "
+    "then press the button",
+    FaultCode.SENSOR: "clean or check the sensor named and its wiring, then press the button",
+}
+# A storage fault on the stand-in store (the database could not be opened): only a restart helps.
+NO_DATABASE_STEP = "fix that, then restart the station (until then it runs without its database)"
+
+
+def fault_of(exc: BaseException) -> tuple[FaultCode, str]:
+    """The fault an unexpected exception puts the station in, and its cause: the store's own
+    words for a refused write (they name the file and why), else the error as raised."""
+    if isinstance(exc, StoreError):
+        return FaultCode.STORAGE, str(exc)
+    return FaultCode.INTERNAL, f"unexpected {type(exc).__name__}: {exc}"
 
 
 class FaultBook:
@@ -44,16 +74,23 @@ class FaultBook:
     def current(self) -> FaultCode:
         return self.code or FaultCode.INTERNAL
 
+    def explained(self, code: FaultCode, detail: str) -> str:
+        """The cause's detail and what to do next (the code is shown beside it, not in it)."""
+        step = NEXT_STEP[code]
+        if code is FaultCode.STORAGE and not self._store.durable:
+            step = NO_DATABASE_STEP
+        return f"{detail}; {step}"
+
     def set(self, code: FaultCode, detail: str) -> None:
         """The cause of a fault about to be entered."""
-        self.code, self.detail = code, detail
+        self.code, self.detail = code, self.explained(code, detail)
 
     def escalate(self, code: FaultCode, detail: str) -> None:
         """A further fault while in fault: a more serious cause replaces the one shown."""
         if FAULT_SEVERITY.index(code) <= FAULT_SEVERITY.index(self.current):
-            log.warning("further fault while in fault: %s %s", code.value, detail)  # pragma: no mutate
+            log.warning("further fault while in fault: %s: %s", code.value, detail)  # pragma: no mutate
             return
-        self.code, self.detail = code, detail
+        self.code, self.detail = code, self.explained(code, detail)
         self.announce()
 
     def announce(self) -> None:

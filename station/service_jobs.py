@@ -18,9 +18,10 @@ from .config import Config
 from .consumables import Consumables
 from .domain import FaultCode, ServiceResult
 from .events import DropDispensed, Event, MaintenanceDone
+from .faults import fault_of
 from .loop import EventLoop, Timer
 from .ports import Hardware, MotionResult, MotionStatus, Sensor
-from .store import Store, StoreError
+from .store import Store
 
 Done = Callable[[ServiceResult], None]
 
@@ -145,8 +146,7 @@ class ServiceJobs:
             start()
         except Exception as exc:
             begun = self._job is not None
-            code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL
-            self._host.fault(code, f"{type(exc).__name__}: {exc}")  # aborts (and reports) a job begun
+            self._host.fault(*fault_of(exc))  # aborts (and reports) a job begun
             if not begun:
                 done(ServiceResult(False, error=f"{type(exc).__name__}: {exc}; station is now in fault"))
 
@@ -179,7 +179,8 @@ class ServiceJobs:
         if result.status is MotionStatus.DONE:
             self._next(job)
             return
-        detail = f"{job.kind}: {result.status.value} after {result.positions} positions"
+        how = "" if result.status is MotionStatus.JAM else f" ({result.status.value.replace('_', ' ')})"
+        detail = f"{job.kind}: wheel confirmed {result.positions} of {job.count} positions{how}"
         self._fail(job, FaultCode.JAM, detail, f"wheel {result.status.value}: station is now in fault")
 
     # ------------------------------------------------------------------ prime
@@ -224,7 +225,8 @@ class ServiceJobs:
         if self._hw.sensors.fitted(Sensor.DROP) and not self._drop_seen:
             job.lines.append(f"pump: drop {job.finished} not seen by the drop sensor")
             error = "no drop seen: check the pump and nozzle; station is now in fault"
-            self._fail(job, FaultCode.NO_DROP, f"{job.kind}: no drop seen", error)
+            unseen = f"{job.kind}: the drop sensor did not see drop {job.finished} of {job.count}"
+            self._fail(job, FaultCode.NO_DROP, unseen, error)
             return
         self._pump_next(job)
 

@@ -46,7 +46,7 @@ class Settings:
         try:
             with_overrides(self.file_config, self.saved_changes())
         except (ConfigError, ValueError) as exc:
-            return f"saved console settings are not valid with this configuration file: {exc}; use config reset"
+            return f"saved console settings are not valid with this configuration file: {exc}"
         return None
 
     def change(self, section: str, key: str, value: Any, *, source: str, busy: str | None) -> ServiceResult:

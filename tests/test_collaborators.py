@@ -225,14 +225,15 @@ def test_settings_apply_now_or_at_the_next_start_and_never_save_an_invalid_one(s
 # ---------------------------------------------------------------------------------- faults
 def test_fault_keeps_the_most_serious_cause_and_clears_only_when_it_is_gone(store, hardware, pins, heard):
     faults = FaultBook(store, hardware.sensors, lambda: None, heard.append, wall=lambda: 1000.0)
-    faults.set(FaultCode.NO_CASSETTE, "no cassette fitted")
+    faults.set(FaultCode.NO_CASSETTE, "the cradle is empty")
     faults.announce()
-    faults.escalate(FaultCode.JAM, "jam: confirmed 1 of 3")
+    faults.escalate(FaultCode.JAM, "wheel confirmed 1 of 3 positions")
     faults.escalate(FaultCode.NO_CASSETTE, "again")  # less serious: kept out
-    assert (faults.code, faults.detail) == (FaultCode.JAM, "jam: confirmed 1 of 3")
+    jammed = "wheel confirmed 1 of 3 positions; clear the wheel (and check its index sensor), then press the button"
+    assert (faults.code, faults.detail) == (FaultCode.JAM, jammed)
     assert heard == [
-        FaultRaised(FaultCode.NO_CASSETTE, "no cassette fitted"),
-        FaultRaised(FaultCode.JAM, "jam: confirmed 1 of 3"),
+        FaultRaised(FaultCode.NO_CASSETTE, "the cradle is empty; fit a cassette (the fault clears by itself)"),
+        FaultRaised(FaultCode.JAM, jammed),
     ]
     assert faults.cause_gone()  # a jam cannot be sensed at rest
     faults.set(FaultCode.SENSOR, "gate A blocked")
@@ -302,7 +303,8 @@ def test_prime_with_no_drop_seen_faults_the_station(jobs, store, loop):
     results: list[ServiceResult] = []
     j.prime(3, "console:test", results.append)
     loop.run_for(10.0)
-    assert faults == [(FaultCode.NO_DROP, "prime: no drop seen")] and state[-1] == "fault"
+    # the cause only: the FaultBook adds the next step (this host stands in for it)
+    assert faults == [(FaultCode.NO_DROP, "prime: the drop sensor did not see drop 1 of 3")] and state[-1] == "fault"
     assert results == [
         ServiceResult(
             False,

@@ -31,7 +31,7 @@ from station.console import protocol as P
 from station.console.access import Lockout, Session, check_pin_format, hash_pin, verify_pin
 from station.console.commands import PIN_KEY, REGISTRY
 from station.console.server import Dispatcher, console_context
-from station.domain import Mode
+from station.domain import FaultCode, Mode
 from station.events import (
     AttemptFinished,
     AttemptStarted,
@@ -42,6 +42,7 @@ from station.events import (
     WarningRaised,
     from_json,
 )
+from station.faults import NEXT_STEP
 from station.ports import Sensor
 from station.records import iso
 from station.reports import sensor_report
@@ -883,7 +884,7 @@ def test_status_shows_no_cassette_when_none_is_fitted_and_never_negative_fluid(t
             "mode:     dry",
             "cassette: none fitted",
             "fluid:    0 drops left",
-            "fault:    no_cassette: no cassette fitted",
+            "fault:    no_cassette: the cradle is empty; fit a cassette (the fault clears by itself)",
         ], out
         stat = json.loads(console.send("STAT?")[0])
         assert (stat["cassette"], stat["ribbon_remaining"], stat["cleans_remaining"]) == (None, None, None)
@@ -1118,7 +1119,10 @@ def test_watch_shows_warnings_faults_and_their_clearing(make_bench):
     events = [from_json(json.loads(line.split(" ", 2)[2])) for line in out[:-1]]
     warnings = [e for e in events if isinstance(e, WarningRaised)]
     assert [w.code for w in warnings] == ["cassette_low"] and "19 cleans left" in warnings[0].text
-    assert [(e.code.value, e.detail.startswith("jam")) for e in events if isinstance(e, FaultRaised)] == [("jam", True)]
+    (fault,) = [e for e in events if isinstance(e, FaultRaised)]
+    assert fault.code is FaultCode.JAM
+    assert fault.detail.startswith("wheel confirmed 0 of 3 positions after "), fault.detail
+    assert fault.detail.endswith(f" steps; {NEXT_STEP[FaultCode.JAM]}"), fault.detail
     assert [e.code.value for e in events if isinstance(e, FaultCleared)] == ["jam"]
     assert [e.state for e in events if isinstance(e, StateChanged)][-1] == "idle"
     assert out[-1] == f"OK {len(events)} events in 60 s"

@@ -12,16 +12,26 @@ Each test checks
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 
 import pytest
 
 from hw_sim import Fault, SimBench
+from hw_sim.report import describe
 from station.config import Config
 from station.domain import FaultCode, Reason
 from station.events import FaultCleared, FaultRaised, StateChanged, WheelAdvanced
+from station.faults import NEXT_STEP
 from station.plausibility import sensor_problems
 from station.ports import Sensor, SensorEdge
 from station.store import StoreError
+
+
+def explained(code: FaultCode, cause: str) -> str:
+    """A fault's text: its cause, then its next step (the code is shown beside it, not in it)."""
+    return f"{cause}; {NEXT_STEP[code]}"
+
 
 CFG = Config()
 N = CFG.wheel.positions_per_clean
@@ -201,7 +211,9 @@ def test_pump_clog_is_a_no_drop_fault(bench):
     result = bench.clean("female", wet=True, remove=False)
     assert result.outcome == "failed" and result.reason is Reason.NO_DROP
     assert_safe_fault(bench, "no_drop")
-    assert bench.controller.faults.detail == "the drop sensor saw no drop"
+    assert bench.controller.faults.detail == explained(
+        FaultCode.NO_DROP, "nothing reached the drop sensor after the pump's pulse"
+    )
     rec = records(bench)[-1]
     assert rec.outcome == "failed" and rec.reason == Reason.NO_DROP.value and rec.positions == N
     assert w.drops_total == 0, "nothing left the nozzle"
@@ -426,7 +438,8 @@ def test_unexpected_exception_in_a_handler_is_an_internal_fault(bench, monkeypat
     bench.run_for(1.0)
     assert calls["n"] >= 1
     assert_safe_fault(bench, "internal")
-    assert bench.controller.faults.detail == "RuntimeError: injected bug"  # what a technician reads
+    # what a technician reads: the error as raised, then what to do
+    assert bench.controller.faults.detail == explained(FaultCode.INTERNAL, "unexpected RuntimeError: injected bug")
     assert w.steps_total == 0 and w.prompts == 0
     rec = records(bench)[-1]
     assert rec.outcome == "rejected" and rec.positions == 0, "nothing consumed, and the attempt is closed"
@@ -482,7 +495,7 @@ def test_a_guide_pin_sensor_that_sticks_while_ready_is_a_sensor_fault_once_it_ha
     assert bench.state == "idle", "a connector may be on its way in or out: look again once it has settled"
     bench.run_for(wait * 0.2)
     assert_safe_fault(bench, "sensor")
-    assert c.faults.detail == "a guide-pin sensor reads a pin with no connector: check the sensor"
+    assert c.faults.detail == explained(FaultCode.SENSOR, "a guide-pin sensor reads a pin with no connector")
     w.clear(Fault.STUCK_SENSOR)
     acknowledge(bench)
     assert_safe_idle(bench)
@@ -529,7 +542,12 @@ def test_a_fault_is_audited_and_announced_with_its_detail(bench):
     bench.clean("female", remove=False)
     assert_safe_fault(bench, "jam")
     detail = c.faults.detail
-    assert detail.startswith("jam: confirmed 0 of 3 positions after ")
+    (moved,) = bench.heard(WheelAdvanced)
+    # the issue's example, once repeating its code and with no next step
+    assert detail == (
+        f"wheel confirmed 0 of 3 positions after {moved.steps} steps; "
+        "clear the wheel (and check its index sensor), then press the button"
+    )
     (row,) = _audits(bench, "fault")
     assert (row["action"], row["detail"], row["source"]) == ("jam", detail, "station")
     assert row["t"] == pytest.approx(c.wall())
@@ -551,17 +569,16 @@ def test_a_more_serious_fault_replaces_the_cause_a_lesser_or_equal_one_does_not(
     assert_safe_fault(bench, "no_cassette")
     c.startup_fault(FaultCode.SENSOR, "first sensor problem")
     bench.run_for(0.1)
-    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, "first sensor problem")
+    first = explained(FaultCode.SENSOR, "first sensor problem")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, first)
     c.startup_fault(FaultCode.SENSOR, "second sensor problem")  # as serious: the first cause stays
     c.startup_fault(FaultCode.NO_DROP, "a lesser one")
     bench.run_for(0.1)
-    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, "first sensor problem")
+    assert (c.faults.code, c.faults.detail) == (FaultCode.SENSOR, first)
+    empty = explained(FaultCode.NO_CASSETTE, "the cradle is empty")
     faults = [(r["action"], r["detail"]) for r in _audits(bench, "fault")]
-    assert faults == [("no_cassette", "no cassette fitted"), ("sensor", "first sensor problem")]
-    assert bench.heard(FaultRaised) == [
-        FaultRaised(FaultCode.NO_CASSETTE, "no cassette fitted"),
-        FaultRaised(FaultCode.SENSOR, "first sensor problem"),
-    ]
+    assert faults == [("no_cassette", empty), ("sensor", first)]
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.NO_CASSETTE, empty), FaultRaised(FaultCode.SENSOR, first)]
     w.fit_cassette("standard")  # the cassette is back, but the sensor fault is not a missing cassette
     bench.run_for(0.5)
     assert_safe_fault(bench, "sensor")
@@ -592,7 +609,10 @@ def test_a_missing_cassette_is_named_and_its_removal_time_recorded(bench):
     w, c = bench.world, bench.controller
     w.remove_cassette()
     bench.run_for(0.5)
-    assert (c.faults.code, c.faults.detail) == (FaultCode.NO_CASSETTE, "no cassette fitted")
+    assert (c.faults.code, c.faults.detail) == (
+        FaultCode.NO_CASSETTE,
+        "the cradle is empty; fit a cassette (the fault clears by itself)",
+    )
     removed = c.store._db.execute("SELECT removed_at FROM cassette_fits ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert removed == pytest.approx(c.wall(), abs=1.0)
     w.fit_cassette("standard")
@@ -602,7 +622,10 @@ def test_a_missing_cassette_is_named_and_its_removal_time_recorded(bench):
     assert bench.wait_until(lambda: bench.state == "advancing", 5)
     w.remove_cassette()
     bench.run_for(0.5)
-    assert (c.faults.code, c.faults.detail) == (FaultCode.CASSETTE_PULLED, "cassette removed during a clean")
+    assert (c.faults.code, c.faults.detail) == (
+        FaultCode.CASSETTE_PULLED,
+        "cassette removed during a clean; refit the cassette, then press the button",
+    )
 
 
 def test_with_one_position_per_clean_a_fault_after_the_reservation_is_a_failure(tmp_path):
@@ -630,7 +653,8 @@ def test_a_storage_fault_clears_only_once_a_durable_write_goes_through(bench, mo
         raise StoreError("disk full (still)")
 
     monkeypatch.setattr(c.store, "audit", broken)
-    assert c.request_fault_clear("console:test").error == "fault storage still present: disk full (test)"
+    still = f"fault storage still present: {explained(FaultCode.STORAGE, 'disk full (test)')}"
+    assert c.request_fault_clear("console:test").error == still
     assert bench.state == "fault"
     monkeypatch.setattr(c.store, "audit", real)
     assert c.request_fault_clear("console:test").ok
@@ -701,14 +725,14 @@ def test_the_startup_checks_name_each_implausible_sensor(bench):
     for sensor in ("gate_a", "gate_b", "pin_right", "drop"):
         w.inject(Fault.STUCK_SENSOR, sensor=sensor, active=True)
     assert sensor_problems(c.hardware.sensors) == [
-        "swipe gate A reads blocked with no swipe: check the gate and its wiring",
-        "swipe gate B reads blocked with no swipe: check the gate and its wiring",
-        "a guide-pin sensor reads a pin with no connector: check the sensor",
-        "the drop sensor reads a drop with the pump off: clean or check it",
+        "swipe gate A reads blocked with no swipe",
+        "swipe gate B reads blocked with no swipe",
+        "a guide-pin sensor reads a pin with no connector",
+        "the drop sensor reads a drop with the pump off",
     ]
     w.clear(Fault.STUCK_SENSOR)
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
-    assert sensor_problems(c.hardware.sensors) == ["a guide-pin sensor reads a pin with no connector: check the sensor"]
+    assert sensor_problems(c.hardware.sensors) == ["a guide-pin sensor reads a pin with no connector"]
     w.clear(Fault.STUCK_SENSOR)
     w.present("male")  # pins with a connector: plausible
     assert sensor_problems(c.hardware.sensors) == []
@@ -812,6 +836,7 @@ def test_a_fault_mid_clean_is_safe_even_when_its_record_cannot_be_written(bench,
     bench.run_for(0.5)
     assert_safe_fault(bench, "storage")  # the more serious of the two, so its clear checks the disk
     assert c.faults.detail.startswith("could not record the end of attempt ")
+    assert c.faults.detail.endswith(f"; {NEXT_STEP[FaultCode.STORAGE]}")
     assert [e.code for e in bench.heard(FaultRaised)] == [FaultCode.CASSETTE_PULLED, FaultCode.STORAGE]
     assert c.attempt is None
 
@@ -825,7 +850,10 @@ def test_an_index_pulse_far_too_soon_is_named_in_the_fault(bench):
     bench.wait_until(lambda: bench.state == "fault", 10)
     assert_safe_fault(bench, "jam")
     assert bench.last_result().reason is Reason.INDEX_FAULT
-    assert c.faults.detail.startswith("index pulse far too soon: confirmed 1 of 3 positions after "), c.faults.detail
+    moved = bench.heard(WheelAdvanced)[-1]
+    assert c.faults.detail == explained(
+        FaultCode.JAM, f"index pulse far too soon: wheel confirmed 1 of 3 positions after {moved.steps} steps"
+    )
 
 
 def test_a_wheel_driver_reporting_a_short_move_fails_the_clean_as_a_station_fault(bench, monkeypatch):
@@ -843,5 +871,82 @@ def test_a_wheel_driver_reporting_a_short_move_fails_the_clean_as_a_station_faul
     result = bench.clean("female", remove=False)
     assert (result.outcome, result.reason) == ("failed", Reason.FAULT)
     assert_safe_fault(bench, "internal")
-    assert c.faults.detail == "wheel move ended done at 2 positions"
+    assert c.faults.detail == explained(FaultCode.INTERNAL, "wheel move ended done at 2 of 3 positions")
     assert w.prompts == 0
+
+
+# ---------------------------------------------------------------------------------- every fault's text
+def _into_fault(bench: SimBench, code: FaultCode, monkeypatch) -> Callable[[], None]:
+    """Put the station in the fault `code` the way it happens (the physical cause, or the
+    broken part the station meets), and return what its next step tells a person to do."""
+    w, c = bench.world, bench.controller
+    if code is FaultCode.JAM:
+        w.inject(Fault.JAM)
+        bench.clean("female", remove=False)
+        return lambda: (w.remove(), w.clear(Fault.JAM), acknowledge(bench))
+    if code is FaultCode.NO_CASSETTE:
+        w.remove_cassette()
+        bench.run_for(0.5)
+        return lambda: (w.fit_cassette("standard"), bench.run_for(0.5))  # clears by itself: no press
+    if code is FaultCode.CASSETTE_PULLED:
+        w.present("female")
+        assert bench.wait_until(lambda: bench.state == "advancing", 5)
+        w.remove_cassette()
+        bench.run_for(0.5)
+        return lambda: (w.remove(), w.fit_cassette("standard"), acknowledge(bench))
+    if code is FaultCode.NO_DROP:
+        w.inject(Fault.PUMP_CLOG)
+        bench.clean("female", wet=True, remove=False)
+        return lambda: (w.remove(), w.clear(Fault.PUMP_CLOG), acknowledge(bench))
+    if code in (FaultCode.INTERNAL, FaultCode.STORAGE):
+        store = c.store
+        name = "cassette" if code is FaultCode.INTERNAL else "reserve_positions"
+        error = RuntimeError("injected bug") if code is FaultCode.INTERNAL else StoreError("disk I/O error (injected)")
+        real, calls = getattr(store, name), []
+
+        def broken_once(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 1:
+                raise error
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, broken_once)
+        w.present("female")
+        bench.run_for(1.0)
+        assert calls, "the broken part was met"
+        return lambda: (w.remove(), acknowledge(bench))
+    stuck = "gate_a" if code is FaultCode.STARTUP else "pin_right"
+    w.inject(Fault.STUCK_SENSOR, sensor=stuck, active=True)
+    if code is FaultCode.STARTUP:  # what the service does with a start-up check's problem
+        c.startup_fault(FaultCode.STARTUP, sensor_problems(c.hardware.sensors)[0])
+        bench.run_for(0.1)
+    else:
+        bench.run_for(bench.config.guide_pins.timeout_s * 1.2)
+    return lambda: (w.clear(Fault.STUCK_SENSOR), acknowledge(bench))
+
+
+@pytest.mark.parametrize("code", list(FaultCode))
+def test_every_fault_says_its_cause_and_its_next_step_once_without_repeating_its_code(bench, monkeypatch, code):
+    """Issue 12: `FAULT jam: jam: confirmed 0 of 3 positions after 97 steps` said its code twice
+    and no next step. Each fault, raised the way it happens, reads `<code>: <cause>; <next step>`
+    wherever it is shown (the detail, the event, the audit row, the simulator's line), and the
+    next step, followed, ends the fault."""
+    c = bench.controller
+    follow = _into_fault(bench, code, monkeypatch)
+    assert_safe_fault(bench, code.value)
+    text, step = c.faults.detail, NEXT_STEP[code]
+    assert text.endswith(f"; {step}") and text.count(step) == 1, text
+    cause = text.removesuffix(f"; {step}")
+    assert cause and not cause.endswith(";"), text
+    words = code.value.replace("_", " ")
+    if code is FaultCode.SENSOR:  # the part named is a sensor: the code must not be a label
+        assert f"{words}:" not in text.lower(), text
+    else:
+        assert re.search(rf"\b{words}\b", text, re.IGNORECASE) is None, text
+    assert bench.heard(FaultRaised)[-1] == FaultRaised(code, text)
+    assert _audits(bench, "fault")[-1]["detail"] == text
+    assert describe(FaultRaised(code, text)) == f"FAULT {code.value}: {text}"
+    assert ("press the button" in step) is (code is not FaultCode.NO_CASSETTE), step
+    follow()
+    assert_safe_idle(bench)
+    assert bench.heard(FaultCleared)[-1] == FaultCleared(code)

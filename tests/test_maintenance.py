@@ -24,6 +24,7 @@ from hw_sim.bench import SIM_EPOCH
 from station.config import Config, ConfigError
 from station.domain import CassetteType, FaultCode, Mode, Reason, ServiceResult
 from station.events import AttemptFinished, FaultCleared, FaultRaised, MaintenanceDone, ModeSet, StateChanged
+from station.faults import NEXT_STEP
 from station.ports import Pattern, Sensor
 from station.service_jobs import MAX_JOG, MAX_PRIME
 
@@ -176,11 +177,16 @@ def assert_ready_and_safe(bench: SimBench) -> None:
     assert w.violations == []
 
 
-def assert_safe_fault(bench: SimBench, code: str, detail: str) -> None:
+def explained(code: str, cause: str) -> str:
+    """A fault's text: its cause, then its next step (the code is shown beside it, not in it)."""
+    return f"{cause}; {NEXT_STEP[FaultCode(code)]}"
+
+
+def assert_safe_fault(bench: SimBench, code: str, cause: str) -> None:
     w = bench.world
     assert bench.state == "fault"
     assert bench.controller.faults.code is FaultCode(code)
-    assert bench.controller.faults.detail == detail
+    assert bench.controller.faults.detail == explained(code, cause)
     assert_no_job_in_flight(bench)
     assert not w.stepper_enabled and not w.pump_on
     assert w.leds()[2], "fault light on"
@@ -223,7 +229,7 @@ def jam_the_wheel_into_fault(bench: SimBench) -> None:
     bench.world.inject(Fault.JAM)
     call = run(bench, "jog", 1)
     assert call.result.error == JAM_ERROR
-    assert_safe_fault(bench, "jam", "jog: jam after 0 positions")
+    assert_safe_fault(bench, "jam", "jog: wheel confirmed 0 of 1 positions")
 
 
 # ====================================================================================== guards
@@ -314,7 +320,7 @@ def test_prime_needs_no_cassette(bench):
     assert bench.wait_until(lambda: call.got, 5)
     bench.run_for(1.0)
     assert call.result == ServiceResult(False, [], "fault no_cassette")
-    assert_safe_fault(bench, "no_cassette", "no cassette fitted")
+    assert_safe_fault(bench, "no_cassette", "the cradle is empty")
     assert w.drops_total == 1 and store.fluid()[0] == 1
     assert ledger(bench, "drops") == [("prime", None)]
     (row,) = maintenance_rows(bench)
@@ -396,7 +402,7 @@ def test_a_physical_cassette_shorter_than_its_books_jams_the_jog(bench):
     assert (confirmed, of) == (2, 3)
     assert steps == 2 * SPP + JAM_STEPS - 1
     assert line == wheel_line(2, 3, steps, call.elapsed)
-    assert_safe_fault(bench, "jam", "jog: jam after 2 positions")
+    assert_safe_fault(bench, "jam", "jog: wheel confirmed 2 of 3 positions")
     assert w.positions_total == 2
     assert store.cassette(STD).used == 3, "the whole jog stays booked (ribbon is never under-counted)"
 
@@ -449,8 +455,9 @@ def test_jog_into_a_jam_is_a_jam_fault(bench):
     call = run(bench, "jog", 3)
     assert call.result == ServiceResult(False, [wheel_line(0, 3, JAM_STEPS, call.elapsed)], JAM_ERROR)
     assert call.states_at_done == ["fault"]
-    assert_safe_fault(bench, "jam", "jog: jam after 0 positions")
-    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, "jog: jam after 0 positions")]
+    cause = "jog: wheel confirmed 0 of 3 positions"
+    assert_safe_fault(bench, "jam", cause)
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, explained("jam", cause))]
     assert w.positions_total == 0
     assert store.cassette(STD).used == 3, "booked before moving: never under-counted"
     assert [r["action"] for r in maintenance_rows(bench)] == ["jog"]
@@ -473,7 +480,7 @@ def test_jog_that_jams_part_way_reports_what_it_confirmed(bench):
     assert result.ok is False and result.error == JAM_ERROR
     # the step that brought the index pulse counts as the first one without it
     assert result.lines == [wheel_line(1, 3, SPP + JAM_STEPS - 1, call.elapsed)]
-    assert_safe_fault(bench, "jam", "jog: jam after 1 positions")
+    assert_safe_fault(bench, "jam", "jog: wheel confirmed 1 of 3 positions")
     assert w.positions_total == 1
 
 
@@ -513,8 +520,9 @@ def test_prime_with_a_clogged_pump_is_a_no_drop_fault(bench):
     assert call.result == ServiceResult(False, ["pump: drop 1 not seen by the drop sensor"], NO_DROP_ERROR)
     assert call.states_at_done == ["fault"]
     assert call.elapsed == pytest.approx(DROP_WAIT, abs=1e-6), "stops at the first missing drop"
-    assert_safe_fault(bench, "no_drop", "prime: no drop seen")
-    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.NO_DROP, "prime: no drop seen")]
+    cause = "prime: the drop sensor did not see drop 1 of 3"
+    assert_safe_fault(bench, "no_drop", cause)
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.NO_DROP, explained("no_drop", cause))]
     assert w.drops_total == 0 and w.reservoir == reservoir
     assert store.fluid()[0] == 1, "the attempted drop is booked (never under-counted)"
     # cause removed, fault cleared: priming works again
@@ -534,7 +542,7 @@ def test_prime_that_clogs_part_way_names_the_missing_drop(bench):
     bench.run_for(0.5)
     assert call.result == ServiceResult(False, ["pump: drop 3 not seen by the drop sensor"], NO_DROP_ERROR)
     assert call.elapsed == pytest.approx(3 * DROP_WAIT, abs=1e-6)
-    assert_safe_fault(bench, "no_drop", "prime: no drop seen")
+    assert_safe_fault(bench, "no_drop", "prime: the drop sensor did not see drop 3 of 5")
     assert w.drops_total == 2 and store.fluid()[0] == 3
 
 
@@ -670,7 +678,7 @@ def test_selftest_with_a_guide_pin_sensor_stuck_fails_the_sensors(bench, pin):
     assert result.lines[3:] == ["pump: PASS, 1 drop", LIGHTS_LINE]
     assert w.positions_total == 1 and w.drops_total == 1
     bench.run_for(CFG.guide_pins.timeout_s + 0.5)
-    assert_safe_fault(bench, "sensor", "a guide-pin sensor reads a pin with no connector: check the sensor")
+    assert_safe_fault(bench, "sensor", "a guide-pin sensor reads a pin with no connector")
 
 
 def test_selftest_with_the_drop_sensor_stuck_fails_sensors_and_pump(bench):
@@ -682,7 +690,7 @@ def test_selftest_with_the_drop_sensor_stuck_fails_sensors_and_pump(bench):
     assert result.lines[0] == "sensors: FAIL (drop not at rest)"
     assert result.lines[2].startswith("wheel: PASS, 1 of 1 positions")
     assert result.lines[3:] == ["pump: drop 1 not seen by the drop sensor"]
-    assert_safe_fault(bench, "no_drop", "selftest: no drop seen")
+    assert_safe_fault(bench, "no_drop", "selftest: the drop sensor did not see drop 1 of 1")
     assert w.drops_total == 1 and store.fluid()[0] == 1
 
 
@@ -700,8 +708,9 @@ def test_selftest_with_a_jammed_wheel_is_a_jam_fault(bench):
         JAM_ERROR,
     )
     assert call.states_at_done == ["fault"]
-    assert_safe_fault(bench, "jam", "selftest: jam after 0 positions")
-    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, "selftest: jam after 0 positions")]
+    cause = "selftest: wheel confirmed 0 of 1 positions"
+    assert_safe_fault(bench, "jam", cause)
+    assert bench.heard(FaultRaised) == [FaultRaised(FaultCode.JAM, explained("jam", cause))]
     assert w.positions_total == 0 and w.drops_total == 0
     assert store.cassette(STD).used == 1 and store.fluid()[0] == 0, "the pump is never tried"
 
@@ -717,7 +726,7 @@ def test_selftest_with_a_clogged_pump_is_a_no_drop_fault(bench):
     assert result.lines[2] == wheel_line(1, 1, SPP, seconds, passed=True)
     assert result.lines[3:] == ["pump: drop 1 not seen by the drop sensor"]
     assert call.states_at_done == ["fault"]
-    assert_safe_fault(bench, "no_drop", "selftest: no drop seen")
+    assert_safe_fault(bench, "no_drop", "selftest: the drop sensor did not see drop 1 of 1")
     assert w.positions_total == 1 and w.drops_total == 0
     assert store.cassette(STD).used == 1 and store.fluid()[0] == 1
 
@@ -771,14 +780,14 @@ def test_fault_clear_refused_while_the_cause_is_still_there(bench):
     w = bench.world
     w.inject(Fault.STUCK_SENSOR, sensor="pin_left", active=True)
     bench.run_for(CFG.guide_pins.timeout_s + 0.5)
-    detail = "a guide-pin sensor reads a pin with no connector: check the sensor"
-    assert_safe_fault(bench, "sensor", detail)
+    cause = "a guide-pin sensor reads a pin with no connector"
+    assert_safe_fault(bench, "sensor", cause)
     before = snap(bench)
     assert bench.controller.request_fault_clear(SRC) == ServiceResult(
-        False, [], f"fault sensor still present: {detail}"
+        False, [], f"fault sensor still present: {explained('sensor', cause)}"
     )
     assert snap(bench) == before
-    assert_safe_fault(bench, "sensor", detail)
+    assert_safe_fault(bench, "sensor", cause)
     assert maintenance_rows(bench) == []
     # the technician fixes the sensor: now it clears
     w.clear(Fault.STUCK_SENSOR)
@@ -796,9 +805,9 @@ def test_fault_clear_refused_with_no_cassette(bench):
     w = bench.world
     w.remove_cassette()
     bench.run_for(0.5)
-    assert_safe_fault(bench, "no_cassette", "no cassette fitted")
+    assert_safe_fault(bench, "no_cassette", "the cradle is empty")
     assert bench.controller.request_fault_clear("console:other") == ServiceResult(
-        False, [], "fault no_cassette still present: no cassette fitted"
+        False, [], "fault no_cassette still present: the cradle is empty; fit a cassette (the fault clears by itself)"
     )
     assert bench.state == "fault" and maintenance_rows(bench) == []
 
@@ -828,7 +837,7 @@ def test_reset_is_refused_in_fault(bench):
     )
     bench.run_for(0.5)
     assert snap(bench) == before
-    assert_safe_fault(bench, "jam", "jog: jam after 0 positions")
+    assert_safe_fault(bench, "jam", "jog: wheel confirmed 0 of 1 positions")
     assert [r["action"] for r in maintenance_rows(bench)] == ["jog"]
 
 
@@ -1049,4 +1058,4 @@ def test_only_a_drop_arriving_counts_in_a_prime_not_a_drop_sensor_letting_go(ben
     w.clear(Fault.STUCK_SENSOR)  # released: an inactive edge while servicing
     assert bench.wait_until(lambda: call.got, 5)
     assert call.result == ServiceResult(False, ["pump: drop 1 not seen by the drop sensor"], NO_DROP_ERROR)
-    assert_safe_fault(bench, "no_drop", "prime: no drop seen")
+    assert_safe_fault(bench, "no_drop", "prime: the drop sensor did not see drop 1 of 1")

@@ -326,7 +326,7 @@ def test_no_cassette_at_start_up_is_a_self_clearing_fault_that_says_so(systemd, 
         assert service.loop.call_sync(lambda: (c.state, c.faults.code, c.faults.detail)) == (
             "fault",
             FaultCode.NO_CASSETTE,
-            "no cassette fitted",
+            "the cradle is empty; fit a cassette (the fault clears by itself)",
         )
         factory.pin(Config().pins.cassette_present).drive_low()  # fitted
         deadline = time.monotonic() + 5

@@ -501,7 +501,12 @@ def selftest(ctx: Context, args: list[str]) -> Reply:
     return service_reply(ctx.service(lambda done: ctx.controller.jobs.selftest(ctx.source, done)))
 
 
-@register("fault?", "FAULT?", "The current fault code and detail, or `none`.")
+@register(
+    "fault?",
+    "FAULT?",
+    "The current fault as `<code>: <cause>; <next step>` (`no_cassette: the cradle is empty; fit a cassette "
+    "(the fault clears by itself)`), or `none`.",
+)
 def fault_q(ctx: Context, args: list[str]) -> str:
     code, detail = ctx.call(lambda: (ctx.controller.faults.code, ctx.controller.faults.detail))
     return "none" if code is None else f"{code.value}: {detail}"
