@@ -1,16 +1,18 @@
 """Fleet telemetry over MQTT (docs/design.md section 11, the topic contract in docs/fleet.md).
 
-The records are the outbox. The publisher reads finished attempts from the station database
-through its own read-only connection, publishes each as one QoS 1 message, and moves the
-`delivered` cursor (store schema 5) only when the broker has acknowledged every attempt up to
-it (PUBACK): a broker away for days loses nothing, and a restart re-sends at most the window
-that was in flight (consumers drop duplicates by station id and attempt id).
+The records are the outbox. The publisher reads finished attempts, and the audit (faults raised
+and cleared, maintenance, cassette and fluid changes, logins, settings, scans: the events), from
+the station database through its own read-only connection, publishes each row as one QoS 1
+message, and moves each stream's `delivered` cursor (store schema 5) only when the broker has
+acknowledged every row up to it (PUBACK): a broker away for days loses nothing, and a restart
+re-sends at most the windows that were in flight (consumers drop duplicates by station id and id).
 
 It never runs on the controller's loop: paho-mqtt's network thread does the socket, the
 publisher's own thread reads the database, publishes and writes the cursor (on a separate
 writable connection). The controller's only cost is an event listener that sets a flag, and a
-status snapshot posted to its loop after a change. At most `window` attempts are in flight:
-a broker that accepts but never acknowledges stops the reading, it does not grow memory.
+status snapshot posted to its loop after a change. At most `window` attempts and `window` events
+are in flight: a broker that accepts but never acknowledges stops the reading, it does not grow
+memory.
 
 paho-mqtt is the `fleet` extra; this module is imported only when `[fleet] broker` is set.
 """
@@ -85,11 +87,12 @@ def config_hash(config: Config) -> str:
 
 
 class _Window:
-    """Attempts published and not yet acknowledged, in id order: the cursor may move up to
-    the highest id below which every attempt is acknowledged."""
+    """One stream's rows published and not yet acknowledged, in id order: the cursor may move
+    up to the highest id below which every row is acknowledged. A message id (mid) not of this
+    stream is ignored, so each acknowledgement may be offered to every window."""
 
     def __init__(self) -> None:
-        self._ids: OrderedDict[int, bool] = OrderedDict()  # attempt id -> acknowledged
+        self._ids: OrderedDict[int, bool] = OrderedDict()  # row id -> acknowledged
         self._by_mid: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -158,7 +161,7 @@ class FleetPublisher:
         if scheme == "mqtts":
             client.tls_set(ca_certs=f.ca_file or None)
         client.will_set(self.topic("status"), self._offline("connection lost"), qos=1, retain=True)
-        client.max_inflight_messages_set(window + 4)  # our window, plus status messages
+        client.max_inflight_messages_set(2 * window + 4)  # the attempts' and events' windows, plus status
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -177,12 +180,15 @@ class FleetPublisher:
         self._published_status: dict[str, Any] | None = None
         self._published_backlog = -1
         self._backlog_checked = 0.0  # monotonic time the backlog was last counted
-        self._window = _Window()
+        self._window = _Window()  # attempts
+        self._events_window = _Window()  # audit rows
         self._thread: threading.Thread | None = None
         self._reader: Store | None = None
         self._cursor: Store | None = None
         self.delivered = 0  # the attempts cursor, as last written
         self._read_upto = 0  # the newest attempt handed to the client
+        self.events_delivered = 0  # the events cursor (audit ids), as last written
+        self._events_read_upto = 0
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -196,6 +202,11 @@ class FleetPublisher:
         """Attempts published and not yet acknowledged (at most `window`)."""
         return len(self._window)
 
+    @property
+    def events_in_flight(self) -> int:
+        """Events (audit rows) published and not yet acknowledged (at most `window`)."""
+        return len(self._events_window)
+
     # -- life --------------------------------------------------------------------------------
     def start(self) -> None:
         """Open the database connections, subscribe to the controller's events, start the
@@ -207,6 +218,8 @@ class FleetPublisher:
             raise FleetError(f"fleet: cannot open the station database: {exc}") from exc
         self.delivered = Outbox(self._reader).delivered("attempts")
         self._read_upto = self.delivered
+        self.events_delivered = Outbox(self._reader).delivered("events")
+        self._events_read_upto = self.events_delivered
         self._events.subscribe(self._on_event)
         self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
         self._client.loop_start()
@@ -276,6 +289,7 @@ class FleetPublisher:
                 now = time.monotonic()
                 tokens, last = min(max(1.0, self.rate), tokens + (now - last) * self.rate), now
                 tokens -= self._publish_attempts(int(tokens))
+                tokens -= self._publish_events(int(tokens))
                 if tokens < 1.0 and self._connected.is_set():
                     self._wake.wait((1.0 - tokens) / self.rate)  # the next token; stop wakes it
             except StoreError as exc:
@@ -285,12 +299,19 @@ class FleetPublisher:
     def _take_acks(self) -> None:
         while True:
             try:
-                self._window.acked(self._acks.get_nowait())
+                mid = self._acks.get_nowait()
             except queue.Empty:
                 break
+            self._window.acked(mid)
+            self._events_window.acked(mid)
+        if self._cursor is None:
+            return
         upto = self._window.contiguous()
-        if upto is not None and self._cursor is not None:
+        if upto is not None:
             self.delivered = Outbox(self._cursor).advance_delivered("attempts", upto)
+        upto = self._events_window.contiguous()
+        if upto is not None:
+            self.events_delivered = Outbox(self._cursor).advance_delivered("events", upto)
 
     def _status(self) -> None:
         if self._status_dirty and not self._status_asked:
@@ -326,6 +347,29 @@ class FleetPublisher:
             self._window.sent(info.mid, record.id)
             self._read_upto = record.id
         return len(records)
+
+    def _publish_events(self, budget: int) -> int:
+        """The audit after the events cursor, one message per row (docs/fleet.md, events)."""
+        room = min(budget, self.window - len(self._events_window))
+        if room <= 0 or not self._connected.is_set() or self._reader is None:
+            return 0
+        rows = Outbox(self._reader).audit_after(self._events_read_upto, room)
+        for row in rows:
+            payload = {
+                "schema": PAYLOAD_SCHEMA,
+                "kind": "event",
+                "station_id": self.station_id,
+                "id": row["id"],
+                "time": iso(row["t"]),
+                "event": row["kind"],  # the audit's kind: fault, maintenance, cassette, fluid, ...
+                "action": row["action"],
+                "source": row["source"],
+                "detail": row["detail"],
+            }
+            info = self._client.publish(self.topic("events"), json.dumps(payload), qos=1)
+            self._events_window.sent(info.mid, row["id"])
+            self._events_read_upto = row["id"]
+        return len(rows)
 
     def _offline(self, why: str) -> str:
         return json.dumps({"schema": PAYLOAD_SCHEMA, "kind": "status", "online": False, "why": why, **self._identity})

@@ -311,3 +311,76 @@ def test_a_password_file_others_can_read_is_refused(tmp_path):
 def test_station_run_does_not_import_paho_without_a_broker():
     code = "import sys, station.service, station.app; sys.exit('paho' in ' '.join(sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
+
+
+def events_cursor(bench: SimBench) -> int:
+    s = Store(bench.state_dir / "station.db", readonly=True)
+    try:
+        return Outbox(s).delivered("events")
+    finally:
+        s.close()
+
+
+def test_the_audit_goes_out_as_events_a_fault_raised_and_cleared_a_refill_a_new_cassette(broker, tmp_path):
+    from hw_sim import Fault
+
+    sub = Subscriber(broker.port)
+    try:
+        with SimBench(fleet_config(broker.port), tmp_path / "state") as bench:
+            bench.station.start_fleet()
+            w, c = bench.world, bench.controller
+            w.inject(Fault.JAM)
+            bench.clean("female", remove=False)
+            assert c.faults.code is not None
+            w.remove()
+            w.clear(Fault.JAM)
+            w.press_button(0.1)  # the technician acknowledges at the panel
+            bench.run_for(0.5)
+            assert c.faults.code is None
+            c.consumables.refill("console:test")
+            c.consumables.declare_new("console:test")
+            last = c.store.audit_log(1)[0]["id"]
+            wait_for(lambda: events_cursor(bench) == last, pump=bench)
+            audit = [dict(r) for r in reversed(c.store.audit_log(1000))]
+        events = [p for p, _ in sub.on("events")][: len(audit)]  # then the orderly stop's own
+        # every audit row once, oldest first, as the audit export writes it (kind -> event)
+        assert [p["id"] for p in events] == [r["id"] for r in audit]
+        for p, r in zip(events, audit, strict=True):
+            assert (p["schema"], p["kind"], p["station_id"]) == (1, "event", "bench-1")
+            assert (p["event"], p["action"], p["source"], p["detail"]) == (
+                r["kind"],
+                r["action"],
+                r["source"],
+                r["detail"],
+            )
+            assert p["time"].endswith("Z")
+        seen = [(p["event"], p["action"]) for p in events]
+        for expected in [("fault", "jam"), ("maintenance", "fault_clear"), ("fluid", "refill"), ("cassette", "new")]:
+            assert expected in seen, (expected, seen)
+        assert seen.index(("fault", "jam")) < seen.index(("maintenance", "fault_clear"))
+    finally:
+        sub.close()
+
+
+def test_events_wait_in_the_outbox_while_the_broker_is_away(broker, tmp_path):
+    with SimBench(fleet_config(broker.port), tmp_path / "state") as bench:
+        bench.station.start_fleet()
+        publisher = bench.station.fleet
+        assert publisher is not None
+        c = bench.controller
+        delivered = max([r["id"] for r in c.store.audit_log(1)], default=0)
+        wait_for(lambda: events_cursor(bench) == delivered, pump=bench)  # the audit so far is out
+        broker.kill()
+        for _ in range(3):
+            c.consumables.refill("console:test")
+        bench.run_for(0.5)
+        assert events_cursor(bench) == delivered, "no broker: nothing acknowledged, nothing delivered"
+        last = c.store.audit_log(1)[0]["id"]
+        broker.start()
+        sub = Subscriber(broker.port)
+        try:
+            wait_for(lambda: events_cursor(bench) == last, timeout=10.0, pump=bench)
+            got = [p["id"] for p, _ in sub.on("events")]
+            assert sorted(set(got)) == list(range(delivered + 1, last + 1)) and got == sorted(got), got
+        finally:
+            sub.close()
