@@ -103,7 +103,9 @@ class Auditor:
         self.baselines: dict[str, Baseline] = {}
         self.seen: dict[str, int] = {}  # type -> the current books' id, last seen
         self.long_pressed = False  # a person long-pressed the button since the last panel declaration
-        self.labels_read: set[str] = set()  # cassette labels the bench's scanner read on a fitted cassette
+        # cassette labels the bench's scanner read on the fitted cassette: label -> the positions its
+        # ribbon had moved then (0: a fresh cassette)
+        self.labels_read: dict[str, int] = {}
         fluid = self._fluid()
         books0 = fluid[0] if fluid else 0
         self.fluid = {"books0": books0, "phys0": drops_total, "refill_id": None, "refill_books": 0, "refill_phys": 0}
@@ -113,7 +115,7 @@ class Auditor:
             self.seen = {t: int(i) for t, i in state.get("seen", {}).items()}
             self.fluid.update(state.get("fluid", {}))
             self.long_pressed = bool(state.get("long_pressed"))
-            self.labels_read = set(state.get("labels_read", []))
+            self.labels_read = {str(k): int(v) for k, v in state.get("labels_read", {}).items()}
         else:
             for ctype in ("standard", "male_mt"):
                 books = self.books(ctype)
@@ -126,7 +128,7 @@ class Auditor:
             "seen": self.seen,
             "fluid": self.fluid,
             "long_pressed": self.long_pressed,
-            "labels_read": sorted(self.labels_read),
+            "labels_read": self.labels_read,
         }
 
     # ------------------------------------------------------------------ reading
@@ -271,8 +273,8 @@ class Auditor:
                 continue
             if d.get("id") != books.id:
                 continue
-            if d.get("label") is not None:  # a labelled cassette: the word is its label, read at the bench
-                return str(d["label"]) in self.labels_read
+            if d.get("label") is not None:  # a new labelled count: its label, read on a fresh cassette
+                return self.labels_read.get(str(d["label"])) == 0
             if source.startswith("console"):
                 return True
             if source == "panel":

@@ -175,7 +175,7 @@ class Judge:
     def scanned(self, code: str) -> None:
         label = self.trace.scanned(code, self.now(), self.config()) == "cassette"
         if label and self.auditor is not None and self.w.fitted is not None:
-            self.auditor.labels_read.add(code)  # the label on the cassette in the cradle
+            self.auditor.labels_read.setdefault(code, self.w.fitted.position)  # read on the fitted cassette
 
     def stroke(self, direction: str, duration_s: float, variant: SwipeVariant, bounce: bool, end_t: float) -> None:
         if self.session is not None:

@@ -409,6 +409,15 @@ class Store:
         ).fetchone()
         return _cassette_state(row) if row else None
 
+    def label_cassette(self, cassette: CassetteState, label: str, t: float, *, source: str) -> None:
+        """The cassette counted so far gets its label (its count stays), audited."""
+        with self._tx() as db:
+            db.execute("UPDATE cassettes SET label = ? WHERE id = ? AND label IS NULL", (label, cassette.id))
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'cassette', 'labelled', ?, ?)",
+                (t, json.dumps({"id": cassette.id, "label": label, "used": cassette.used}), source),
+            )
+
     def resume_cassette(self, cassette: CassetteState, t: float, *, source: str) -> None:
         """A labelled cassette set aside earlier is back in the cradle: it becomes the current one
         of its type again, with its own count (the one it replaces is set aside, not lost)."""

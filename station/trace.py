@@ -12,7 +12,9 @@ otherwise a connector (cable and end when the connector pattern names them).
   its outcome), so a code is never carried over to the next connector by mistake. A clean the
   policy refuses (no scan, no badge) leaves both as they were: scan, then present again.
 - A cassette label identifies the cassette in the cradle: a label seen before brings back that
-  cassette's own count (it must be of the type fitted), an unseen one declares it new.
+  cassette's own count (it must be of the type fitted). An unseen label on the cassette the
+  station has been counting (unlabelled, in the cradle since) labels it, keeping its count; an
+  unseen label on any other cassette (after a labelled one) declares a new cassette.
 
 Policies (`require_connector_id`, `require_operator`) are off by default: a station without a
 scanner behaves as before. Runs on the controller loop; every scan accepted or refused is
@@ -88,6 +90,7 @@ def classify(text: str, rules: TraceabilityConfig) -> Code:
 class ScanResult:
     ok: bool
     text: str  # what the person is told
+    conflict: bool = False  # refused for the station's state (a clean under way), not for the code
 
 
 class Traceability:
@@ -128,7 +131,8 @@ class Traceability:
         code = classify(text, self._config().traceability)
         if code.kind is CodeKind.CASSETTE:
             if self._busy() is not None:
-                return self._refuse(text, "a clean is under way: scan the cassette label when ready", source)
+                refused = self._refuse(text, "a clean is under way: scan the cassette label when ready", source)
+                return ScanResult(False, refused.text, conflict=True)
             refusal = self._cassette_label(code.text, source)
             if refusal is not None:
                 return self._refuse(text, refusal, source)
@@ -139,7 +143,7 @@ class Traceability:
         self._store.audit("scan", code.kind.value, self.wall(), detail=code.text, source=source)
         self._publish(CodeScanned(code.kind.value, code.text, source, code.cable, code.end))
         self._beep(True)
-        return ScanResult(True, self._accepted(code))
+        return ScanResult(True, self._accepted(code, busy=self._busy() is not None))
 
     def scanned(self, text: str, source: str) -> None:
         """A scanner's code (the operator hears the answer: the beep, and sees it on `watch`)."""
@@ -156,14 +160,16 @@ class Traceability:
         self._beep(False)
         return ScanResult(False, f"scan refused: {reason}")
 
-    @staticmethod
-    def _accepted(code: Code) -> str:
+    def _accepted(self, code: Code, *, busy: bool) -> str:
         if code.kind is CodeKind.OPERATOR:
             return f"operator {code.text}"
         if code.kind is CodeKind.CASSETTE:
-            return f"cassette {code.text}"
+            cassette = self._store.cassette_by_label(code.text)
+            left = f": {cassette.remaining} positions left" if cassette is not None else ""
+            return f"cassette {code.text}{left}"
         end = f", end {code.end}" if code.end else ""
-        return f"connector {code.text} (cable {code.cable}{end}): present it now"
+        when = "for the next connector, once this clean is over" if busy else "present it now"
+        return f"connector {code.text} (cable {code.cable}{end}): {when}"
 
     # ------------------------------------------------------------------ the next clean
     def operator(self) -> str | None:
@@ -183,6 +189,13 @@ class Traceability:
         if c is None:
             return Identity(operator=self.operator())
         return Identity(connector=c.text, cable=c.cable, end=c.end, operator=self.operator())
+
+    def cassette_label(self) -> str | None:
+        """The label of the cassette in the cradle, once identified (None: unlabelled or unknown)."""
+        if not self._sensors.read(Sensor.CASSETTE) or self.cassette_unidentified():
+            return None
+        current = self._store.cassette(self._cassette_type())
+        return current.label if current is not None else None
 
     def cassette_unidentified(self) -> bool:
         """A labelled cassette of the fitted type was in use and a cassette was fitted since:
@@ -223,6 +236,12 @@ class Traceability:
                 return f"cassette {label} is a {known.type.value} cassette; the fitted one reads {fitted.value}"
             if self._store.fitted_cassette_id() != known.id:
                 self._store.resume_cassette(known, t, source=source)
+            return None
+        current = self._store.cassette(fitted)
+        if current is not None and current.label is None and self._store.fitted_cassette_id() == current.id:
+            # the cassette the station has been counting, labelled now: it keeps its count (labels
+            # added to cassettes already in use); only a cassette known by another label is new
+            self._store.label_cassette(current, label, t, source=source)
             return None
         capacity = self._config().cassette.capacity_positions
         cassette = self._store.new_cassette(fitted, capacity, t, note="labelled", source=source, label=label)

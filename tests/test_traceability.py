@@ -175,7 +175,7 @@ def test_labelled_cassettes_of_one_type_keep_their_own_counts(make_bench):
     w.scan("CAS-A")
     b.run_for(0.1)
     a = store.cassette_by_label("CAS-A")
-    assert a is not None and a.used == 0 and b.heard(CassetteDeclared)[-1].id == a.id
+    assert a is not None and a.used == 0 and a.id == 1, "the cassette counted since start, labelled now"
     b.clean("female")
     b.clean("female")
     assert store.cassette_by_label("CAS-A").used == 6
@@ -204,7 +204,26 @@ def test_labelled_cassettes_of_one_type_keep_their_own_counts(make_bench):
     labels = [(x.cassette_label, x.positions) for x in store.attempts(newest_first=False)]
     assert labels == [("CAS-A", 3), ("CAS-A", 3), ("CAS-B", 3), ("CAS-A", 3)]
     assert store.cassette_by_label("CAS-A").used == 9
-    assert store.cassette_count() == 3  # the first, unlabelled one the station met at start, then A and B
+    assert store.cassette_count() == 2  # A (the one met at start, labelled later) and B
+    assert b.heard(CassetteDeclared)[-1].id == store.cassette_by_label("CAS-B").id
+
+
+def test_labelling_a_cassette_already_in_use_keeps_its_count(make_bench):
+    """Labels added to cassettes already in use: the first label scanned on the cassette the
+    station has been counting names it; its count stays (a fresh count would overstate the
+    ribbon left, and the station would start cleans it cannot finish)."""
+    b = make_bench(Config().replace("cassette", capacity_positions=12))
+    for _ in range(3):
+        assert b.clean("female").outcome is Outcome.CLEANED
+    b.world.scan("CAS-0001")
+    b.run_for(0.1)
+    assert b.status().ribbon_remaining == 3
+    assert b.heard(CassetteDeclared) == [], "no new cassette"
+    r = b.clean("female")
+    assert r.outcome is Outcome.CLEANED and b.controller.store.attempts()[0].cassette_label == "CAS-0001"
+    assert b.clean("female").reason is Reason.CASSETTE_EMPTY
+    labelled = [r["detail"] for r in b.controller.store.audit_entries() if r["action"] == "labelled"]
+    assert labelled and '"label": "CAS-0001"' in labelled[0] and '"used": 9' in labelled[0]
 
 
 def test_a_label_of_the_other_type_or_with_no_cassette_is_refused(make_bench):
@@ -241,14 +260,26 @@ def test_the_console_scans_and_shows_what_the_next_clean_is_tied_to(bench):
     assert typed(c, "OP-5") == ["operator OP-5", "OK"]
     out = typed(c, "CBL-0007-B")
     assert out == ["connector CBL-0007-B (cable CBL-0007, end B): present it now", "OK"]
-    assert c.send("scan?") == ["operator OP-5; connector CBL-0007-B (cable CBL-0007, end B)"]
+    assert c.send("scan?") == ["operator OP-5; connector CBL-0007-B (cable CBL-0007, end B); cassette not labelled"]
     assert err_code(c.send("scan")[-1]) == -109
     bad = c.send("scan CBL\x07")[-1]
     assert err_code(bad) == -222 and "control characters" in bad
     bench.clean("female")
     log = c.send("log 1")
     assert "[connector CBL-0007-B, operator OP-5]" in log[0]
-    assert c.send("scan?") == ["operator OP-5; connector none"]
+    assert c.send("scan?") == ["operator OP-5; connector none; cassette not labelled"]
+    assert typed(c, "CAS-9") == ["cassette CAS-9: 1497 positions left", "OK"]  # the cassette counted so far
+    assert c.send("scan?")[0].endswith("; cassette CAS-9")
+    # during a clean: a cassette label is a state conflict (-221), a connector code is for the next one
+    bench.world.present("female")
+    assert bench.wait_until(lambda: bench.world.prompting, 10)
+    busy = c.send("scan CAS-10")[-1]
+    assert err_code(busy) == -221 and "a clean is under way" in busy
+    assert typed(c, "CBL-0008-A")[0].endswith("for the next connector, once this clean is over")
+    bench.world.swipe()
+    assert bench.wait_until(lambda: bench.state == "done", 10)
+    bench.world.remove()
+    bench.run_for(2.0)
     assert all(e.source.startswith("console:") for e in bench.heard(CodeScanned))
 
 
@@ -316,3 +347,24 @@ def test_a_serial_scanner_on_a_real_port_ties_the_next_clean(tmp_path):
     finally:
         b.close()  # closes the scanner first (Station.shutdown)
         cable.close()
+
+
+@pytest.mark.violations(1, 6)
+def test_the_judge_flags_a_fresh_count_for_a_label_read_on_a_used_cassette(make_bench, monkeypatch):
+    """The bug a new user found: an unseen label on the cassette in use began a fresh count. A
+    labelled count is a person's word of a new cassette only if the label was read on a
+    physically fresh one; the judge holds the books to the cassette's ribbon otherwise."""
+    from station.store import Store
+
+    def fresh_count(self, cassette, label, t, *, source):
+        self.new_cassette(cassette.type, cassette.capacity, t, note="labelled", source=source, label=label)
+
+    monkeypatch.setattr(Store, "label_cassette", fresh_count)
+    b = make_bench(Config().replace("cassette", capacity_positions=12))
+    for _ in range(3):
+        b.clean("female")
+    b.world.scan("CAS-0001")
+    b.run_for(0.1)
+    b.clean("female")  # the books say 12 left on a cassette whose ribbon has 3: the swipe-now is not on fresh ribbon
+    flagged = {v.rule for v in b.world.violations if "the books (#2) give 9 positions left" in v.text}
+    assert flagged == {1, 6}, b.world.violations  # the books overstate (6), swipe-now off fresh ribbon (1)
