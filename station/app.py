@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from gpiozero.pins import Factory
 
+from . import __version__
 from .config import OVERRIDES_SETTING, Config, ConfigError, with_overrides
 from .controller import Controller
 from .drivers import GpioHardware, build_hardware
@@ -180,6 +181,18 @@ class Station:
         self.shutdown()
 
 
+IDENTITY_SETTING = "station.identity"
+
+
+def record_identity(store: Store, config: Config, t: float) -> None:
+    """The station's serial number and firmware, kept in its database (audited when they change),
+    so that what is made from the records (a certificate, from a backup on another machine) names
+    the station that did the cleaning, not the one reading them."""
+    identity = json.dumps({"serial_number": config.station.serial_number, "firmware": __version__}, sort_keys=True)
+    if store.durable and store.setting(IDENTITY_SETTING) != identity:
+        store.set_setting(IDENTITY_SETTING, identity, t, source="station", audit_detail=json.loads(identity))
+
+
 def scanner_input(controller: Controller) -> tuple[Callable[[str], None], Callable[[str], None]]:
     """What a scanner's thread calls (a code, a problem), posting each to the controller loop.
     The simulator's scanner delivers through the same two calls."""
@@ -221,6 +234,7 @@ def build_station(
         if before_controller is not None:
             before_controller(hardware)
         controller = Controller(config, loop, hardware, store, wall_clock=wall_clock, file_config=file_config)
+        record_identity(store, config, wall_clock())
     except BaseException:
         store.close()
         if lock is not None:

@@ -224,7 +224,7 @@ def test_an_all_cleaned_cable_says_so_and_an_end_less_code_is_its_own_group(stat
     done = station_cmd("certificate", "CBL-0002", "--state-dir", str(state), "--format", "json")
     assert done.returncode == 0, done.stderr
     cert = json.loads(done.stdout)
-    assert (cert["all_cleaned"], cert["statement"]) == (True, "all ends cleaned")
+    assert (cert["all_cleaned"], cert["statement"]) == (True, "all ends on record cleaned (A, B)")
     assert [(e["end"], [a["result"] for a in e["attempts"]]) for e in cert["ends"]] == [
         ("A", ["cleaned"]),
         ("B", ["rejected", "cleaned"]),  # B's last attempt cleaned it
@@ -236,7 +236,8 @@ def test_an_all_cleaned_cable_says_so_and_an_end_less_code_is_its_own_group(stat
     assert done.returncode == 0, done.stderr
     page = Page(done.stdout)
     assert list(page.sections) == [""] and [r[0] for r in page.sections[""]] == ["10"]
-    assert "No end given" in done.stdout and page.by_id["statement"] == "Result: All ends cleaned."
+    assert "No end given" in done.stdout
+    assert page.by_id["statement"] == "Result: The one end on record cleaned (no end given)."
 
 
 def test_the_json_certificate_has_the_same_content(state, config):
@@ -340,3 +341,22 @@ def test_no_database_and_no_cable_name_are_refused_clearly(tmp_path, state, make
     assert not (directory / DB_NAME).exists()
     done = station_cmd("certificate", " ", "--state-dir", str(state))
     assert done.returncode == 2 and "name the cable" in done.stderr
+
+
+def test_the_certificate_names_the_station_that_recorded_the_cleans(tmp_path):
+    """A database a station ran on records its identity; read on another machine with another
+    configuration (a backup on a QA PC), the certificate still names the station that cleaned."""
+    from hw_sim import SimBench
+    from station.config import Config
+
+    with SimBench(Config().replace("station", serial_number="LINE-3-ST-07"), tmp_path) as bench:
+        bench.clean("female", scan="CBL-0777-A")
+    other = tmp_path / "qa-pc.toml"
+    other.write_text('[station]\nserial_number = "QA-DESK"\n', encoding="utf-8")
+    done = station_cmd(
+        "certificate", "CBL-0777", "--state-dir", str(tmp_path), "--config", str(other), "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    cert = json.loads(done.stdout)
+    assert cert["station"]["serial_number"] == "LINE-3-ST-07" and cert["certificate"].startswith("LINE-3-ST-07-")
+    assert cert["statement"] == "the one end on record cleaned (A)"
