@@ -18,6 +18,7 @@ from typing import Any
 from station.events import ScanRefused
 
 from .bench import SimBench
+from .endface import Dirt
 from .world import ConnectorKind, Fault, SwipeVariant
 
 
@@ -45,9 +46,25 @@ class Action:
     doc: str
 
 
-def _present(b: SimBench, connector: str, chatter_s: float, code: str | None) -> str:
-    b.world.present(ConnectorKind(connector), chatter_s=chatter_s, code=code)
-    return f"{connector} connector presented" + (f" (labelled {code})" if code else "")
+def _present(b: SimBench, connector: str, chatter_s: float, code: str | None, dirt: str | None, again: bool) -> str:
+    face = b.world.faces.in_hand if again else None
+    if again and b.world.connector is not None:
+        raise ActionRefused("the connector is still in the guide; take it out first (remove)")
+    if again and face is None:
+        raise ActionRefused("no connector in hand to seat again; present one (present female dirt=heavy)")
+    if again and dirt is not None:
+        raise ActionError("present: dirt is for a new connector; again seats the one in hand as it is")
+    b.world.present(ConnectorKind(connector), chatter_s=chatter_s, code=code, dirt=dirt, face=face)
+    how = " again" if again else (f" ({dirt})" if dirt else "")
+    return f"{connector} connector presented{how}" + (f" (labelled {code})" if code else "")
+
+
+def _probe(b: SimBench) -> str:
+    if b.world.connector is not None:
+        raise ActionRefused("the connector is in the guide; take it out first (remove), then probe")
+    if b.world.faces.in_hand is None:
+        raise ActionRefused("no connector in hand to inspect; present one first")
+    return b.world.faces.inspect().summary()
 
 
 def _scan(b: SimBench, code: str) -> str:
@@ -143,6 +160,7 @@ def _wait_for(b: SimBench, state: str, limit_s: float) -> str:
 FAULTS = tuple(f.value for f in Fault)
 CONNECTORS = tuple(c.value for c in ConnectorKind)
 VARIANTS = tuple(v.value for v in SwipeVariant)
+DIRT = tuple(d.value for d in Dirt)
 STATES = ("idle", "identifying", "advancing", "dispensing", "swipe_ready", "swiping", "done", "fault", "swipe_now")
 
 ACTIONS: dict[str, Action] = {
@@ -150,7 +168,13 @@ ACTIONS: dict[str, Action] = {
     for a in [
         Action(
             "present",
-            (Param("connector", CONNECTORS, required=True), Param("chatter_s", float, 0.0), Param("code", str, None)),
+            (
+                Param("connector", CONNECTORS, required=True),
+                Param("chatter_s", float, 0.0),
+                Param("code", str, None),
+                Param("dirt", DIRT, None),
+                Param("again", bool, False),
+            ),
             _present,
             "seat a connector in the guide (male, female or bent; `code`: the label printed on it, what the "
             "simulator's judge knows; the station learns it only from a scan: scan it first)",
@@ -162,6 +186,12 @@ ACTIONS: dict[str, Action] = {
             "the bench's barcode scanner reads a code: a badge (OP-...), a cassette label (CAS-...) or a connector",
         ),
         Action("remove", (), lambda b: (b.world.remove(), "connector removed")[1], "lift the connector out"),
+        Action(
+            "probe",
+            (),
+            _probe,
+            "insert the connector in hand (out of the guide) into the inspection probe: IEC 61300-3-35 PASS or FAIL",
+        ),
         Action(
             "swipe",
             (

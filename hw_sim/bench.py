@@ -19,6 +19,7 @@ from station.loop import EventLoop, VirtualClock
 from station.reports import station_status
 
 from .auditor import Auditor
+from .endface import EndFace
 from .pins import SimFactory
 from .statements import console_asker
 from .world import ConnectorKind, SwipeVariant, World
@@ -171,17 +172,20 @@ class SimBench:
         delay_s: float = 0.5,
         remove: bool = True,
         scan: str | None = None,
+        dirt: str | None = None,
+        face: EndFace | None = None,
     ) -> AttemptFinished | None:
         """One attempt as a disciplined operator does it: present, wait for swipe-now, wait
         `delay_s`, swipe, wait for the result, take the connector away. Returns the result.
-        `scan`: the connector's label, scanned just before it is seated."""
+        `scan`: the connector's label, scanned just before it is seated; `dirt` / `face`: its
+        end face (see `World.present`), which stays in the operator's hand (`world.faces.in_hand`)."""
         world = self.world
         assert world is not None
         world.set_mode(wet)
         n = len(self.results())
         if scan is not None:
             world.scan(scan)
-        world.present(connector, code=scan)
+        world.present(connector, code=scan, dirt=dirt, face=face)
         self.wait_until(lambda: world.prompting or len(self.results()) > n or self.state == "fault", 30)
         if world.prompting:
             self.run_for(delay_s)

@@ -5,9 +5,9 @@ and the consequences of the operator's actions. From that physical truth it reco
 violation of docs/design.md section 3, independently of the firmware's own bookkeeping.
 
 World is the wheel, pump, panel and cradle; it composes the parts with a job of their own:
-the input lines it drives (inputs.py), the operator's hand (hand.py), the faults in force
-(faults.py), the world file that survives a power cut (world_file.py) and the judge of the
-rules (judge.py), which it tells every physical happening; the bench gives the judge an outside
+the input lines it drives (inputs.py), the operator's hand (hand.py), the end face of the
+connector in hand and what strokes do to it (faces.py), the faults in force (faults.py), the
+world file that survives a power cut (world_file.py) and the judge of the rules (judge.py), which it tells every physical happening; the bench gives the judge an outside
 auditor of the station's database (auditor.py) for the books and the records.
 """
 
@@ -19,6 +19,8 @@ from pathlib import Path
 from station.config import Config
 from station.loop import EventLoop
 
+from .endface import EndFace
+from .faces import Faces
 from .faults import Fault, Faults
 from .hand import Hand
 from .inputs import INPUTS, InputLines
@@ -89,6 +91,7 @@ class World:
         self.inputs = InputLines(factory, self.pins)
         self.faults = Faults(self)
         self.hand = Hand(self)
+        self.faces = Faces(self)  # the end face of the connector in hand, and what strokes do to it
         self.judge = Judge(self)  # section 3, from this world's physics (and the books, once audited)
         self.audit_state: dict[str, object] | None = None  # the auditor's baselines from the world file
         # what the firmware shows
@@ -351,9 +354,19 @@ class World:
         self.loop.call_later(hold_s, lambda: self._drive("button", False))
 
     # ================================================================== the operator's hand (hand.py)
-    def present(self, kind: ConnectorKind | str, *, chatter_s: float = 0.0, code: str | None = None) -> None:
-        """Seat a connector in the guide (see `Hand.present`); `code`: the label printed on it."""
+    def present(
+        self,
+        kind: ConnectorKind | str,
+        *,
+        chatter_s: float = 0.0,
+        code: str | None = None,
+        dirt: str | None = None,
+        face: EndFace | None = None,
+    ) -> None:
+        """Seat a connector in the guide (see `Hand.present`); `code`: the label printed on it;
+        its end face `face`, else a new one `dirt` dirty (`Dirt`: clean when None; see faces.py)."""
         self.connector_code = code
+        self.faces.presented(dirt, face)
         self.hand.present(kind, chatter_s=chatter_s)
         self.judge.seated(ConnectorKind(kind), chatter_s)
 
@@ -377,10 +390,18 @@ class World:
         variant: SwipeVariant | str = SwipeVariant.FULL,
         bounce: bool = False,
     ) -> None:
-        """Pull the connector across the window (see `Hand.swipe`)."""
+        """Pull the connector across the window (see `Hand.swipe`); the ribbon works on its face."""
+        strokes = len(self.hand.swipes)
         self.hand.swipe(direction=direction, duration_s=duration_s, variant=variant, bounce=bounce)
+        if len(self.hand.swipes) > strokes:  # it touched the ribbon
+            self.faces.stroked(self.hand.swipes[-1])
         end_t = max((t.due for t in self.hand.timers if not t.cancelled), default=self.loop.now())
         self.judge.stroke(direction, duration_s, SwipeVariant(variant), bounce or self.faults.bounce, end_t)
+
+    @property
+    def connector_face(self) -> EndFace | None:
+        """The end face of the connector seated in the guide (None when the guide is empty)."""
+        return self.faces.in_hand if self.connector is not None else None
 
     # ================================================================== faults (faults.py)
     def inject(self, fault: Fault | str, **kw: object) -> None:
