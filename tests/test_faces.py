@@ -177,9 +177,9 @@ swipe = { direction = "down" }
 wait_for = { state = "done" }
 expect = { outcome = "cleaned" }
 [[steps]]
-remove = {}
+remove = true
 [[steps]]
-probe = {}
+probe = true
 """,
         encoding="utf-8",
     )
