@@ -376,6 +376,69 @@ def cmd_fleet_watch(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_fleet_collect(args: argparse.Namespace) -> int:
+    """Every attempt and event of every station into one database, exactly once (docs/fleet.md)."""
+    from . import fleet_collect
+
+    return fleet_collect.collect(
+        args.broker,
+        args.db,
+        username=args.username,
+        password_file=args.password_file,
+        ca_file=args.ca_file,
+        client_id=args.client_id,
+    )
+
+
+def cmd_fleet_records(args: argparse.Namespace) -> int:
+    """The collector's database exported as `station records` does, over the whole floor."""
+    from . import fleet_collect, records
+
+    chosen = [
+        option
+        for option, value in (
+            ("--result", args.result),
+            ("--connector", args.connector),
+            ("--cable", args.cable),
+            ("--operator", args.operator),
+        )
+        if value is not None
+    ]
+    if args.events and chosen:
+        print(
+            f"station fleet records: {' and '.join(chosen)} choose{'s' if len(chosen) == 1 else ''} attempts; "
+            "the events (--events) are chosen by --station, --since and --until",
+            file=sys.stderr,
+        )
+        return 2
+    if args.events and not args.format:
+        print("station fleet records: --events exports the events; choose --format csv or json", file=sys.stderr)
+        return 2
+    try:
+        choice = fleet_collect.Choice(
+            station=args.station,
+            since=records.parse_time(args.since) if args.since else None,
+            until=records.parse_time(args.until) if args.until else None,
+            outcome=args.result,
+            connector=args.connector,
+            cable=args.cable,
+            operator=args.operator,
+        )
+        if args.output and args.output != "-" and args.format:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                n = fleet_collect.export(args.db, args.format, out, events=args.events, choice=choice)
+            print(f"wrote {n} {'events' if args.events else 'attempts'} to {args.output}", file=sys.stderr)
+        else:
+            fleet_collect.export(args.db, args.format, sys.stdout, events=args.events, choice=choice)
+    except (ValueError, fleet_collect.CollectError) as exc:
+        print(f"station fleet records: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"station fleet records: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_console_doc(args: argparse.Namespace) -> int:
     from .console import docs
 
@@ -506,6 +569,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
     p.add_argument("--once", type=float, metavar="SECONDS", help="print the table after SECONDS and exit")
     p.set_defaults(func=cmd_fleet_watch)
+    p = fleet.add_parser(
+        "collect",
+        help="store every attempt and event of every station in one database, exactly once",
+        description="Subscribes in a persistent session (what comes while it is down is delivered when it is "
+        "back); each message is committed, keyed by station and id, before it is acknowledged. Runs until "
+        "Ctrl-C or SIGTERM. Export with `station fleet records --db FILE`.",
+    )
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port (TLS)")
+    p.add_argument("--db", required=True, metavar="FILE", help="the fleet database (made if missing)")
+    p.add_argument("--username", metavar="NAME", help="the collector's user name on the broker")
+    p.add_argument("--password-file", metavar="FILE", help="its password, in a file only you can read (chmod 600)")
+    p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
+    p.add_argument(
+        "--client-id",
+        default="mpo-fleet-collector",
+        metavar="ID",
+        help="the session's name at the broker (default mpo-fleet-collector); keep it: a new one starts empty",
+    )
+    p.set_defaults(func=cmd_fleet_collect)
+    p = fleet.add_parser(
+        "records",
+        help="export the collected attempts or events as CSV or JSON (station records over the floor)",
+        description="The columns of `station records` with station_id first, by station, each station's oldest "
+        "first. Without --format: a summary per station.",
+    )
+    p.add_argument("--db", required=True, metavar="FILE", help="the fleet database `station fleet collect` fills")
+    p.add_argument("--format", choices=("csv", "json"), help="export format (default: only the summary)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the export here (default: standard output)")
+    p.add_argument("--station", metavar="ID", help="only this station")
+    p.add_argument("--since", metavar="TIME", help="only attempts started (events made) at or after this ISO time")
+    p.add_argument("--until", metavar="TIME", help="only attempts started (events made) before this ISO time")
+    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    p.add_argument("--connector", metavar="CODE", help="only attempts on this connector (e.g. CBL-0001-A)")
+    p.add_argument("--cable", metavar="CABLE", help="only attempts on this cable (any end)")
+    p.add_argument("--operator", metavar="BADGE", help="only attempts by this operator")
+    p.add_argument("--events", action="store_true", help="export the events (the stations' audits) instead")
+    p.set_defaults(func=cmd_fleet_records)
 
     p = sub.add_parser(
         "config",
