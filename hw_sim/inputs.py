@@ -20,6 +20,8 @@ INPUTS = {
     "mode_wet": "mode_switch",
     "button": "button",
     "index": "index",
+    "inspect_pass": "inspect_pass",  # an automated inspector's lines (inspection.gpio_fitted)
+    "inspect_fail": "inspect_fail",
 }
 
 

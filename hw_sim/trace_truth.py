@@ -30,7 +30,15 @@ from .auditor import Record
 
 MAX_CODE_LEN = 128  # the longest code a label carries (docs/design.md section 9)
 MARGIN_S = 1e-3  # a badge this close to its time limit is not judged
-POLICY = (Reason.SCAN_CONNECTOR, Reason.SCAN_BADGE, Reason.SCAN_CASSETTE)
+# refusals that keep a connector's scan for its retry (traceability and inspection)
+POLICY = (
+    Reason.SCAN_CONNECTOR,
+    Reason.SCAN_BADGE,
+    Reason.SCAN_CASSETTE,
+    Reason.QUARANTINED,
+    Reason.INSPECT_FIRST,
+    Reason.NEEDS_WET,
+)
 
 Violate = Callable[[int, str], None]
 

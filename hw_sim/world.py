@@ -7,8 +7,9 @@ violation of docs/design.md section 3, independently of the firmware's own bookk
 World is the wheel, pump, panel and cradle; it composes the parts with a job of their own:
 the input lines it drives (inputs.py), the operator's hand (hand.py), the end face of the
 connector in hand and what strokes do to it (faces.py), the faults in force (faults.py), the
-world file that survives a power cut (world_file.py) and the judge of the rules (judge.py), which it tells every physical happening; the bench gives the judge an outside
-auditor of the station's database (auditor.py) for the books and the records.
+world file that survives a power cut (world_file.py) and the judge of the rules (judge.py),
+which it tells every physical happening; the bench gives the judge an outside auditor of the
+station's database (auditor.py) for the books and the records.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ class World:
         """Set every input to its physical state. Call after the firmware built its devices."""
         for name in INPUTS:
             if name == "drop" and not self.config.dispenser.drop_sensor_fitted:
+                continue
+            if name.startswith("inspect_") and not self.config.inspection.gpio_fitted:
                 continue
             self._drive(name, False, force=True)
         self._drive("mode_wet", self.mode_wet)

@@ -93,6 +93,8 @@ class PinsConfig:
     led_busy: int = _pin(9, "busy / swipe-now LED (amber)")
     led_fault: int = _pin(11, "fault LED (red)")
     buzzer: int = _pin(8, "buzzer")
+    inspect_pass: int = _pin(4, "inspection PASS line from an inspector or PLC (used when inspection.gpio_fitted)")
+    inspect_fail: int = _pin(7, "inspection FAIL line from an inspector or PLC (used when inspection.gpio_fitted)")
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,23 @@ class FleetConfig:
 
 
 @dataclass(frozen=True)
+class InspectionConfig:
+    """Clean -> inspect -> re-clean (docs/design.md section 10): verdicts from an inspection system."""
+
+    mode: str = _text(
+        "off", "off, after (clean, then inspect) or first (inspect, clean only on FAIL)", ("off", "after", "first")
+    )
+    verdict_timeout_s: float = _num(300.0, 5.0, 86_400.0, "an inspection with no verdict this long ends as no_verdict")
+    reclean: str = _text(
+        "dry,dry,wet",
+        "the procedure of each clean of one connector's loop (dry or wet, comma-separated); after the last "
+        "fails, the connector is quarantined",
+    )
+    gpio_fitted: bool = _flag(False, "PASS/FAIL lines from an automated inspector on pins.inspect_pass/inspect_fail")
+    pulse_min_s: float = _num(0.02, 0.001, 5.0, "a PASS or FAIL line must be active this long to count")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole station configuration."""
 
@@ -236,6 +255,7 @@ class Config:
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     traceability: TraceabilityConfig = field(default_factory=TraceabilityConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    inspection: InspectionConfig = field(default_factory=InspectionConfig)
 
     def replace(self, section: str, **values: ConfigValue) -> Config:
         """A copy with some values of one section changed, validated like a file."""
@@ -368,6 +388,8 @@ def _check_cross(config: Config) -> None:
     for name, number in pins.items():
         if name == "drop_sensor" and not config.dispenser.drop_sensor_fitted:
             continue
+        if name in ("inspect_pass", "inspect_fail") and not config.inspection.gpio_fitted:
+            continue
         if number in seen:
             raise ConfigError(f"pins.{name} = {number}: GPIO {number} is already used by pins.{seen[number]}")
         seen[number] = name
@@ -399,6 +421,12 @@ def _check_cross(config: Config) -> None:
         raise ConfigError(
             f"swipe.settle_s = {s.settle_s}: must be longer than swipe.glitch_s ({s.glitch_s}); "
             "a swipe cannot be judged before its last edge is known not to be bounce"
+        )
+    steps = [step.strip() for step in config.inspection.reclean.split(",")]
+    if not 1 <= len(steps) <= 10 or any(step not in ("dry", "wet") for step in steps):
+        raise ConfigError(
+            f"inspection.reclean = {config.inspection.reclean!r}: a comma-separated list of 1 to 10 procedures, "
+            'each dry or wet, e.g. "dry,dry,wet"'
         )
     sc = config.scanner
     if sc.kind != "none" and not sc.device:
@@ -437,7 +465,9 @@ def _check_fleet(config: Config) -> None:
 OVERRIDES_SETTING = "config.overrides"  # console changes, kept in the station database
 # What a running station cannot take over safely: read once, when the hardware is built.
 RESTART_SECTIONS = frozenset({"pins", "wheel", "station", "console", "scanner", "fleet"})
-RESTART_KEYS = frozenset({"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s"})
+RESTART_KEYS = frozenset(
+    {"dispenser.pulse_s", "dispenser.drop_sensor_fitted", "panel.beep_s", "inspection.gpio_fitted"}
+)
 
 
 def override_names(overrides: Mapping[str, Mapping[str, object]]) -> list[str]:

@@ -527,5 +527,7 @@ _EDGE_HANDLERS: dict[Sensor, Callable[[Controller, SensorEdge], None]] = {
     Sensor.DROP: Controller._edge_drop,
     Sensor.CASSETTE: Controller._edge_cassette,
     Sensor.BUTTON: lambda c, edge: c.button.edge(edge.active),
+    Sensor.INSPECT_PASS: lambda c, edge: c.cycle.inspection.line(True, edge.active, edge.t),
+    Sensor.INSPECT_FAIL: lambda c, edge: c.cycle.inspection.line(False, edge.active, edge.t),
     Sensor.FLUID_LOW: lambda c, edge: c.consumables.float_switch(edge.active),
 }

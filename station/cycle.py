@@ -19,6 +19,7 @@ from .consumables import Consumables
 from .domain import CASSETTE_FOR, FaultCode, Gender, Mode, Outcome, Reason
 from .events import AttemptStarted, CleanModeChanged, DropDispensed, Event, SwipeNow, WheelAdvanced
 from .guide_pins import PinReading, PinSample, read_guide_pins
+from .inspection import Inspection
 from .loop import EventLoop
 from .ports import Hardware, MotionResult, MotionStatus, Sensor, SensorEdge
 from .store import Store
@@ -49,6 +50,10 @@ class CleanCycle:
         self._config = config
         self._publish = publish
         self._wall = trace.wall
+        # the inspection loop is part of the cycle: clean -> inspect -> re-clean (section 10)
+        self.inspection = Inspection(
+            store, loop, config, publish, wall=trace.wall, pending_connector=lambda: trace.identity().connector
+        )
         self.attempt: Attempt | None = None
         self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record
 
@@ -84,6 +89,8 @@ class CleanCycle:
     def refusal(self, a: Attempt) -> Reason | None:
         """Everything that must refuse a clean before anything is consumed (rules 2, 3, 4, 6)."""
         policy = self._trace.refusal()  # traceability: the connector's code, the operator's badge
+        if policy is None:  # inspection: quarantined, a verdict awaited, the procedure the loop calls for
+            policy = self.inspection.refusal(a.identity.connector, a.mode)
         if policy is not None:
             return policy
         gender = a.gender
@@ -244,4 +251,6 @@ class CleanCycle:
             log.exception("could not record the end of attempt %s", a.id)  # pragma: no mutate
             recorded = False
         self._publish(a.finished())
+        if outcome is Outcome.CLEANED:
+            self.inspection.cleaned(a.id, a.identity.connector)  # (with inspection on) its verdict is awaited
         return recorded

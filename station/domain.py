@@ -53,6 +53,10 @@ class Reason(str, Enum):
     SCAN_CONNECTOR = "scan the connector first"  # [traceability] require_connector_id
     SCAN_BADGE = "scan your badge first"  # [traceability] require_operator
     SCAN_CASSETTE = "scan the cassette's label: the cassette was changed"  # labelled cassettes
+    # [inspection] (docs/design.md section 10)
+    QUARANTINED = "quarantined: replace or repair the connector (a maintenance engineer releases it)"
+    INSPECT_FIRST = "inspect first: a verdict is awaited"
+    NEEDS_WET = "clean again, wet-to-dry: set the switch to WET-TO-DRY"
     # swipe failures: ribbon consumed
     NO_SWIPE = "no swipe in time"
     REVERSED = "swipe reversed: pull from top (A) to bottom (B)"
@@ -109,3 +113,11 @@ class ServiceResult:
     ok: bool
     lines: list[str] = field(default_factory=list)
     error: str = ""
+
+
+class Verdict(str, Enum):
+    """An inspection's result as the station records it (it never grades images itself)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_VERDICT = "no_verdict"  # none arrived within inspection.verdict_timeout_s

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from .domain import CassetteType, FaultCode, Gender, Mode, Outcome, Reason
+from .domain import CassetteType, FaultCode, Gender, Mode, Outcome, Reason, Verdict
 from .ports import Sensor
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,37 @@ class ScanRefused(Event):
     source: str
 
 
+# ---------------------------------------------------------------------- inspection
+@dataclass(frozen=True)
+class InspectionDue(Event):
+    """A connector awaits its inspection verdict (`attempt_id` None: inspect first, before any clean)."""
+
+    kind: ClassVar[str] = "inspection_due"
+    attempt_id: int | None
+    connector: str | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class VerdictRecorded(Event):
+    """A verdict was recorded (or none came in time) and what to do next: `next` is released,
+    clean_dry, clean_wet or quarantined."""
+
+    kind: ClassVar[str] = "verdict"
+    attempt_id: int | None
+    connector: str | None
+    verdict: Verdict
+    source: str
+    next: str
+
+
+@dataclass(frozen=True)
+class QuarantineReleased(Event):
+    kind: ClassVar[str] = "quarantine_released"
+    connector: str
+    source: str
+
+
 # ---------------------------------------------------------------------- consumables and people
 @dataclass(frozen=True)
 class CassetteDeclared(Event):
@@ -284,6 +315,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StationStatus,
         CodeScanned,
         ScanRefused,
+        InspectionDue,
+        VerdictRecorded,
+        QuarantineReleased,
     )
 }
 

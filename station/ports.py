@@ -23,6 +23,8 @@ class Sensor(str, Enum):
     FLUID_LOW = "fluid_low"
     MODE_WET = "mode_wet"
     BUTTON = "button"
+    INSPECT_PASS = "inspect_pass"  # an inspection system's PASS line (inspection.gpio_fitted)
+    INSPECT_FAIL = "inspect_fail"  # its FAIL line
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from .domain import CassetteType, Mode, Outcome
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x4D504F31  # "MPO1": marks the file as a station database
 
 
@@ -188,6 +188,31 @@ MIGRATIONS: dict[int, str] = {
         stream TEXT PRIMARY KEY,
         last_id INTEGER NOT NULL CHECK (last_id >= 0)
     );
+    """,
+    # 6: inspection (docs/design.md section 10): every verdict received (or none in time), what
+    # it applied to and where it came from; connectors quarantined until a person releases them
+    6: """
+    CREATE TABLE inspections (
+        id INTEGER PRIMARY KEY,
+        t REAL NOT NULL,
+        attempt_id INTEGER REFERENCES attempts(id),
+        connector TEXT,
+        verdict TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'no_verdict')),
+        detail TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL
+    );
+    CREATE INDEX inspections_by_attempt ON inspections(attempt_id);
+    CREATE INDEX inspections_by_connector ON inspections(connector) WHERE connector IS NOT NULL;
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        t REAL NOT NULL,
+        connector TEXT,
+        attempt_id INTEGER REFERENCES attempts(id),
+        reason TEXT NOT NULL,
+        released_at REAL,
+        released_by TEXT
+    );
+    CREATE INDEX quarantine_open ON quarantine(connector) WHERE released_at IS NULL;
     """,
 }
 
@@ -707,6 +732,90 @@ class Outbox:
         """Up to `limit` audit entries with ids above `after_id`, oldest first (the events stream)."""
         sql = "SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?"
         return self._store._db.execute(sql, (after_id, limit)).fetchall()
+
+
+class InspectionBook:
+    """Verdicts and quarantine on a store's connection (schema 6, docs/design.md section 10).
+    Every write is one transaction with its audit row; every read the loop makes is an index
+    lookup."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def record(
+        self, t: float, verdict: str, *, attempt_id: int | None, connector: str | None, detail: str, source: str
+    ) -> int:
+        """A verdict received (or `no_verdict`: none in time), durably, audited."""
+        with self._store._tx() as db:
+            row = db.execute(
+                "INSERT INTO inspections(t, attempt_id, connector, verdict, detail, source) VALUES (?, ?, ?, ?, ?, ?)",
+                (t, attempt_id, connector, verdict, detail, source),
+            ).lastrowid
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'inspection', ?, ?, ?)",
+                (t, verdict, json.dumps({"attempt": attempt_id, "connector": connector}), source),
+            )
+        return int(row or 0)
+
+    def quarantine(self, t: float, *, connector: str | None, attempt_id: int | None, reason: str) -> None:
+        with self._store._tx() as db:
+            db.execute(
+                "INSERT INTO quarantine(t, connector, attempt_id, reason) VALUES (?, ?, ?, ?)",
+                (t, connector, attempt_id, reason),
+            )
+            db.execute(
+                "INSERT INTO audit(t, kind, action, detail) VALUES (?, 'inspection', 'quarantined', ?)",
+                (t, json.dumps({"connector": connector, "attempt": attempt_id, "reason": reason})),
+            )
+
+    def quarantined(self, connector: str) -> bool:
+        row = self._store._db.execute(
+            "SELECT 1 FROM quarantine WHERE connector = ? AND released_at IS NULL LIMIT 1", (connector,)
+        ).fetchone()
+        return row is not None
+
+    def open_quarantine(self) -> list[sqlite3.Row]:
+        """Connectors in quarantine now (the console's list), oldest first."""
+        return self._store._db.execute(
+            "SELECT * FROM quarantine WHERE released_at IS NULL AND connector IS NOT NULL ORDER BY id"
+        ).fetchall()
+
+    def release(self, connector: str, t: float, *, source: str) -> bool:
+        """A person releases a repaired (or replaced) connector; False when it was not quarantined."""
+        with self._store._tx() as db:
+            n = db.execute(
+                "UPDATE quarantine SET released_at = ?, released_by = ? WHERE connector = ? AND released_at IS NULL",
+                (t, source, connector),
+            ).rowcount
+            if n:
+                db.execute(
+                    "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'inspection', 'released', ?, ?)",
+                    (t, json.dumps({"connector": connector}), source),
+                )
+        return bool(n)
+
+    def cleans_in_loop(self, connector: str) -> int:
+        """Cleans of `connector` since its loop began: since its last PASS or its release from
+        quarantine (what the re-clean sequence has used so far)."""
+        db = self._store._db
+        since = db.execute(
+            "SELECT max(t) FROM (SELECT max(t) AS t FROM inspections WHERE connector = ? AND verdict = 'pass'"
+            " UNION ALL SELECT max(released_at) FROM quarantine WHERE connector = ?)",
+            (connector, connector),
+        ).fetchone()[0]
+        return int(
+            db.execute(
+                "SELECT count(*) FROM attempts WHERE connector = ? AND outcome = 'cleaned' AND ended_at > ?",
+                (connector, since if since is not None else -1e300),
+            ).fetchone()[0]
+        )
+
+    def verdicts(self, *, attempt_id: int | None = None, connector: str | None = None) -> list[sqlite3.Row]:
+        """The verdicts on record for an attempt or a connector, oldest first (exports, certificate)."""
+        if self._store.schema_version < 6:
+            return []
+        column, value = ("attempt_id", attempt_id) if attempt_id is not None else ("connector", connector)
+        return self._store._db.execute(f"SELECT * FROM inspections WHERE {column} = ? ORDER BY id", (value,)).fetchall()
 
 
 class _Transaction:

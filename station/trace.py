@@ -40,7 +40,16 @@ from .store import Identity, Store
 
 log = logging.getLogger(__name__)
 
-POLICY = (Reason.SCAN_BADGE, Reason.SCAN_CONNECTOR, Reason.SCAN_CASSETTE)  # refusals that keep the scan
+# refusals that keep the scan: the same connector comes back (after its badge, its cassette's
+# label, its inspection, the mode switch set to wet)
+POLICY = (
+    Reason.SCAN_BADGE,
+    Reason.SCAN_CONNECTOR,
+    Reason.SCAN_CASSETTE,
+    Reason.QUARANTINED,
+    Reason.INSPECT_FIRST,
+    Reason.NEEDS_WET,
+)
 MAX_CODE_LEN = 128  # longer than any serial, label or badge a line prints; a runaway scanner is refused
 
 

@@ -157,6 +157,17 @@ WIRES: dict[str, Wire] = {
     "led_ready": Wire("green LED", Direction.OUT, LED),
     "led_busy": Wire("amber LED", Direction.OUT, LED),
     "led_fault": Wire("red LED", Direction.OUT, LED),
+    "inspect_pass": Wire(
+        "inspection system's PASS output (automated inspector or PLC; optional)",
+        Direction.IN,
+        f"{OPEN_COLLECTOR}; a pulse (inspection.pulse_min_s or longer) is one PASS; a 24 V PLC output through an "
+        "optocoupler",
+    ),
+    "inspect_fail": Wire(
+        "inspection system's FAIL output (automated inspector or PLC; optional)",
+        Direction.IN,
+        f"{OPEN_COLLECTOR}; a pulse is one FAIL; a 24 V PLC output through an optocoupler",
+    ),
     "buzzer": Wire(
         "active buzzer",
         Direction.OUT,
@@ -195,10 +206,19 @@ def connections(config: Config | None = None) -> list[Connection]:
             bcm=getattr(config.pins, f.name),
             physical=physical_pin(getattr(config.pins, f.name)),
             wire=WIRES[f.name],
-            fitted=f.name != "drop_sensor" or config.dispenser.drop_sensor_fitted,
+            fitted=_fitted(f.name, config),
         )
         for f in fields(PinsConfig)
     ]
+
+
+def _fitted(key: str, config: Config) -> bool:
+    """Optional inputs are fitted only when the configuration says so."""
+    if key == "drop_sensor":
+        return config.dispenser.drop_sensor_fitted
+    if key in ("inspect_pass", "inspect_fail"):
+        return config.inspection.gpio_fitted
+    return True
 
 
 def _notes(c: Connection, config: Config) -> str:
@@ -218,7 +238,8 @@ def _notes(c: Connection, config: Config) -> str:
     if c.bcm in SPI0_PINS:
         parts.append("SPI0 pin: keep SPI disabled")
     if not c.fitted:
-        parts.append("not fitted (dispenser.drop_sensor_fitted = false): leave unconnected")
+        flag = "dispenser.drop_sensor_fitted" if c.key == "drop_sensor" else "inspection.gpio_fitted"
+        parts.append(f"not fitted ({flag} = false): leave unconnected")
     return "; ".join(parts)
 
 

@@ -50,6 +50,9 @@ REFERENCE_WIRING = {
     "led_busy": 9,
     "led_fault": 11,
     "buzzer": 8,
+    # issue 14: the inspection system's PASS / FAIL lines, on the two pins the bench leaves free
+    "inspect_pass": 4,
+    "inspect_fail": 7,
 }
 
 
@@ -344,6 +347,7 @@ def configs(draw, text: st.SearchStrategy[str]) -> Config:
         fleet["username"] = "station-1"
     if not fleet["broker"].startswith("mqtts://"):
         fleet["ca_file"] = ""
+    raw["inspection"]["reclean"] = draw(st.sampled_from(["dry,dry,wet", "wet", "dry, wet", "dry,dry,dry,wet,wet"]))
     dispenser = raw["dispenser"]
     dispenser["drop_timeout_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > dispenser["pulse_s"]))
     return from_dict(raw)
@@ -443,3 +447,19 @@ def test_traceability_is_off_and_no_scanner_by_default():
     config = Config()
     assert config.scanner.kind == "none"
     assert not config.traceability.require_connector_id and not config.traceability.require_operator
+
+
+@pytest.mark.parametrize("value", ["", "dry,,wet", "dry,damp", "wet," * 11])
+def test_a_reclean_sequence_that_is_not_dry_or_wet_steps_is_named(tmp_path, value):
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, f'[inspection]\nreclean = "{value}"\n'))
+    assert "inspection.reclean" in str(err.value) and "each dry or wet" in str(err.value)
+
+
+def test_inspection_is_off_and_its_lines_free_by_default():
+    config = Config()
+    assert config.inspection.mode == "off" and not config.inspection.gpio_fitted
+    assert (config.pins.inspect_pass, config.pins.inspect_fail) == (
+        4,
+        7,
+    )  # the two pins the reference wiring leaves free

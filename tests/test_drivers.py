@@ -33,6 +33,8 @@ from station.ports import MotionStatus, Pattern, Sensor
 
 CONFIG = Config()
 PINS = CONFIG.pins
+EVERY_INPUT = Config().replace("inspection", gpio_fitted=True)  # the optional inspection lines fitted too
+INSPECTION_LINES = {Sensor.INSPECT_PASS, Sensor.INSPECT_FAIL}
 WAIT_S = 10.0  # real-thread tests wait on events, never on durations
 
 # A quick wheel for real-thread tests: 8 steps a position, jam after 12 without an index.
@@ -148,7 +150,7 @@ def clock():
 
 @pytest.fixture
 def sensors(factory, clock):
-    bank = SensorBank(CONFIG, clock, factory)
+    bank = SensorBank(EVERY_INPUT, clock, factory)
     yield bank
     bank.close()
 
@@ -203,6 +205,15 @@ def test_the_index_sensor_is_not_a_sensor_bank_input(factory, sensors):
     assert edges == []
 
 
+def test_no_inspection_lines_unless_fitted(factory, clock):
+    bank = SensorBank(CONFIG, clock, factory)
+    try:
+        assert not any(bank.fitted(sensor) for sensor in INSPECTION_LINES)
+        assert free(factory, PINS.inspect_pass) and free(factory, PINS.inspect_fail)
+    finally:
+        bank.close()
+
+
 def test_no_drop_sensor_when_none_is_fitted(factory, clock):
     config = Config().replace("dispenser", drop_sensor_fitted=False)
     bank = SensorBank(config, clock, factory)
@@ -216,7 +227,7 @@ def test_no_drop_sensor_when_none_is_fitted(factory, clock):
         factory.pin(PINS.drop_sensor).drive_low()
         assert edges == []
         assert bank.read(Sensor.DROP) is False
-        assert set(bank.snapshot()) == set(Sensor) - {Sensor.DROP}
+        assert set(bank.snapshot()) == set(Sensor) - {Sensor.DROP} - INSPECTION_LINES
     finally:
         bank.close()
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from station.domain import CassetteType, FaultCode, Gender, Mode, Outcome, Reason
+from station.domain import CassetteType, FaultCode, Gender, Mode, Outcome, Reason, Verdict
 from station.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -23,8 +23,10 @@ from station.events import (
     FaultCleared,
     FaultRaised,
     FluidRefilled,
+    InspectionDue,
     MaintenanceDone,
     ModeSet,
+    QuarantineReleased,
     Recovered,
     ScanRefused,
     SensorChanged,
@@ -32,6 +34,7 @@ from station.events import (
     StationStatus,
     StationStopped,
     SwipeNow,
+    VerdictRecorded,
     WarningRaised,
     WheelAdvanced,
     from_json,
@@ -121,6 +124,22 @@ EXAMPLES: list[tuple[Event, dict[str, object]]] = [
         ScanRefused("\x1b[A", "control characters in the code", "scanner"),
         {"code": "\x1b[A", "reason": "control characters in the code", "source": "scanner"},
     ),
+    (InspectionDue(11, "CBL-0001-A", 300.0), {"attempt_id": 11, "connector": "CBL-0001-A", "timeout_s": 300.0}),
+    (
+        VerdictRecorded(11, "CBL-0001-A", Verdict.FAIL, "console:/dev/pts/1", "clean_wet"),
+        {
+            "attempt_id": 11,
+            "connector": "CBL-0001-A",
+            "verdict": "fail",
+            "source": "console:/dev/pts/1",
+            "next": "clean_wet",
+        },
+    ),
+    (
+        VerdictRecorded(None, None, Verdict.NO_VERDICT, "station", "quarantined"),
+        {"attempt_id": None, "connector": None, "verdict": "no_verdict", "source": "station", "next": "quarantined"},
+    ),
+    (QuarantineReleased("CBL-0001-A", "console:x"), {"connector": "CBL-0001-A", "source": "console:x"}),
     (FaultRaised(FaultCode.JAM, "jam: confirmed 0 of 3"), {"code": "jam", "detail": "jam: confirmed 0 of 3"}),
     (FaultCleared(FaultCode.NO_CASSETTE), {"code": "no_cassette"}),
     (

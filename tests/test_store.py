@@ -935,7 +935,7 @@ def test_a_schema_2_database_opens_with_totals_equal_to_its_records(db_path):
 
     s = Store(db_path, fluid_capacity=2000)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 5
+        assert s.schema_version == SCHEMA_VERSION == 6
         assert tallies(s._db) == recount(s._db)
         assert tallies(s._db)["used"] == {1: 9, 2: 6, 3: 6}
         assert tallies(s._db)["at_refill"] == {1: 2, 2: 3}
@@ -1209,7 +1209,7 @@ def test_a_database_made_by_the_schema_3_release_migrates_to_traceability(tmp_pa
 
     s = Store(path, fluid_capacity=2000)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 5  # through schema 4 (traceability) to 5 (the outbox)
+        assert s.schema_version == SCHEMA_VERSION == 6  # through 4 (traceability), 5 (the outbox), 6 (inspection)
         assert store_answers(s) == before  # the same answers as the release that wrote it
         assert tallies(s._db) == recount(s._db)
         old = s.attempts(newest_first=False)
@@ -1302,7 +1302,7 @@ def test_a_schema_4_database_migrates_to_the_outbox_with_nothing_delivered(tmp_p
 
     s = Store(path)
     try:
-        assert s.schema_version == SCHEMA_VERSION == 5
+        assert s.schema_version == SCHEMA_VERSION == 6
         assert s.attempts(newest_first=False) == before  # every answer kept
         assert (Outbox(s).delivered("attempts"), Outbox(s).delivered("events")) == (0, 0)
         backlog = Outbox(s).finished_attempts_after(0, 100)
@@ -1371,3 +1371,32 @@ def test_a_reader_on_its_own_connection_sees_the_writers_records_and_cursor(db_p
     finally:
         reader.close()
         writer.close()
+
+
+# --- schema 6: inspection ----------------------------------------------------------------------
+
+
+def test_a_schema_3_release_database_migrates_to_inspection_with_no_verdicts(tmp_path):
+    from station.store import InspectionBook
+
+    path = tmp_path / "station.db"
+    shutil.copyfile(RELEASE_3_DB, path)
+    s = Store(path)
+    try:
+        assert s.schema_version == SCHEMA_VERSION == 6
+        book = InspectionBook(s)
+        assert book.verdicts(attempt_id=1) == [] and book.open_quarantine() == [] and not book.quarantined("X")
+        who = Identity(connector="CBL-1-A", cable="CBL-1", end="A")
+        a = s.begin_attempt(1_790_000_100.0, Mode.DRY, who)
+        s.finish_attempt(a, Outcome.CLEANED, "", 1_790_000_101.0)
+        assert book.cleans_in_loop("CBL-1-A") == 1
+        book.record(1_790_000_102.0, "fail", attempt_id=a, connector="CBL-1-A", detail="", source="gpio")
+        book.quarantine(1_790_000_103.0, connector="CBL-1-A", attempt_id=a, reason="1 cleans and no PASS")
+        assert book.quarantined("CBL-1-A") and [r["connector"] for r in book.open_quarantine()] == ["CBL-1-A"]
+        assert book.release("CBL-1-A", 1_790_000_104.0, source="console:x") and not book.quarantined("CBL-1-A")
+        assert not book.release("CBL-1-A", 1_790_000_105.0, source="console:x")  # nothing left to release
+        assert book.cleans_in_loop("CBL-1-A") == 0  # the loop begins again at the release
+        kinds = [(r["kind"], r["action"]) for r in s.audit_entries() if r["kind"] == "inspection"]
+        assert kinds == [("inspection", "fail"), ("inspection", "quarantined"), ("inspection", "released")]
+    finally:
+        s.close()

@@ -119,7 +119,10 @@ def test_every_configured_pin_appears_at_its_header_pin():
         part, signal, key, bcm_cell, physical_cell, direction, _notes = table_row(doc, f.name)
         assert (key, bcm_cell, physical_cell) == (f"`pins.{f.name}`", f"GPIO{bcm}", str(physical))
         assert signal == f.metadata["doc"]
-        assert drawn[physical] == (f"GPIO{bcm}", "#", f"pins.{f.name} ({direction})")
+        if f.name in ("inspect_pass", "inspect_fail"):  # fitted only with inspection.gpio_fitted: free here
+            assert drawn[physical] == (f"GPIO{bcm}", ".", "") and "not fitted (inspection.gpio_fitted" in _notes
+        else:
+            assert drawn[physical] == (f"GPIO{bcm}", "#", f"pins.{f.name} ({direction})")
 
 
 def test_reserved_pins_are_drawn_reserved_and_unused():
@@ -131,7 +134,7 @@ def test_reserved_pins_are_drawn_reserved_and_unused():
 def test_directions_and_safe_levels_match_the_drivers():
     """Build the real drivers on mock pins: inputs have the pull-up the sheet promises, and every
     output that a resistor must hold safe rests at the level that resistor holds it at."""
-    config = Config()
+    config = Config().replace("inspection", gpio_fitted=True)  # every optional input fitted
     factory = MockFactory()
     hardware = build_hardware(config, EventLoop(VirtualClock()), factory)
     try:
@@ -194,3 +197,11 @@ def test_station_wiring_writes_the_sheet_of_a_station_config(tmp_path):
         capture_output=True,
     )
     assert out.read_text(encoding="utf-8") == wiring.document(Config().replace("pins", button=4))
+
+
+def test_the_inspection_lines_are_drawn_when_fitted():
+    config = Config().replace("inspection", gpio_fitted=True)
+    drawn = drawing(wiring.document(config))
+    for key in ("inspect_pass", "inspect_fail"):
+        bcm = getattr(config.pins, key)
+        assert drawn[ALL_PHYSICAL[bcm]] == (f"GPIO{bcm}", "#", f"pins.{key} (in)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import trace_commands  # noqa: F401  (registers scan, scan?: one module per feature)
+from . import inspection_commands, trace_commands  # noqa: F401  (each registers its commands: one module per feature)
 from .commands import REGISTRY
 
 INTRO = """# Maintenance console

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import serial
 
+from . import inspection_commands, trace_commands  # noqa: F401  (each registers its commands: one module per feature)
 from . import protocol as P
-from . import trace_commands  # noqa: F401  (registers scan, scan?: one module per feature)
 from .access import Lockout, Session
 from .commands import REGISTRY, Command, CommandError, Context, lookup
 

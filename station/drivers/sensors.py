@@ -24,6 +24,14 @@ SENSOR_PINS: dict[Sensor, str] = {
     Sensor.FLUID_LOW: "fluid_low",
     Sensor.MODE_WET: "mode_switch",
     Sensor.BUTTON: "button",
+    Sensor.INSPECT_PASS: "inspect_pass",
+    Sensor.INSPECT_FAIL: "inspect_fail",
+}
+# inputs fitted only when the configuration says so
+OPTIONAL = {
+    Sensor.DROP: lambda c: c.dispenser.drop_sensor_fitted,
+    Sensor.INSPECT_PASS: lambda c: c.inspection.gpio_fitted,
+    Sensor.INSPECT_FAIL: lambda c: c.inspection.gpio_fitted,
 }
 
 
@@ -41,7 +49,7 @@ class SensorBank:
         self.devices: dict[Sensor, DigitalInput] = {}
         try:
             for sensor, key in SENSOR_PINS.items():
-                if sensor is Sensor.DROP and not config.dispenser.drop_sensor_fitted:
+                if sensor in OPTIONAL and not OPTIONAL[sensor](config):
                     continue
                 pin: int = getattr(config.pins, key)
                 cls = Button if sensor is Sensor.BUTTON else DigitalInputDevice

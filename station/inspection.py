@@ -1,0 +1,217 @@
+"""Clean -> inspect -> re-clean (docs/design.md section 10): the station runs the loop, an
+inspection system grades the end face. The station never grades images: it receives verdicts
+(the console's `INSP:RES`, two GPIO lines from an automated inspector or a PLC) and decides what
+comes next.
+
+- `after`: a clean that ends cleaned awaits its verdict. PASS: the connector is released. FAIL
+  (or no verdict within `verdict_timeout_s`): clean again on fresh ribbon, with the next
+  procedure of `reclean` (default dry, dry, wet: the bulletin's escalation to wet-to-dry); after
+  the last one fails, the connector is quarantined ("replace or repair the connector"),
+  recorded, and refused until a maintenance engineer releases it.
+- `first`: inspect before cleaning. A verdict with nothing awaiting applies to the next
+  connector (the one scanned, if connector codes are scanned): PASS releases it with no ribbon
+  used; FAIL lets it be cleaned, and from there the loop is `after`'s.
+
+With connector codes the loop follows the connector across presentations (its cleans and
+verdicts are in the records); without, it follows the connector in hand: the next presentation
+after a FAIL is taken as the same connector. While a verdict is awaited, no other connector is
+taken up ("inspect first"). Only a PASS after a connector's last clean releases it: a missing
+verdict counts as a FAIL. Runs on the controller loop; every verdict, release and quarantine is
+recorded (with its audit row) before it is announced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import Config
+from .domain import Mode, Reason, ServiceResult, Verdict
+from .events import Event, InspectionDue, QuarantineReleased, VerdictRecorded, WarningRaised
+from .loop import EventLoop, Timer
+from .store import InspectionBook, Store
+
+log = logging.getLogger(__name__)
+
+RELEASED, QUARANTINED = "released", "quarantined"
+NEXT_WORDS = {
+    RELEASED: "released: the end face passed",
+    "clean_dry": "clean again on fresh ribbon (dry)",
+    "clean_wet": "clean again, wet-to-dry",
+    QUARANTINED: "reject: replace or repair the connector (quarantined)",
+}
+MAX_DETAIL = 64 * 1024  # a verdict's findings kept as received, up to this size
+
+
+@dataclass
+class _Awaited:
+    """A connector whose verdict the station waits for."""
+
+    attempt_id: int | None
+    connector: str | None
+    timer: Timer | None = None
+
+
+class Inspection:
+    """The inspection loop of each connector, on the controller loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        loop: EventLoop,
+        config: Callable[[], Config],
+        publish: Callable[[Event], None],
+        *,
+        wall: Callable[[], float],
+        pending_connector: Callable[[], str | None],
+    ) -> None:
+        self._book = InspectionBook(store)
+        self._loop = loop
+        self._config = config
+        self._publish = publish
+        self._wall = wall
+        self._pending_connector = pending_connector
+        self.awaited: _Awaited | None = None
+        self._anon_cleans = 0  # cleans of the connector in hand (no code) in its loop
+        self._anon_failed = False  # mode first: the connector in hand failed its first inspection
+        self._line_since: dict[bool, float] = {}  # GPIO: when each line (pass, fail) went active
+        self._overlap = False  # both lines were active together since they were last both at rest
+        self.last: str = "none"  # INSP:RES?: the last verdict, in one line
+
+    @property
+    def mode(self) -> str:
+        return self._config().inspection.mode
+
+    # ------------------------------------------------------------------ the clean cycle's questions
+    def refusal(self, connector: str | None, mode: Mode) -> Reason | None:
+        """Why a connector presented now may not be cleaned (before anything is used)."""
+        if self.mode == "off":
+            return None
+        if connector is not None and self._book.quarantined(connector):
+            return Reason.QUARANTINED
+        if self.awaited is not None:
+            return Reason.INSPECT_FIRST
+        if self.mode == "first" and not self._failed_first(connector):
+            return Reason.INSPECT_FIRST
+        step = self._next_step(connector)
+        if step == "wet" and mode is Mode.DRY:
+            return Reason.NEEDS_WET
+        return None
+
+    def cleaned(self, attempt_id: int, connector: str | None) -> None:
+        """A clean ended cleaned: its verdict is awaited (with inspection on)."""
+        if self.mode == "off":
+            return
+        if connector is None:
+            self._anon_cleans += 1
+            self._anon_failed = False
+        timeout = self._config().inspection.verdict_timeout_s
+        awaited = _Awaited(attempt_id, connector)
+        awaited.timer = self._loop.call_later(timeout, lambda: self._no_verdict(awaited))
+        self.awaited = awaited
+        self._publish(InspectionDue(attempt_id, connector, timeout))
+
+    # ------------------------------------------------------------------ verdicts
+    def verdict(self, verdict: Verdict, detail: str, source: str) -> ServiceResult:
+        """A verdict from an inspection system: what it applied to and what comes next."""
+        if self.mode == "off":
+            return ServiceResult(False, error="inspection is off ([inspection] mode = off)")
+        if len(detail) > MAX_DETAIL:
+            return ServiceResult(False, error=f"verdict detail too long ({len(detail)} bytes, at most {MAX_DETAIL})")
+        awaited = self.awaited
+        if awaited is None and self.mode == "first":
+            awaited = _Awaited(None, self._pending_connector())  # inspected before any clean
+        if awaited is None:
+            return ServiceResult(False, error="no connector awaits inspection")
+        return self._settle(awaited, verdict, detail, source)
+
+    def _no_verdict(self, awaited: _Awaited) -> None:
+        if self.awaited is awaited:
+            self._settle(awaited, Verdict.NO_VERDICT, "", "station")
+
+    def _settle(self, awaited: _Awaited, verdict: Verdict, detail: str, source: str) -> ServiceResult:
+        t = self._wall()
+        connector = awaited.connector
+        self._book.record(t, verdict.value, attempt_id=awaited.attempt_id, connector=connector, detail=detail,
+                          source=source)  # fmt: skip
+        if awaited.timer is not None:
+            awaited.timer.cancel()
+        if self.awaited is awaited:
+            self.awaited = None
+        if verdict is Verdict.PASS:
+            nxt = RELEASED
+            if connector is None:
+                self._anon_cleans, self._anon_failed = 0, False
+        else:
+            if connector is None and awaited.attempt_id is None:
+                self._anon_failed = True  # mode first: the connector in hand is to be cleaned
+            step = self._next_step(connector)
+            if step is None:
+                nxt = QUARANTINED
+                reason = f"{self._cleans(connector)} cleans and no PASS"
+                self._book.quarantine(t, connector=connector, attempt_id=awaited.attempt_id, reason=reason)
+                if connector is None:
+                    self._anon_cleans, self._anon_failed = 0, False
+            else:
+                nxt = f"clean_{step}"
+        what = f"attempt #{awaited.attempt_id}" if awaited.attempt_id is not None else "the connector inspected first"
+        on = f" connector {connector}" if connector else ""
+        self.last = f"{verdict.value} {what}{on} ({source}): {NEXT_WORDS[nxt]}"
+        self._publish(VerdictRecorded(awaited.attempt_id, connector, verdict, source, nxt))
+        return ServiceResult(True, [f"{verdict.value} for {what}{on}: {NEXT_WORDS[nxt]}"])
+
+    # ------------------------------------------------------------------ the GPIO lines
+    def line(self, passed: bool, active: bool, t: float) -> None:
+        """An edge on the PASS or FAIL line: a pulse held `pulse_min_s` is one verdict (both
+        lines at once: neither counts, and the operator is told)."""
+        if active:
+            self._line_since[passed] = t
+            if len(self._line_since) == 2:
+                self._overlap = True  # neither pulse counts, until both lines are back at rest
+                self._publish(WarningRaised("inspection_lines", "PASS and FAIL lines active together: ignored"))
+            return
+        since = self._line_since.pop(passed, None)
+        overlap = self._overlap
+        if not self._line_since:
+            self._overlap = False
+        if since is None or overlap or t - since < self._config().inspection.pulse_min_s:
+            return
+        result = self.verdict(Verdict.PASS if passed else Verdict.FAIL, "", "gpio")
+        if not result.ok:
+            self._publish(WarningRaised("inspection_verdict", f"verdict on the GPIO line ignored: {result.error}"))
+
+    # ------------------------------------------------------------------ quarantine
+    def release(self, connector: str, source: str) -> ServiceResult:
+        if not self._book.release(connector, self._wall(), source=source):
+            return ServiceResult(False, error=f"connector {connector} is not in quarantine")
+        self._publish(QuarantineReleased(connector, source))
+        return ServiceResult(True, [f"connector {connector} released from quarantine; its loop begins again"])
+
+    def quarantined(self) -> list[str]:
+        return [str(r["connector"]) for r in self._book.open_quarantine()]
+
+    # ------------------------------------------------------------------ the loop's bookkeeping
+    def _cleans(self, connector: str | None) -> int:
+        return self._book.cleans_in_loop(connector) if connector is not None else self._anon_cleans
+
+    def _next_step(self, connector: str | None) -> str | None:
+        """The procedure of the connector's next clean in its loop (None: the loop is used up)."""
+        steps = [s.strip() for s in self._config().inspection.reclean.split(",")]
+        cleans = self._cleans(connector)
+        return steps[cleans] if cleans < len(steps) else None
+
+    def _failed_first(self, connector: str | None) -> bool:
+        """Mode first: the connector's last verdict, since its last clean, is a FAIL."""
+        if connector is None:
+            return self._anon_failed or self._anon_cleans > 0
+        rows = self._book.verdicts(connector=connector)
+        return bool(rows) and rows[-1]["verdict"] != Verdict.PASS.value
+
+
+def detail_json(words: list[str]) -> str:
+    """A verdict's optional findings, given as JSON (validated, kept compact); ValueError when not JSON."""
+    if not words:
+        return ""
+    return json.dumps(json.loads(" ".join(words)), separators=(",", ":"), sort_keys=True)
