@@ -185,12 +185,15 @@ IDENTITY_SETTING = "station.identity"
 
 
 def record_identity(store: Store, config: Config, t: float) -> None:
-    """The station's serial number and firmware, kept in its database (audited when they change),
+    """The station's serial number and firmware, kept in its database (a change audited),
     so that what is made from the records (a certificate, from a backup on another machine) names
     the station that did the cleaning, not the one reading them."""
     identity = json.dumps({"serial_number": config.station.serial_number, "firmware": __version__}, sort_keys=True)
-    if store.durable and store.setting(IDENTITY_SETTING) != identity:
-        store.set_setting(IDENTITY_SETTING, identity, t, source="station", audit_detail=json.loads(identity))
+    known = store.setting(IDENTITY_SETTING) if store.durable else identity
+    if known != identity:  # recorded once; a change (a new serial number, a firmware update) is audited
+        store.set_setting(
+            IDENTITY_SETTING, identity, t, source="station", audit_detail=json.loads(identity), audit=known is not None
+        )
 
 
 def scanner_input(controller: Controller) -> tuple[Callable[[str], None], Callable[[str], None]]:

@@ -648,15 +648,19 @@ class Store:
         row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_setting(self, key: str, value: str, t: float, *, source: str, audit_detail: Any = "") -> None:
+    def set_setting(
+        self, key: str, value: str, t: float, *, source: str, audit_detail: Any = "", audit: bool = True
+    ) -> None:
         """Change a setting and audit it in one transaction (the value itself is not audited:
-        it may be a PIN hash)."""
+        it may be a PIN hash). `audit=False` only for what the station records of itself."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO settings(key, value, t) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, t = excluded.t",
                 (key, value, t),
             )
+            if not audit:
+                return
             detail = audit_detail if isinstance(audit_detail, str) else json.dumps(audit_detail, sort_keys=True)
             db.execute(
                 "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'setting', ?, ?, ?)",

@@ -360,3 +360,20 @@ def test_the_certificate_names_the_station_that_recorded_the_cleans(tmp_path):
     cert = json.loads(done.stdout)
     assert cert["station"]["serial_number"] == "LINE-3-ST-07" and cert["certificate"].startswith("LINE-3-ST-07-")
     assert cert["statement"] == "the one end on record cleaned (A)"
+
+
+def test_the_station_records_its_identity_once_and_audits_a_change(tmp_path):
+    from hw_sim import SimBench
+    from station.config import Config
+    from station.store import Store
+
+    for serial in ("LINE-3-ST-07", "LINE-3-ST-07", "LINE-4-ST-01"):  # restarted, then the unit renamed
+        with SimBench(Config().replace("station", serial_number=serial), tmp_path):
+            pass
+    store = Store(tmp_path / "station.db", readonly=True)
+    try:
+        assert json.loads(store.setting("station.identity"))["serial_number"] == "LINE-4-ST-01"
+        changes = [json.loads(r["detail"]) for r in store.audit_entries() if r["action"] == "station.identity"]
+        assert [c["serial_number"] for c in changes] == ["LINE-4-ST-01"]  # the first record is not a change
+    finally:
+        store.close()
