@@ -160,7 +160,7 @@ def _unwritable_folder(folder: Path) -> str | None:
     if not folder.exists():
         return (
             f"the folder {folder} does not exist (is the drive mounted?); create it or mount the drive, "
-            "then back up again"
+            "then try again"
         )
     if not folder.is_dir():
         return f"{folder} is not a folder; name a new file in an existing folder"
@@ -213,6 +213,14 @@ def cmd_records(args: argparse.Namespace) -> int:
         until = records.parse_time(args.until) if args.until else None
     except ValueError as exc:
         print(f"station records: {exc}", file=sys.stderr)
+        return 2
+    if not args.format and not args.audit and not args.cassettes and (chosen or args.since or args.until):
+        named = chosen + [o for o, v in (("--since", args.since), ("--until", args.until)) if v]
+        print(
+            f"station records: {' and '.join(named)} choose{'s' if len(named) == 1 else ''} the records to "
+            "export: add --format csv or json (without --format, station records prints the whole summary)",
+            file=sys.stderr,
+        )
         return 2
     store = Store(path, fluid_capacity=config.dispenser.reservoir_drops, readonly=True)
     try:
@@ -280,7 +288,8 @@ def cmd_certificate(args: argparse.Namespace) -> int:
         return 2
     attempts = sum(len(end.attempts) for end in cert.ends)
     print(
-        f"wrote certificate {cert.number} for cable {cert.cable} ({attempts} attempts; {cert.statement}) to {output}",
+        f"wrote certificate {cert.number} for cable {cert.cable} ({attempts} attempt{'s' if attempts != 1 else ''}; "
+        f"{cert.statement}) to {output}",
         file=sys.stderr,
     )
     return 0

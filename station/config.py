@@ -431,6 +431,13 @@ def _check_cross(config: Config) -> None:
     sc = config.scanner
     if sc.kind != "none" and not sc.device:
         raise ConfigError(f"scanner.kind = {sc.kind!r}: scanner.device must name the scanner's device")
+    for key in ("operator_pattern", "cassette_pattern"):
+        pattern = getattr(config.traceability, key)
+        if re.fullmatch(pattern, ""):
+            raise ConfigError(
+                f"traceability.{key} = {pattern!r}: matches an empty code, so it would take codes of every kind; "
+                'give the prefix its codes carry, e.g. "OP-[A-Z0-9]+"'
+            )
     cable_end = re.compile(config.traceability.connector_pattern).groupindex
     if "cable" not in cable_end:
         raise ConfigError(

@@ -300,7 +300,7 @@ def values_of(f: dataclasses.Field, text: st.SearchStrategy[str]) -> st.SearchSt
         return st.booleans()
     if isinstance(f.default, str):
         if f.metadata.get("regex"):  # a pattern: any valid one (its own text, or text as a literal)
-            return st.one_of(st.just(f.default), text.map(re.escape))
+            return st.one_of(st.just(f.default), text.filter(bool).map(re.escape))
         if f.metadata.get("schemes"):  # a URL: empty, or scheme://host:port
             host = st.sampled_from(["localhost", "127.0.0.1", "broker.lan", "[::1]", "mqtt-1.example.com"])
             url = st.builds("{}://{}:{}".format, st.sampled_from(f.metadata["schemes"]), host, st.integers(1, 65535))
@@ -401,6 +401,7 @@ def test_replace_validates_like_a_file(section, values, parts):
     [
         ('[traceability]\noperator_pattern = "OP-("\n', ["traceability.operator_pattern", "not a regular expression"]),
         ('[traceability]\nconnector_pattern = "CBL-.*"\n', ["connector_pattern", "group named cable"]),
+        ('[traceability]\noperator_pattern = ".*"\n', ["traceability.operator_pattern", "matches an empty code"]),
         ('[scanner]\nkind = "serial"\n', ["scanner.kind", "scanner.device"]),
         ('[scanner]\nkind = "usb"\ndevice = "/dev/ttyACM0"\n', ["scanner.kind = 'usb'", "none, serial, hid"]),
     ],

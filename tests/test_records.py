@@ -735,3 +735,20 @@ def test_a_database_from_before_traceability_exports_with_the_fields_empty(tmp_p
         assert s.schema_version == 3  # only looked: not migrated
     finally:
         s.close()
+
+
+def test_record_filters_without_a_format_are_refused_naming_what_to_add(tmp_path):
+    import subprocess
+    import sys
+
+    from station.store import Store
+
+    Store(tmp_path / "station.db").close()
+    done = subprocess.run(
+        [sys.executable, "-m", "station", "records", "--state-dir", str(tmp_path), "--connector", "CBL-0001-A"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--connector chooses the records to export: add --format csv or json" in done.stderr
