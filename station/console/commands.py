@@ -262,7 +262,12 @@ def syst_err(ctx: Context, args: list[str]) -> str:
     return P.scpi_error(*ctx.errors.pop())
 
 
-@register("stat?", "STAT?", "Status as one line of JSON: state, mode, cassette, ribbon remaining, fluid, fault.")
+@register(
+    "stat?",
+    "STAT?",
+    'Status as one line of JSON: {"schema":1,"kind":"status","state":...,"mode":...,"cassette":...,'
+    '"ribbon_remaining":...,"cleans_remaining":...,"fluid_drops_left":...,"fluid_low":...,"fault":...}.',
+)
 def stat(ctx: Context, args: list[str]) -> str:
     return json.dumps(ctx.call(lambda: station_status(ctx.controller)).to_json(), separators=(",", ":"))
 

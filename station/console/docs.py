@@ -92,7 +92,7 @@ OK logged in; idle sessions log out after 300 s
 wheel: 3 of 3 positions confirmed in 192 steps (0.271 s)
 OK
 > STAT?
-{"state":"idle","mode":"dry","cassette":"standard","ribbon_remaining":1491,...}
+{"schema":1,"kind":"status","state":"idle","mode":"dry","cassette":"standard","ribbon_remaining":1491,...}
 > SYST:ERR?
 -203,"Command protected; `jog <positions>` needs `login <PIN>`"
 > SYST:ERR?
