@@ -64,7 +64,15 @@ def _probe(b: SimBench) -> str:
         raise ActionRefused("the connector is in the guide; take it out first (remove), then probe")
     if b.world.faces.in_hand is None:
         raise ActionRefused("no connector in hand to inspect; present one first")
-    return b.world.faces.inspect().summary()
+    port = b.world.probe_port
+    report = b.world.faces.inspect()  # its report goes to the station (probe_port.py)
+    if port.gpio:
+        b.run_for(port.pulse_s())  # the pulse on the PASS or FAIL line, until it ends
+        return f"{report.summary()} (pulsed the {report.verdict} line)"
+    b.run_for(0.0)  # the station takes the line now, as it would from the probe's PC
+    answer = port.delivered[-1].answer if port.delivered else None
+    said = f": the station answers {answer[0]!r}" if answer and answer[0] != "OK" else ""
+    return f"{report.summary()} (sent INSP:RES {report.verdict}{said})"
 
 
 def _scan(b: SimBench, code: str) -> str:

@@ -149,6 +149,10 @@ class Auditor:
             self.unreadable = f"{type(exc).__name__}: {exc}"
             return None
 
+    def select(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
+        """Rows of a read-only query (None: the file cannot be read now), for the judge's parts."""
+        return self._rows(sql, args)
+
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         rows = self._rows(sql, args)
         return rows[0][0] if rows else None

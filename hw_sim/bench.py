@@ -21,6 +21,7 @@ from station.reports import station_status
 from .auditor import Auditor
 from .endface import EndFace
 from .pins import SimFactory
+from .probe_port import PROBE_PORT
 from .statements import console_asker
 from .world import ConnectorKind, SwipeVariant, World
 
@@ -75,6 +76,7 @@ class SimBench:
             self.world = world = World(self.config, self.factory, self.loop, **(world_options or {}))
             # the judge's outside auditor: the station's database, read-only, as QA would read it
             world.judge.attach(Auditor(self.state_dir / DB_NAME, self.config, world.drops_total, world.audit_state))
+            world.judge.inspection.attach(world.judge.auditor, wall_start)  # rule 10: the rows from here on
             if not self.world.cassettes:  # a world carried over from a power cut keeps its own
                 self.world.fit_cassette(cassette, male_mt=(cassette == "male_mt"))
             self.world.attach()
@@ -91,6 +93,9 @@ class SimBench:
         self.controller = self.station.controller
         if self.world is not None:  # the judge asks what the station states, as a person at its console
             self.world.judge.statements.attach(console_asker(self.controller, self.config, self.clock.now))
+            # the probe's software on a console port of its own (without the GPIO lines fitted)
+            probe_console = console_asker(self.controller, self.config, self.clock.now, PROBE_PORT)
+            self.world.probe_port.attach_console(probe_console)
             self.world.scanner_sink = scanner_input(self.controller)[0]  # the bench's scanner, as a real one
         self.controller.events.subscribe(self._record)
         self.controller.start()

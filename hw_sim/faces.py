@@ -44,6 +44,7 @@ class Faces:
         self.in_hand: EndFace | None = None
         self.ribbon: dict[tuple[str, int], list[float]] = {}
         self.probe = SimProbe()
+        self.stroked_at: dict[int, float] = {}  # id(face) -> when the ribbon last touched it (rule 10)
 
     def presented(self, dirt: Dirt | str | None, face: EndFace | None) -> None:
         """A connector taken in hand: `face` as given, else a new one `dirt` dirty (clean when None)."""
@@ -56,6 +57,7 @@ class Faces:
         face = self.in_hand
         if face is None:
             return
+        self.stroked_at[id(face)] = self.world.loop.now()
         bounds = self.world.config.swipe
         wet = record.drop_age_s is not None and record.drop_age_s <= self.params.drop_lifetime_s
         load = self.ribbon.setdefault((record.cassette, record.section), [])
@@ -71,8 +73,13 @@ class Faces:
         ):
             apply_pass(face, p, self.rng, load, self.params)
 
+    def last_stroke(self, face: EndFace) -> float | None:
+        """When the ribbon last touched `face` (None: never, on this bench)."""
+        return self.stroked_at.get(id(face))
+
     def inspect(self) -> ProbeReport:
-        """The operator puts the connector in hand into the probe."""
+        """The operator puts the connector in hand into the probe (whose report the world's
+        `ProbePort` takes to the station, probe_port.py)."""
         if self.in_hand is None:
             raise LookupError("no connector in hand to inspect")
         return self.probe.inspect(self.in_hand)

@@ -22,6 +22,7 @@ from station.config import Config
 from station.domain import Reason
 
 from .auditor import Auditor, cassette_type
+from .inspection_truth import InspectionTruth
 from .lights import PanelView
 from .model import ConnectorKind, SwipeVariant
 from .outcome import check_record, check_verdict, refusal_rule
@@ -44,6 +45,7 @@ class Judge:
         self.watchdog = Watchdog(self)
         self.statements = Statements(self)  # what the station states, asked as a person asks (rule 6)
         self.trace = TraceTruth()  # the codes the scanner read (rule 9)
+        self.inspection = InspectionTruth(self)  # the probe's reports against the verdicts recorded (rule 10)
         self.session: Session | None = None  # the connector in the guide
         self.arriving: Session | None = None  # the last seated, until the instant it was seated is over
         self.pending: list[Session] = []  # attempts the station took up, not yet held to their record
@@ -385,6 +387,7 @@ class Judge:
             self.episode_audit = self.auditor.audit_max()
             self.episode_checked.clear()
             self._books(6, "as the panel showed ready")
+            self.inspection.check()
         self._judge_attempts(final=False)
 
     def _judge_attempts(self, *, final: bool) -> None:
@@ -430,4 +433,5 @@ class Judge:
         self._fluid()
         self._judge_attempts(final=True)
         if self.auditor is not None:
+            self.inspection.check()
             self.auditor.close()

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from station.console.protocol import MAX_LINE
+
 from .endface import EndFace, FiberType
 from .iec import TABLES, FiberLimits, grade
 
@@ -31,8 +33,34 @@ class ProbeReport:
         return self.verdict == "PASS"
 
     def console_line(self) -> str:
-        """The report as the console command of issue 14: `INSP:RES PASS|FAIL <JSON detail>`."""
-        return f"INSP:RES {self.verdict} {json.dumps(self.detail, separators=(',', ':'))}"
+        """The report as the console command of issue 14, `INSP:RES PASS|FAIL <JSON>`, in one line
+        the console accepts (at most `MAX_LINE` bytes): a compact summary, not the whole grade.
+        `{"fibers":12,"failed":[3,7],"zones":{"3":{"A":[2,0]},"7":{"B":[0,1]}}}`: the fibers
+        graded, the failing ones, and for each failing fiber, as long as the line has room, its
+        failing zones' [defects, scratches] counts; `"more":N` says how many failing fibers'
+        counts did not fit (the full findings stay in `detail`, the probe's own record)."""
+        fibers = self.detail.get("fibers", [])
+        failed = [f for f in fibers if not f.get("pass", True)]
+        summary: dict[str, Any] = {"fibers": len(fibers), "failed": [f["fiber"] for f in failed]}
+        zones: dict[str, dict[str, list[int]]] = {}
+        for k, f in enumerate(failed):
+            counts = {
+                z.upper(): [sum(f[f"zone_{z}"]["defects"].values()), sum(f[f"zone_{z}"]["scratches"].values())]
+                for z in ("a", "b")
+                if not f[f"zone_{z}"].get("pass", True)
+            }
+            trial = {**summary, "zones": {**zones, str(f["fiber"]): counts}, "more": len(failed) - k - 1}
+            if len(self._line(trial).encode()) > MAX_LINE:
+                break
+            zones[str(f["fiber"])] = counts
+        if zones:
+            summary["zones"] = zones
+        if len(zones) < len(failed):
+            summary["more"] = len(failed) - len(zones)
+        return self._line(summary)
+
+    def _line(self, summary: dict[str, Any]) -> str:
+        return f"INSP:RES {self.verdict} {json.dumps(summary, separators=(',', ':'))}"
 
     def summary(self) -> str:
         """One line for a person: the verdict, and the first reasons when it failed."""

@@ -28,6 +28,7 @@ from .inputs import INPUTS, InputLines
 from .judge import Judge
 from .model import ConnectorKind, SimCassette, SwipeRecord, SwipeVariant, Violation
 from .pins import SimFactory
+from .probe_port import ProbePort
 from .world_file import WorldFile
 
 __all__ = [
@@ -93,6 +94,7 @@ class World:
         self.faults = Faults(self)
         self.hand = Hand(self)
         self.faces = Faces(self)  # the end face of the connector in hand, and what strokes do to it
+        self.probe_port = ProbePort(self)  # the probe's reports, to the station's console or GPIO lines
         self.judge = Judge(self)  # section 3, from this world's physics (and the books, once audited)
         self.audit_state: dict[str, object] | None = None  # the auditor's baselines from the world file
         # what the firmware shows
@@ -156,6 +158,8 @@ class World:
                 self.judge.connector_line_rose()
         elif name == "button":
             self.judge.button(self.inputs.read("button"))
+        elif name.startswith("inspect_"):
+            self.probe_port.line(name, self.inputs.read(name))  # a pulse ended is a verdict delivered
 
     def sensor(self, name: str) -> bool:
         """What the firmware reads on an input now (True = active)."""
