@@ -47,6 +47,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
         from hw_sim import demo
 
         return 0 if demo.run(sys.stdout, args.state_dir, config) else 1
+    if args.population is None and (args.seed is not None or args.mode is not None):
+        print("station sim: --seed and --mode go with --population N", file=sys.stderr)
+        return 2
+    if args.population is not None:
+        from hw_sim import population
+
+        return population.main(
+            config,
+            args.population,
+            seed=args.seed,
+            mode=args.mode,
+            state_dir=args.state_dir,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     if args.scenario:
         from hw_sim import scenario
 
@@ -490,9 +505,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.add_argument("--help-actions", action="store_true", help="list the simulator's actions")
     mode.add_argument(
+        "--population",
+        type=int,
+        metavar="N",
+        help="run N connectors with a realistic contamination mix through the inspection workflow in "
+        "virtual time, then the same ones cleaned once without inspection, and print the yield table",
+    )
+    mode.add_argument(
         "--plain",
         action="store_true",
         help="interactive in line mode (typed commands, printed events) even at a terminal with the live view",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="--population: the population's seed (default 2026)")
+    p.add_argument(
+        "--mode",
+        choices=("after", "first"),
+        help="--population: the inspection workflow (default: the configuration's, else after)",
     )
     p.set_defaults(func=cmd_sim)
 
