@@ -17,8 +17,9 @@
 Each step holds one action (see `station sim --help-actions`) and/or an `expect` table:
 outcome, reason (a word from the reason text), state, fault, violations (count),
 stepper_enabled, pump_on, ribbon_touched_twice, connector and operator (what the last attempt
-is tied to). The run fails (exit status 1) on the first
-expectation that does not hold or action the bench refuses, and at the end if the simulator
+is tied to), verdict and next (the last inspection verdict and what the station said comes
+next). The run fails (exit status 1) on the first expectation that does not hold or action the
+bench refuses, and at the end if the simulator
 recorded a violation that the scenario did not expect. A file that is wrong in itself (an
 unknown key, a value an expectation or the `[config]` does not allow) raises ScenarioError
 naming the file before anything runs (exit status 2).
@@ -34,7 +35,8 @@ from typing import Any, TextIO
 from station import config as station_config
 from station.config import Config, ConfigError
 from station.controller import STATES
-from station.domain import FaultCode, Outcome, Reason
+from station.domain import FaultCode, Outcome, Reason, Verdict
+from station.events import VerdictRecorded
 
 from .actions import ACTIONS, ActionError, bind, perform
 from .bench import SimBench
@@ -51,11 +53,15 @@ EXPECT_KEYS = {
     "ribbon_touched_twice",
     "connector",
     "operator",
+    "verdict",
+    "next",
 }
 TEXT_KEYS = {"connector", "operator"}  # what the last attempt is tied to (a scanned code)
 COUNT_KEYS = {"violations", "ribbon_touched_twice"}  # whole numbers, 0 or more
 FLAG_KEYS = {"stepper_enabled", "pump_on"}  # true or false
 WORD_KEYS: dict[str, tuple[str, ...]] = {  # one of these words
+    "verdict": tuple(v.value for v in Verdict),  # the last inspection verdict recorded
+    "next": ("released", "clean_dry", "clean_wet", "quarantined"),  # what the station said comes next
     "outcome": tuple(o.value for o in Outcome),
     "state": tuple(STATES),
     "fault": tuple(f.value for f in FaultCode),
@@ -165,6 +171,7 @@ def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
     result = bench.last_result()
     world = bench.world
     fault = bench.controller.faults.code
+    verdicts = bench.heard(VerdictRecorded)
     actual = {
         "outcome": result.outcome.value if result else None,
         "reason": result.reason.value if result and result.reason else "",
@@ -176,6 +183,8 @@ def check(bench: SimBench, expect: dict[str, Any]) -> list[str]:
         "ribbon_touched_twice": len(world.touched_twice()),
         "connector": result.connector if result else None,
         "operator": result.operator if result else None,
+        "verdict": verdicts[-1].verdict.value if verdicts else None,
+        "next": verdicts[-1].next if verdicts else None,
     }
     for key, want in expect.items():
         got = actual[key]
