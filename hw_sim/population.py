@@ -265,6 +265,8 @@ def run_inspected(
                 tally.count(dirt, "quarantined")
             else:
                 raise PopulationError(f"the station said {nxt!r} next: not a step of the workflow")
+            assert bench.world is not None
+            bench.world.faces.probe.reports.clear()  # the probe's log of full reports (~14 KB each)
             if progress is not None and k % max(1, n // 10) == 0:
                 progress(f"{tally.workflow}: {k} of {n} connectors ({time.perf_counter() - started:.0f} s)")
     finally:
