@@ -66,6 +66,8 @@ def _probe(b: SimBench) -> str:
         raise ActionRefused("no connector in hand to inspect; present one first")
     port = b.world.probe_port
     report = b.world.faces.inspect()  # its report goes to the station (probe_port.py)
+    if b.world.faults.no_report:
+        return f"{report.summary()} (the report never reached the station: fault no_report)"
     if port.gpio:
         b.run_for(port.pulse_s())  # the pulse on the PASS or FAIL line, until it ends
         return f"{report.summary()} (pulsed the {report.verdict} line)"
@@ -140,6 +142,7 @@ def faults_in_force(b: SimBench) -> list[str]:
         Fault.EMPTY_RESERVOIR: w.reservoir == 0,
         Fault.STUCK_SENSOR: bool(w.inputs.stuck),
         Fault.GATE_BOUNCE: f.bounce,
+        Fault.NO_REPORT: f.no_report,
     }
     return [fault.value for fault, there in present.items() if there]
 

@@ -1,7 +1,8 @@
 """Fault matrix: every injectable fault at every phase of a clean, on the simulated bench.
 
 What each cell must do is data: `EXPECTED`, a table fault x phase whose entries are named
-`Expected` outcomes (the legend above it), derived from docs/design.md section 3 and the
+`Expected` outcomes (the legend above it; written as the clean's columns, `CLEAN_EXPECTED`, and
+the inspecting column, `INSPECTING_EXPECTED`), derived from docs/design.md section 3 and the
 reasons in station/domain.py. `INJECT_AT` says where in each phase the fault goes in.
 
 One harness (`run_cell`) plays each cell on a fresh `SimBench` (virtual time, temporary state
@@ -19,7 +20,13 @@ directory), only as the outside world can:
    with a long press for an empty ribbon), the panel button pressed if in fault, and one more
    `SimBench.clean` must be 'cleaned', prompted, on fresh ribbon, with no violation.
 
-Phases are the controller's own states (`station.controller.STATES`) a clean goes through.
+Phases are the controller's own states (`station.controller.STATES`) a clean goes through,
+then `inspecting`: with `[inspection] mode = "after"` the station is ready again and awaits the
+verdict of the connector it cleaned (docs/design.md section 10). That column runs with the
+inspection on (the probe pulses the PASS / FAIL lines, a short `verdict_timeout_s`): the fault
+goes in once the clean is over, the operator puts the connector into the probe, the verdict is
+read from `VerdictRecorded` and the inspection records, and the next connector presented meets
+the fault as at ready.
 Run it with `python -m bench.fault_matrix` (prints the table; `--write docs/reliability.md`);
 tests/test_fault_matrix.py runs every cell.
 """
@@ -29,25 +36,29 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from station.config import Config
 from station.controller import CYCLE, STATES
-from station.domain import FaultCode, Outcome, Reason
+from station.domain import FaultCode, Outcome, Reason, Verdict
 from station.events import (
     AttemptFinished,
     AttemptStarted,
     CassetteDeclared,
     Event,
+    InspectionDue,
     SensorChanged,
     StateChanged,
     SwipeNow,
+    VerdictRecorded,
+    WarningRaised,
     WheelAdvanced,
 )
 from station.ports import Sensor
+from station.store import InspectionBook
 
 from . import Fault, SimBench
 
@@ -57,12 +68,19 @@ COMMAND = "python -m bench.fault_matrix --write docs/reliability.md"
 BEGIN = "<!-- fault-matrix:begin -->"
 END = "<!-- fault-matrix:end -->"
 
-# The phases of a clean: the controller's states, but for the two a clean never passes through.
+# The phases of a clean: the controller's states, but for the two a clean never passes through;
+# then the inspection's: ready again, the verdict of the connector just cleaned awaited (not a
+# state of the controller: the station takes no other connector up meanwhile, "inspect first").
 OUTSIDE_A_CLEAN = ("servicing", "fault")
-PHASES: tuple[str, ...] = tuple(s for s in STATES if s not in OUTSIDE_A_CLEAN)
+CLEAN_PHASES: tuple[str, ...] = tuple(s for s in STATES if s not in OUTSIDE_A_CLEAN)
+INSPECTING = "inspecting"
+PHASES: tuple[str, ...] = (*CLEAN_PHASES, INSPECTING)
 FAULTS: tuple[Fault, ...] = tuple(Fault)
 
 CFG = Config()
+VERDICT_TIMEOUT_S = 5.0  # the shortest the configuration takes: the inspecting cells stay short
+# The inspecting column's station: clean, then inspect; the probe pulses the PASS / FAIL lines.
+INSPECTED = CFG.replace("inspection", mode="after", verdict_timeout_s=VERDICT_TIMEOUT_S, gpio_fitted=True)
 N = CFG.wheel.positions_per_clean
 MARGIN = CFG.wheel.max_steps_per_position - CFG.wheel.steps_per_position
 SLIP_STEPS = MARGIN // 2  # within the jam margin: must be absorbed
@@ -87,10 +105,12 @@ class Expected:
     """What one cell must do.
 
     `outcome` / `reasons`: of the attempt in progress (None: no attempt is started; reasons
-    empty: the attempt has no reason, as when cleaned; several: any of them). `code`: the
-    station settles in fault with this code. `settles`: the state it settles in after the
-    operator took the connector away (default: fault with a code, else idle). `recovers`: with
-    the cause removed (and the button pressed if in fault) the next clean is cleaned."""
+    empty: the attempt has no reason, as when cleaned; several: any of them); in the inspecting
+    column, of the next connector presented. `code`: the station settles in fault with this
+    code. `settles`: the state it settles in after the operator took the connector away
+    (default: fault with a code, else idle). `recovers`: with the cause removed (and the button
+    pressed if in fault) the next clean is cleaned. `verdict` / `next` (the inspecting column
+    only): what the station recorded for the connector it cleaned, and what it said comes next."""
 
     kind: Kind
     outcome: Outcome | None
@@ -99,6 +119,8 @@ class Expected:
     why: str
     settles: str | None = None
     recovers: bool = True
+    verdict: Verdict | None = None
+    next: str | None = None
 
     @property
     def state(self) -> str:
@@ -182,10 +204,42 @@ LIFTED_MID  = Expected(EFFECT,    FAILED,   (R.REMOVED_MID_CYCLE, R.PARTIAL), No
     why="rule 5: lifted after gate A, before gate B")
 TAKEN_AWAY  = Expected(NO_EFFECT, CLEANED,  (),                              None,
     why="taking the connector away is the normal end of a clean")
+# -- the probe's report (the clean's columns run with the inspection off)
+NOT_ASKED   = Expected(NO_EFFECT, CLEANED,  (),                              None,
+    why="no verdict is awaited during a clean: the probe's report matters only once the station awaits one "
+        "(inspecting)")
 # fmt: on
 
-# The table. Columns: the phases (PHASES, the controller's states in order).
-EXPECTED: dict[Fault, tuple[Expected, ...]] = {
+
+def passed(then: Expected) -> Expected:
+    """Inspecting, a fault of the wheel, the pump, the gates or the cassette: nothing of them is used
+    while the station awaits a verdict, so the probe's PASS counts (released), and the next connector
+    presented meets the fault as at ready (`then`, the idle column's outcome)."""
+    return replace(
+        then,
+        verdict=Verdict.PASS,
+        next="released",
+        why="idle awaiting the verdict: the probe's PASS counts (released); the next connector meets the fault as "
+        f"at ready ({then.why})",
+    )
+
+
+# -- the inspection (the next connector: presented once the verdict is recorded, or for
+#    connector_pulled seated again before it)
+NO_VERDICT = Verdict.NO_VERDICT
+NEVER_CAME = replace(TAKEN_AWAY, kind=EFFECT, verdict=NO_VERDICT, next="clean_dry",
+    why="rule 10: the probe's report never reaches the station: after verdict_timeout_s it records no_verdict "
+        "and says clean again (never released); the next connector, after that, is cleaned")  # fmt: skip
+FAIL_STUCK = replace(NEVER_CAME,
+    why="rule 10: the FAIL line held active is no pulse, and the probe's PASS pulse on top of it is both lines at "
+        "once (neither counts, warned): no_verdict at the timeout, clean again; the next connector, after that, "
+        "is cleaned")  # fmt: skip
+RESEATED = Expected(EFFECT, REJECTED, (R.INSPECT_FIRST,), None, verdict=NO_VERDICT, next="clean_dry",
+    why="out of the probe before it reported and seated again: refused (inspect first) before anything is used, "
+        "until the verdict or the timeout; no_verdict at the timeout, clean again")  # fmt: skip
+
+# The table. Columns: the phases of a clean (CLEAN_PHASES, the controller's states in order)...
+CLEAN_EXPECTED: dict[Fault, tuple[Expected, ...]] = {
     # fault                  idle         identifying  advancing    dispensing   swipe_ready  swiping      done
     Fault.JAM:              (JAMMED,      JAMMED,      JAMMED,      MOVED,       MOVED,       MOVED,       MOVED),
     Fault.SLIP:             (SLIPPED,     SLIPPED,     SLIPPED,     MOVED,       MOVED,       MOVED,       MOVED),
@@ -197,7 +251,27 @@ EXPECTED: dict[Fault, tuple[Expected, ...]] = {
     Fault.GATE_BOUNCE:      (BOUNCED,     BOUNCED,     BOUNCED,     BOUNCED,     BOUNCED,     STROKED,     STROKED),
     Fault.CASSETTE_PULLED:  (NO_CASSETTE, PULLED_SOON, PULLED,      PULLED,      PULLED,      PULLED,      PULLED_LATE),
     Fault.CONNECTOR_PULLED: (EMPTY_GUIDE, LIFTED_SOON, LIFTED,      LIFTED,      LIFTED,      LIFTED_MID,  TAKEN_AWAY),
+    Fault.NO_REPORT:        (NOT_ASKED,   NOT_ASKED,   NOT_ASKED,   NOT_ASKED,   NOT_ASKED,   NOT_ASKED,   NOT_ASKED),
 }  # fmt: skip
+
+# ... and inspecting (ready again, the verdict of the connector just cleaned awaited).
+INSPECTING_EXPECTED: dict[Fault, Expected] = {
+    Fault.JAM:              passed(JAMMED),
+    Fault.SLIP:             passed(SLIPPED),
+    Fault.MISSING_INDEX:    passed(NO_INDEX),
+    Fault.EMPTY_RIBBON:     passed(RIBBON_END),
+    Fault.PUMP_CLOG:        passed(CLOGGED),
+    Fault.EMPTY_RESERVOIR:  passed(FLUID_LOW),
+    Fault.STUCK_SENSOR:     FAIL_STUCK,
+    Fault.GATE_BOUNCE:      passed(BOUNCED),
+    Fault.CASSETTE_PULLED:  passed(NO_CASSETTE),
+    Fault.CONNECTOR_PULLED: RESEATED,
+    Fault.NO_REPORT:        NEVER_CAME,
+}  # fmt: skip
+
+EXPECTED: dict[Fault, tuple[Expected, ...]] = {
+    fault: (*row, INSPECTING_EXPECTED[fault]) for fault, row in CLEAN_EXPECTED.items()
+}
 
 # stuck_sensor: the sensor each phase depends on, and the level it sticks at (True = active).
 STUCK_SENSOR: dict[str, tuple[str, bool]] = {
@@ -208,6 +282,7 @@ STUCK_SENSOR: dict[str, tuple[str, bool]] = {
     "swipe_ready": ("gate_b", True),  # gate B blocked before the stroke begins
     "swiping": ("gate_b", False),  # gate B dead while the connector travels towards it
     "done": ("connector", True),  # connector-present sensor stuck: the removal is never seen
+    INSPECTING: ("inspect_fail", True),  # the inspector's FAIL line held active (a shorted or stuck output)
 }
 
 
@@ -226,6 +301,7 @@ class InjectAt:
     wheel_positions: int = 0
     after_s: float | None = 0.0
     stroke_s: float = 0.6
+    after_clean: bool = False  # once the operator's clean is over (cleaned, taken away): inspecting
 
     def matches(self, event: Event) -> bool:
         if self.on is None or not isinstance(event, self.on):
@@ -272,15 +348,25 @@ INJECT_AT: dict[str, InjectAt] = {
         StateChanged,
         "done",
     ),
+    INSPECTING: InjectAt(
+        "the clean ended cleaned and the connector was taken away: the station, ready again, awaits its verdict "
+        f"(`InspectionDue`, timeout {VERDICT_TIMEOUT_S:g} s); then the operator puts it into the probe, which "
+        "pulses the PASS or FAIL line (for connector_pulled: takes it out before the probe reports and seats it "
+        "again); once the verdict is recorded (or the timeout passed) the next connector is presented",
+        None,
+        after_clean=True,
+    ),
 }
 
-PHASE_NOTES = {"dispensing": "wet", "done": "awaiting removal"}  # shown with the phase in the table
+# shown with the phase in the table
+PHASE_NOTES = {"dispensing": "wet", "done": "awaiting removal", INSPECTING: "verdict awaited"}
 
 
 def _check_tables() -> None:
     """The tables cover exactly the controller's phases and the simulator's faults."""
     assert set(OUTSIDE_A_CLEAN) <= set(STATES), OUTSIDE_A_CLEAN
-    assert list(PHASES[1:-1]) == list(CYCLE), (PHASES, CYCLE)
+    assert list(CLEAN_PHASES[1:-1]) == list(CYCLE), (CLEAN_PHASES, CYCLE)
+    assert INSPECTING not in STATES and PHASES[-1] == INSPECTING
     for name, table in (("INJECT_AT", INJECT_AT), ("STUCK_SENSOR", STUCK_SENSOR), ("PHASE_NOTES", PHASE_NOTES)):
         extra = set(table) - set(PHASES)
         assert not extra, f"{name}: {sorted(extra)} are not phases of a clean ({PHASES})"
@@ -288,8 +374,9 @@ def _check_tables() -> None:
     assert set(EXPECTED) == set(Fault), set(Fault) ^ set(EXPECTED)
     for fault, row in EXPECTED.items():
         assert len(row) == len(PHASES), f"{fault.value}: {len(row)} entries for {len(PHASES)} phases"
-        for e in row:
+        for phase, e in zip(PHASES, row, strict=True):
             assert e.state in STATES, f"{fault.value}: settles in {e.state!r}, not a controller state"
+            assert (e.verdict is not None) == (phase == INSPECTING), f"{fault.value}@{phase}: a verdict or not"
 
 
 _check_tables()
@@ -344,6 +431,10 @@ class Cell:
     attempts: int = 0  # attempts the cell started before recovery (must be 0 or 1)
     steps: int | None = None  # steps of the cell's first wheel move (evidence that a slip acted)
     gates_heard: int = 0  # gate edges announced during the cell's attempt (evidence of bounce)
+    verdict: Verdict | None = None  # inspecting: recorded for the connector cleaned (first announced)
+    next: str | None = None  # inspecting: what the station said comes next
+    reports: int = 0  # inspecting: the probe's reports the world delivered to the station after the fault
+    lines_warned: bool = False  # inspecting: the station warned of PASS and FAIL lines active together
     books: list[str] = field(default_factory=list)  # disagreements between results and records
     unsafe: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -363,6 +454,10 @@ class Cell:
             out.append(f"state {self.state!r}, expected {e.state!r}")
         if self.fault_code is not e.code:
             out.append(f"fault {_value(self.fault_code)!r}, expected {_value(e.code)!r}")
+        if e.verdict is not None and (self.verdict, self.next) != (e.verdict, e.next):
+            out.append(
+                f"verdict {_value(self.verdict)!r} next {self.next!r}, expected {e.verdict.value!r} next {e.next!r}"
+            )
         if self.outcome is not e.outcome:
             out.append(f"outcome {_value(self.outcome)!r}, expected {_value(e.outcome)!r}")
         elif self.outcome is not None and not (self.reason in e.reasons if e.reasons else self.reason is None):
@@ -377,6 +472,14 @@ class Cell:
         """A 'tolerated' fault must really have acted, a 'no effect' one must really not have
         (otherwise the cell would pass without testing anything)."""
         tolerated = self.expected.kind is Kind.TOLERATED
+        if self.phase == INSPECTING:
+            silent = self.fault in (Fault.NO_REPORT, Fault.CONNECTOR_PULLED)  # no report may reach the station
+            if silent != (self.reports == 0):
+                return [
+                    f"{self.reports} reports of the probe reached the station, expected {'none' if silent else 'one'}"
+                ]
+            if (self.fault is Fault.STUCK_SENSOR) != self.lines_warned:
+                return [f"PASS and FAIL lines together {'' if self.lines_warned else 'not '}warned of"]
         if self.fault is Fault.SLIP and self.steps is not None:
             want = NOMINAL_STEPS + (SLIP_STEPS if tolerated else 0)
             if self.steps != want:
@@ -406,9 +509,15 @@ class Cell:
     def passed(self) -> bool:
         return not self.problems()
 
-    def observed(self) -> str:
+    def observed(self, prefix: str = "") -> str:
+        """What the cell did, in the table's words (`prefix`: the kind, before the attempt's part)."""
         if self.error and not self.state:
             return "error"
+        if self.phase == INSPECTING:
+            return f"{_verdict_text(self.verdict, self.next)}; then {prefix}{self._attempt_text()}"
+        return prefix + self._attempt_text()
+
+    def _attempt_text(self) -> str:
         head = (
             f"fault {_value(self.fault_code)}"
             if self.state == "fault"
@@ -427,11 +536,15 @@ class Cell:
         ok = not (self.error or self.mismatches() or self.books or self.unsafe or self.violations)
         mark = "✓" if ok else "✗"
         rec = "recovered" if self.recovered else "NOT recovered"
-        return f"{prefix}{self.observed()} {mark} {rec}"
+        return f"{self.observed(prefix)} {mark} {rec}"
 
 
 def _value(e: Enum | None) -> str | None:
     return None if e is None else str(e.value)
+
+
+def _verdict_text(verdict: Verdict | None, nxt: str | None) -> str:
+    return f"{verdict.value} ({nxt})" if verdict is not None else "no verdict recorded"
 
 
 def _key(r: Reason | None) -> str | None:
@@ -506,6 +619,10 @@ class CellRun:
         self._wheel_mark: int | None = None  # world position at which to inject (advancing)
         self._attempt: int | None = None  # the cell's attempt while it runs
         self._attempt_done = False
+        self.inspecting = phase == INSPECTING
+        self.inspected: int | None = None  # inspecting: the attempt whose verdict is awaited
+        self.t_injected = 0.0
+        self.reports_before = 0  # inspecting: the probe's reports delivered before the fault went in
 
     # ------------------------------------------------------------------ listening
     def _on_event(self, event: Event) -> None:
@@ -534,8 +651,8 @@ class CellRun:
             self._b.loop.call_later(self.at.after_s or 0.0, self._inject)
 
     def _count_gate_edges(self, event: Event) -> None:
-        if isinstance(event, AttemptStarted) and self._attempt is None:
-            self._attempt = event.id
+        if isinstance(event, AttemptStarted) and self._attempt is None and (self.injected or not self.inspecting):
+            self._attempt = event.id  # (inspecting: the next connector's, after the fault went in)
         elif isinstance(event, AttemptFinished) and event.id == self._attempt:
             self._attempt_done = True
         elif isinstance(event, SensorChanged) and event.sensor in GATES:
@@ -549,6 +666,8 @@ class CellRun:
             self.injected.append(b.state)
             self.wheel_turning = b.world.stepper_enabled
             self.heard_before = len(b.events)
+            self.t_injected = b.loop.now()
+            self.reports_before = len(b.world.probe_port.delivered)
             b.world.inject(self.fault, **self.options)
 
     # ------------------------------------------------------------------ time, watched
@@ -573,6 +692,9 @@ class CellRun:
     # ------------------------------------------------------------------ the cell's clean
     def play(self) -> None:
         b = self._b
+        if self.at.after_clean:
+            self.play_inspecting()
+            return
         if self.at.on is None:  # before anyone comes
             self.run(0.5)
             self._need(b.state == "idle", "idle")
@@ -583,11 +705,52 @@ class CellRun:
         self._need(bool(self.injected), f"{self.phase} (the fault never went in)")
         self._need(self._reached(), f"{self.phase} (the fault went in during {self.injected[0]})")
 
+    def play_inspecting(self) -> None:
+        """The clean, its verdict awaited; the fault; the probe (or, connector_pulled, the connector
+        seated again before it reports); the verdict or the timeout; the next connector."""
+        b = self._b
+        w = b.world
+        assert w is not None
+        first = b.clean(CONNECTOR, wet=self.wet, delay_s=OPERATOR_DELAY_S)
+        due = [d for d in b.heard(InspectionDue) if first is not None and d.attempt_id == first.id]
+        self._need(
+            first is not None and first.outcome is Outcome.CLEANED and bool(due), "a cleaned attempt's inspection"
+        )
+        assert first is not None
+        self.inspected = first.id
+        self._inject()
+        if self.fault is Fault.CONNECTOR_PULLED:  # out of the probe before it reported, seated again
+            b.clean(CONNECTOR, wet=self.wet, delay_s=OPERATOR_DELAY_S, face=w.faces.in_hand)
+        else:
+            w.faces.inspect()  # its report goes to the station (the probe's wiring, probe_port.py)
+            self.run(w.probe_port.pulse_s())
+        self.wait(lambda: self._verdict() is not None, VERDICT_TIMEOUT_S + 1.0)
+        if self.fault is not Fault.CONNECTOR_PULLED:
+            b.clean(CONNECTOR, wet=self.wet, delay_s=OPERATOR_DELAY_S)  # the next connector, as at ready
+        self.run(SETTLE_S)
+        self._need(self._reached(), f"{self.phase} (the fault went in during {self.injected[0]})")
+
+    def _verdict(self) -> VerdictRecorded | None:
+        """The verdict announced for the inspected attempt (the first)."""
+        heard = [v for v in self._b.heard(VerdictRecorded) if v.attempt_id == self.inspected]
+        return heard[0] if heard else None
+
+    def _awaited(self) -> set[int | None]:
+        """The attempts whose verdict the station announced it awaits, and has not yet recorded."""
+        b = self._b
+        return {d.attempt_id for d in b.heard(InspectionDue)} - {v.attempt_id for v in b.heard(VerdictRecorded)}
+
     def _reached(self) -> bool:
         """The fault went in during the phase (or, injected as an announcement was made, the
-        station went on into it), and a result to take away was shown at 'done'."""
+        station went on into it), and a result to take away was shown at 'done'; inspecting:
+        ready, the verdict of the cleaned attempt announced as awaited and not yet recorded."""
         b = self._b
         state = self.injected[0]
+        if self.inspecting:
+            before = [h.event for h in b.events[: self.heard_before]]
+            due = any(isinstance(e, InspectionDue) and e.attempt_id == self.inspected for e in before)
+            settled = any(isinstance(e, VerdictRecorded) for e in before)
+            return state == "idle" and due and not settled
         if self.at.after_s is None:
             entered = [h.event.state for h in b.events[self.heard_before :] if isinstance(h.event, StateChanged)]
             state = entered[0] if entered else state
@@ -609,13 +772,19 @@ class CellRun:
         b, c = self._b, self.cell
         c.state = b.state
         c.fault_code = b.controller.faults.code
-        results = b.results()
+        results = b.results()[1:] if self.inspecting else b.results()  # inspecting: the next connector's
         c.attempts = len(results)
         if results:
             c.outcome, c.reason = results[0].outcome, results[0].reason
         c.books += self.check_books()
-        moves = b.heard(WheelAdvanced)
+        moves = b.heard(WheelAdvanced, since=self.t_injected) if self.inspecting else b.heard(WheelAdvanced)
         c.steps = moves[0].steps if moves else None
+        if self.inspecting:
+            v = self._verdict()
+            c.verdict, c.next = (v.verdict, v.next) if v is not None else (None, None)
+            assert b.world is not None
+            c.reports = len(b.world.probe_port.delivered) - self.reports_before
+            c.lines_warned = any(x.code == "inspection_lines" for x in b.heard(WarningRaised, since=self.t_injected))
 
     def check_books(self) -> list[str]:
         """Rule 8: every attempt has exactly one durable record, and it says what was announced."""
@@ -631,6 +800,12 @@ class CellRun:
                 out.append(
                     f"record {rec.id} {rec.outcome} {rec.reason!r} != result {res.id} {res.outcome.value} {said!r}"
                 )
+        if self.inspected is not None:  # the verdicts of the inspected attempt: recorded as announced
+            book = InspectionBook(b.controller.store)
+            kept = [(r["verdict"], r["source"]) for r in book.verdicts(attempt_id=self.inspected)]
+            said_v = [(v.verdict.value, v.source) for v in b.heard(VerdictRecorded) if v.attempt_id == self.inspected]
+            if kept != said_v:
+                out.append(f"verdicts of attempt {self.inspected}: recorded {kept}, announced {said_v}")
         return out
 
     # ------------------------------------------------------------------ recovery
@@ -659,9 +834,13 @@ class CellRun:
             self.run(CFG.panel.long_press_s + 1.0)
             if len(b.heard(CassetteDeclared)) != n + 1:
                 c.recovery.append("the long press did not declare the new cassette")
+        if self.inspecting and self._awaited():
+            self._probe("the verdict still awaited")
         swipes, prompts = len(w.swipes), w.prompts
         res = b.clean(CONNECTOR, wet=self.wet, delay_s=OPERATOR_DELAY_S)
         self.run(SETTLE_S)
+        if self.inspecting and res is not None and res.outcome is Outcome.CLEANED:
+            self._probe("the next clean")
         if res is None or res.outcome is not Outcome.CLEANED:
             c.recovery.append(f"next clean: {res and (res.outcome.value, _key(res.reason))}")
         if w.prompts != prompts + 1 or len(w.swipes) != swipes + 1:
@@ -675,11 +854,24 @@ class CellRun:
         c.books += [x for x in self.check_books() if x not in c.books]
         c.recovered = not c.recovery
 
+    def _probe(self, what: str) -> None:
+        """Recovery, inspecting: the connector in hand into the probe; its report must now count
+        (the cause removed), and a clean face must be released."""
+        b, w = self._b, self._b.world
+        assert w is not None
+        awaited = self._awaited()
+        n = len(b.heard(VerdictRecorded))
+        w.faces.inspect()
+        self.run(w.probe_port.pulse_s() + 0.1)
+        said = b.heard(VerdictRecorded)[n:]
+        if [(v.attempt_id in awaited, v.verdict, v.next) for v in said] != [(True, Verdict.PASS, "released")]:
+            self.cell.recovery.append(f"{what}: the probe's report gave {[(v.verdict.value, v.next) for v in said]}")
+
     # ------------------------------------------------------------------ all of it
     def execute(self) -> Cell:
         c = self.cell
         try:
-            self.bench = b = SimBench()
+            self.bench = b = SimBench(INSPECTED if self.inspecting else None)
             self.monitor = Monitor(b)
             inner = b.factory.on_output  # the world's own view of the outputs comes first
 
@@ -729,6 +921,8 @@ def expected_text(e: Expected) -> str:
     else:
         tail = f"{e.outcome.value} ({' or '.join(str(_key(r)) for r in e.reasons)})"
     prefix = {Kind.NO_EFFECT: "no effect: ", Kind.TOLERATED: "tolerated: "}.get(e.kind, "")
+    if e.verdict is not None:
+        prefix = f"{_verdict_text(e.verdict, e.next)}; then {prefix}"
     return prefix + (f"{head} / {tail}" if head else tail)
 
 
@@ -775,6 +969,13 @@ def markdown(cells: list[Cell]) -> str:
         "- `tolerated:` the fault acted but the design says the clean must still succeed;",
         "  `no effect:` the fault arrives after the point where it can matter (still required: safe",
         "  outputs, no violation, recovery).",
+        "- inspecting: first the verdict the station recorded for the connector it had cleaned (the",
+        "  first announced, `pass`, `fail` or `no_verdict`) and what it said comes next (`released`,",
+        "  `clean_dry`, ...), as recorded in its inspection records; then, as above, the next",
+        "  connector's attempt. Also required: a report of the probe reached the station (none for",
+        "  no_report and connector_pulled), and for the stuck FAIL line the station warned of both",
+        "  lines active together. Recovery also puts the connector in hand into the probe: its PASS",
+        "  must now be taken (the verdict still awaited, and the next clean's: released).",
         "",
         "Choices:",
         "",
@@ -782,7 +983,12 @@ def markdown(cells: list[Cell]) -> str:
         f"  {OPERATOR_DELAY_S:g} s after swipe-now, takes the connector away after the result). Wet-to-dry for the",
         f"  dispensing column and for the {', '.join(sorted(f.value for f in WET_FAULTS))} rows; dry otherwise.",
         f"- slip: {SLIP_STEPS} extra steps (jam margin {MARGIN}); missing_index: one pulse;",
-        "  empty_ribbon: the ribbon ends at the section under the window.",
+        "  empty_ribbon: the ribbon ends at the section under the window; no_report: the probe grades",
+        "  the face, its report never reaches the station.",
+        "- The clean's columns run with `[inspection] mode = off`; the inspecting column with mode",
+        f"  `after`, `gpio_fitted = true` (the probe pulses the PASS or FAIL line, "
+        f"{CFG.inspection.pulse_min_s:g} s + margin) and",
+        f"  `verdict_timeout_s = {VERDICT_TIMEOUT_S:g}` (the shortest allowed); each connector's end face clean.",
         "- Injection point per phase (a listener on the station's announcements):",
     ]
     lines += [f"  - {phase_title(p)}: {INJECT_AT[p].text}." for p in PHASES]

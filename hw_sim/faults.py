@@ -24,6 +24,7 @@ class Fault(str, Enum):
     GATE_BOUNCE = "gate_bounce"  # contact bounce on every gate edge
     CASSETTE_PULLED = "cassette_pulled"
     CONNECTOR_PULLED = "connector_pulled"
+    NO_REPORT = "no_report"  # the inspection probe's reports never reach the station (cable out, software hung)
 
 
 class Faults:
@@ -37,6 +38,7 @@ class Faults:
         self.bounce = False
         self.extra_steps: list[int] = []  # per upcoming position (slip)
         self.missing_index = 0  # upcoming index pulses that will not be seen
+        self.no_report = False  # the probe grades, but its report never reaches the station
 
     def inject(self, fault: Fault | str, **kw: object) -> None:
         """Inject a fault. Keyword options: slip `steps`, missing_index `count`,
@@ -69,6 +71,8 @@ class Faults:
             w.remove_cassette()
         elif fault is Fault.CONNECTOR_PULLED:
             w.remove()
+        elif fault is Fault.NO_REPORT:
+            self.no_report = True
 
     def clear(self, fault: Fault | str) -> None:
         """Remove the cause of a fault (the repair a technician would make)."""
@@ -90,3 +94,5 @@ class Faults:
                 w._drive(name, w.inputs.level.get(name, False))
         elif fault is Fault.GATE_BOUNCE:
             self.bounce = False
+        elif fault is Fault.NO_REPORT:
+            self.no_report = False

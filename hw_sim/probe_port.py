@@ -77,7 +77,7 @@ class ProbePort:
         """The probe has graded the face in hand: take its report to the station."""
         w = self.w
         face = w.faces.in_hand
-        if face is None:
+        if face is None or w.faults.no_report:  # (fault no_report: it never leaves the probe)
             return
         now = w.loop.now()
         if self.gpio:

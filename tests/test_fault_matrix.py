@@ -1,4 +1,5 @@
-"""The fault matrix (hw_sim/fault_matrix.py): every injectable fault at every phase of a clean.
+"""The fault matrix (hw_sim/fault_matrix.py): every injectable fault at every phase of a clean,
+and while the station awaits the verdict of a connector it cleaned (inspecting).
 
 One test per cell, so a failure names its fault and phase and says what differed. Each cell
 must meet its expected outcome (the table `hw_sim.fault_matrix.EXPECTED`), keep the
@@ -21,8 +22,9 @@ import pytest
 from hw_sim import Fault
 from hw_sim import fault_matrix as fm
 from station.controller import CYCLE, STATES
-from station.domain import Outcome
+from station.domain import Outcome, Reason, Verdict
 from station.events import StateChanged
+from station.inspection import Inspection
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reliability.md"
@@ -48,11 +50,13 @@ CELLS = fm.cells_to_run()
 
 def test_the_matrix_covers_every_fault_and_phase():
     assert set(fm.FAULTS) == set(Fault)
-    # the phases are the controller's own states, in its order: ready, the cycle, the result
-    assert all(p in STATES for p in fm.PHASES)
-    assert list(fm.PHASES[1:-1]) == CYCLE
-    assert [STATES.index(p) for p in fm.PHASES] == sorted(STATES.index(p) for p in fm.PHASES)
-    assert len(CELLS) == len(fm.FAULTS) * len(fm.PHASES) >= 70
+    # the phases of a clean are the controller's own states, in its order: ready, the cycle, the
+    # result; then the inspection's (ready again, a verdict awaited: not a state of its own)
+    assert fm.PHASES == (*fm.CLEAN_PHASES, fm.INSPECTING) and fm.INSPECTING not in STATES
+    assert all(p in STATES for p in fm.CLEAN_PHASES)
+    assert list(fm.CLEAN_PHASES[1:-1]) == CYCLE
+    assert [STATES.index(p) for p in fm.CLEAN_PHASES] == sorted(STATES.index(p) for p in fm.CLEAN_PHASES)
+    assert len(CELLS) == len(fm.FAULTS) * len(fm.PHASES) >= 80
     for fault, phase in CELLS:
         e = fm.expected(fault, phase)
         assert e.why, (fault, phase)
@@ -61,6 +65,16 @@ def test_the_matrix_covers_every_fault_and_phase():
         if e.outcome in (Outcome.FAILED, Outcome.REJECTED):
             assert e.reasons, (fault, phase)
         assert e.state in fm.PHASES + ("fault",), (fault, phase)
+        # inspecting: a verdict for every cell, and never a release without the probe's PASS
+        assert (e.verdict is not None) == (phase == fm.INSPECTING), (fault, phase)
+        if e.verdict is not None:
+            assert (e.verdict is Verdict.PASS) == (e.next == "released"), (fault, phase)
+    # the faults that keep the probe's report from counting end in no_verdict, never a release
+    for fault in (Fault.NO_REPORT, Fault.STUCK_SENSOR, Fault.CONNECTOR_PULLED):
+        e = fm.expected(fault, fm.INSPECTING)
+        assert (e.verdict, e.next) == (Verdict.NO_VERDICT, "clean_dry"), fault
+    assert fm.expected(Fault.CONNECTOR_PULLED, fm.INSPECTING).reasons == (Reason.INSPECT_FIRST,)
+    assert fm.STUCK_SENSOR[fm.INSPECTING] == ("inspect_fail", True) and fm.INSPECTED.inspection.gpio_fitted
 
 
 @pytest.mark.parametrize("fault, phase", CELLS, ids=[f"{f.value}@{p}" for f, p in CELLS])
@@ -88,6 +102,10 @@ def test_the_expected_table_prints_as_a_table():
     assert "| stuck_sensor | rejected (gate_blocked_early) | fault sensor / rejected (damaged_pins) |" in text
     assert "reversed or back_and_forth or partial or gate_blocked" in text
     assert "| cassette_pulled | fault no_cassette / no attempt |" in text
+    assert "| inspecting (verdict awaited) |" in lines[0]
+    assert lines[2].endswith("| pass (released); then fault jam / failed (jam) |")  # jam: as at ready
+    assert "| no_verdict (clean_dry); then rejected (inspect_first) |" in text  # connector_pulled
+    assert text.count("| no_verdict (clean_dry); then cleaned |") == 2  # stuck_sensor, no_report
 
 
 def test_write_keeps_the_hand_written_sections(tmp_path):
@@ -127,6 +145,34 @@ def test_the_expected_outcome_catches_a_missing_interlock(monkeypatch):
     c = fm.run_cell(Fault.STUCK_SENSOR, "identifying")
     assert not c.passed
     assert any("outcome 'cleaned'" in m for m in c.mismatches()), c.mismatches()
+
+
+def test_the_inspecting_column_catches_a_connector_taken_up_while_a_verdict_is_awaited(monkeypatch):
+    """A firmware that cleans another connector before the awaited verdict must fail its cell."""
+    real = Inspection.refusal
+    monkeypatch.setattr(
+        Inspection, "refusal", lambda self, c, m: None if (r := real(self, c, m)) is Reason.INSPECT_FIRST else r
+    )
+    c = fm.run_cell(Fault.CONNECTOR_PULLED, fm.INSPECTING)
+    assert not c.passed
+    assert any("outcome 'cleaned'" in m for m in c.mismatches()), c.mismatches()
+
+
+@pytest.mark.violations(10)  # planted on purpose: a verdict nobody gave (the line never ended a pulse)
+def test_the_inspecting_column_catches_a_held_line_taken_as_a_verdict(monkeypatch):
+    """A firmware that takes a line going active as a verdict (not a pulse that ends) must fail
+    the stuck FAIL line's cell: the station records a FAIL the inspector never gave."""
+    real = Inspection.line
+
+    def eager(self, passed, active, t):
+        if active and self.awaited is not None:
+            self.verdict(Verdict.PASS if passed else Verdict.FAIL, "", "gpio")
+        real(self, passed, active, t)
+
+    monkeypatch.setattr(Inspection, "line", eager)
+    c = fm.run_cell(Fault.STUCK_SENSOR, fm.INSPECTING)
+    assert not c.passed
+    assert c.verdict is Verdict.FAIL and any("expected 'no_verdict'" in m for m in c.mismatches()), c.mismatches()
 
 
 def test_a_fault_that_misses_its_phase_fails_its_cell(monkeypatch):

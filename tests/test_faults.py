@@ -18,10 +18,11 @@ from collections.abc import Callable
 import pytest
 
 from hw_sim import Fault, SimBench
+from hw_sim.actions import perform
 from hw_sim.report import describe
 from station.config import Config
-from station.domain import FaultCode, Reason
-from station.events import FaultCleared, FaultRaised, StateChanged, WheelAdvanced
+from station.domain import FaultCode, Reason, Verdict
+from station.events import FaultCleared, FaultRaised, StateChanged, VerdictRecorded, WheelAdvanced
 from station.faults import NEXT_STEP
 from station.plausibility import sensor_problems
 from station.ports import Sensor, SensorEdge
@@ -950,3 +951,23 @@ def test_every_fault_says_its_cause_and_its_next_step_once_without_repeating_its
     follow()
     assert_safe_idle(bench)
     assert bench.heard(FaultCleared)[-1] == FaultCleared(code)
+
+
+def test_no_report_the_probe_grades_but_its_report_never_reaches_the_station(make_bench):
+    """Fault no_report: the probe's report stays in the probe (its cable out, its software hung),
+    (here its console port; the fault matrix's inspecting column has it on the GPIO lines); the
+    station's verdict times out; cleared, the probe's report counts again."""
+    b = make_bench(Config().replace("inspection", mode="after", verdict_timeout_s=5.0))
+    assert b.clean("female").outcome == "cleaned"
+    b.world.inject(Fault.NO_REPORT)
+    assert perform(b, "probe", {}).endswith("(the report never reached the station: fault no_report)")
+    assert b.world.probe_port.delivered == [] and b.heard(VerdictRecorded) == []
+    assert perform(b, "clear", {"fault": "no_report"}) == "fault no_report cleared"
+    b.run_for(5.0)
+    assert [(v.verdict, v.source, v.next) for v in b.heard(VerdictRecorded)] == [
+        (Verdict.NO_VERDICT, "station", "clean_dry")
+    ]
+    assert b.clean("female").outcome == "cleaned"
+    assert "sent INSP:RES PASS" in perform(b, "probe", {})
+    assert [(v.verdict, v.next) for v in b.heard(VerdictRecorded)][-1] == (Verdict.PASS, "released")
+    assert b.world.violations == []
