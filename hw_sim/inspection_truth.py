@@ -103,9 +103,12 @@ class InspectionTruth:
         k = before[-1]  # the earlier ones the station refused: nothing awaited them
         self.next_delivery[source] = k + 1
         d = delivered[k]
-        if d.held_s is not None and d.held_s < self.j.config().inspection.pulse_min_s - EPS_S:
+        rules = self.j.config().inspection
+        if d.held_s is not None and not rules.pulse_min_s - EPS_S <= d.held_s <= rules.pulse_max_s + EPS_S:
             self.j.violate(
-                RULE, f"{what}: the last pulse on the {d.verdict.upper()} line was held {d.held_s:.3f} s only"
+                RULE,
+                f"{what}: the last pulse on the {d.verdict.upper()} line was held {d.held_s:.3f} s, "
+                f"not a verdict ({rules.pulse_min_s:g} to {rules.pulse_max_s:g} s)",
             )
         if verdict != d.verdict:
             self.j.violate(RULE, f"{what}: the probe reported {d.verdict.upper()} ({self._when(d)})")

@@ -144,7 +144,7 @@ class Judge:
             kind,
             now,
             chatter_s,
-            candidate=self.lights.green_alone,
+            candidate=self.lights.resting(now),
             cassette=fitted.name if fitted else None,
             male_mt=fitted.male_mt if fitted else None,
             wet_at_seat=w.chosen_wet,

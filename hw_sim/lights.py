@@ -24,6 +24,7 @@ class PanelView:
         self.red_on_at: float | None = None
         self.ready_at = float("-inf")  # ready (green alone, steady) last shown, until this instant
         self.fault_at = float("-inf")  # red last seen held steady
+        self.inspection_dark_at = float("-inf")  # an inspection look last went dark (blinking)
 
     def update(self, green: bool, amber: bool, red: bool, now: float) -> None:
         if (green, amber, red) == (self.green, self.amber, self.red):
@@ -35,6 +36,8 @@ class PanelView:
         if amber != self.amber:
             self.amber_interval = now - self.amber_changed_at
             self.amber_changed_at = now
+        if not (green or amber or red) and self.red and (self.green or self.amber):
+            self.inspection_dark_at = now  # an inspection look blinking: its dark phase begins
         if red and not self.red:
             self.red_on_at = now
         elif not red:
@@ -64,8 +67,23 @@ class PanelView:
         return self.green_alone and now - self.changed_at > SLOW_BLINK_S + 1e-3
 
     def red_steady(self, now: float) -> bool:
-        """Red held longer than any blink: the fault pattern."""
-        return self.red_on_at is not None and now - self.red_on_at > SLOW_BLINK_S + 1e-3
+        """Red alone, held longer than any blink: the fault pattern (red with green or amber is
+        an inspection look: inspect now, clean again)."""
+        return self.red_alone and self.red_on_at is not None and now - self.red_on_at > SLOW_BLINK_S + 1e-3
+
+    def inspection_look(self, now: float) -> bool:
+        """Red with green (inspect now; blinking fast: reject) or with amber (clean again;
+        blinking: wet-to-dry): what the panel shows while ready when the inspection loop has a
+        word for the operator. The dark phase of such a blink counts too (a person sees one
+        look, not its halves)."""
+        if self.red and (self.green or self.amber):
+            return True
+        dark = not (self.green or self.amber or self.red)
+        return dark and now - self.inspection_dark_at <= SLOW_BLINK_S + 1e-3
+
+    def resting(self, now: float) -> bool:
+        """A look the station takes a connector up from: ready, or an inspection look."""
+        return self.green_alone or self.inspection_look(now)
 
     def fault_within(self, now: float, seconds: float) -> bool:
         """The fault pattern shown now or within the last `seconds`."""

@@ -60,6 +60,12 @@ README_LOOKS: dict[tuple[str, str, str, str], str] = {
     ("off", "off", "on", "alarm"): "red steady, alarm: fault",
     ("off", "blinking fast", "off", ""): "amber blinking fast: maintenance running",
     ("off", "off", "off", ""): "all lights off: station stopped",
+    ("on", "off", "on", "one beep"): "green + red, one beep: inspect now",
+    ("off", "on", "on", "two beeps"): "amber + red, two beeps: clean again",
+    ("off", "blinking", "blinking", "two beeps"): "amber + red blinking, two beeps: clean again, wet-to-dry",
+    ("blinking fast", "off", "blinking fast", "three beeps"): (
+        "green + red blinking fast, three beeps: reject the connector"
+    ),
 }
 UNLISTED = "not a look the README lists"
 _COUNT = {1: "one", 2: "two", 3: "three"}

@@ -64,6 +64,7 @@ class Watchdog:
                 and now - empty_since >= limit
                 and now - lights.ready_at >= limit
                 and not lights.ready(now)
+                and not lights.inspection_look(now)  # inspect now / clean again: the station waits for a person
                 and not lights.fault_within(now, limit)
             ):
                 self._flag(f"stuck: the guide empty for {now - empty_since:.0f} s, the panel blinking, not ready")
@@ -91,5 +92,5 @@ class Watchdog:
                     5, f"no swipe in time never judged: swipe-now shown {now - lights.changed_at:.0f} s, no stroke"
                 )
             self._flag(f"stuck: swipe-now shown for {now - lights.changed_at:.0f} s")
-        elif lights.green_alone and s is not None and s.candidate and "connector" not in j.w.inputs.stuck:
+        elif lights.resting(now) and s is not None and s.candidate and "connector" not in j.w.inputs.stuck:
             self._flag(f"stuck: {s.describe()} was ignored for {now - s.seated_at:.0f} s (the panel stayed ready)")

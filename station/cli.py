@@ -174,8 +174,7 @@ def _unwritable_folder(folder: Path) -> str | None:
     """Why a new file cannot be made in `folder`, in words that say what to do (None: it can)."""
     if not folder.exists():
         return (
-            f"the folder {folder} does not exist (is the drive mounted?); create it or mount the drive, "
-            "then try again"
+            f"the folder {folder} does not exist (is the drive mounted?); create it or mount the drive, then try again"
         )
     if not folder.is_dir():
         return f"{folder} is not a folder; name a new file in an existing folder"

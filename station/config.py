@@ -237,6 +237,9 @@ class InspectionConfig:
     )
     gpio_fitted: bool = _flag(False, "PASS/FAIL lines from an automated inspector on pins.inspect_pass/inspect_fail")
     pulse_min_s: float = _num(0.02, 0.001, 5.0, "a PASS or FAIL line must be active this long to count")
+    pulse_max_s: float = _num(
+        2.0, 0.01, 60.0, "a line active longer than this is stuck, not a verdict (it counts as none when released)"
+    )
 
 
 @dataclass(frozen=True)
@@ -421,6 +424,11 @@ def _check_cross(config: Config) -> None:
         raise ConfigError(
             f"swipe.settle_s = {s.settle_s}: must be longer than swipe.glitch_s ({s.glitch_s}); "
             "a swipe cannot be judged before its last edge is known not to be bounce"
+        )
+    ins = config.inspection
+    if ins.pulse_max_s <= ins.pulse_min_s:
+        raise ConfigError(
+            f"inspection.pulse_max_s = {ins.pulse_max_s}: must be more than inspection.pulse_min_s ({ins.pulse_min_s})"
         )
     steps = [step.strip() for step in config.inspection.reclean.split(",")]
     if not 1 <= len(steps) <= 10 or any(step not in ("dry", "wet") for step in steps):

@@ -264,7 +264,7 @@ class Controller(_Machine):
 
     # ------------------------------------------------------------------ the cycle, state by state
     def _entered(self) -> None:
-        pattern = PATTERN_OF_STATE.get(self.state)
+        pattern = self.cycle.inspection.ready_look() if self.state == "idle" else PATTERN_OF_STATE.get(self.state)
         if pattern is not None and self.state != "fault":  # fault: outputs safe first (on_enter_fault)
             self.hardware.panel.show(pattern)
         self.events.publish(StateChanged(self.state))

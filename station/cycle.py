@@ -52,7 +52,13 @@ class CleanCycle:
         self._wall = trace.wall
         # the inspection loop is part of the cycle: clean -> inspect -> re-clean (section 10)
         self.inspection = Inspection(
-            store, loop, config, publish, wall=trace.wall, pending_connector=lambda: trace.identity().connector
+            store,
+            loop,
+            config,
+            publish,
+            wall=trace.wall,
+            pending_connector=lambda: trace.identity().connector,
+            panel=hardware.panel,
         )
         self.attempt: Attempt | None = None
         self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record

@@ -31,6 +31,7 @@ from .config import Config
 from .domain import Mode, Reason, ServiceResult, Verdict
 from .events import Event, InspectionDue, QuarantineReleased, VerdictRecorded, WarningRaised
 from .loop import EventLoop, Timer
+from .ports import Panel, Pattern
 from .store import InspectionBook, Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ NEXT_WORDS = {
     QUARANTINED: "reject: replace or repair the connector (quarantined)",
 }
 MAX_DETAIL = 64 * 1024  # a verdict's findings kept as received, up to this size
+# what the panel shows while ready: what to do with the connector in hand next
+READY_LOOKS = {"clean_dry": Pattern.RECLEAN, "clean_wet": Pattern.RECLEAN_WET, QUARANTINED: Pattern.QUARANTINE}
+RESTING = frozenset({Pattern.READY, Pattern.INSPECT, *READY_LOOKS.values()})
 
 
 @dataclass
@@ -66,8 +70,11 @@ class Inspection:
         *,
         wall: Callable[[], float],
         pending_connector: Callable[[], str | None],
+        panel: Panel,
     ) -> None:
         self._book = InspectionBook(store)
+        self._panel = panel
+        self._hint: str | None = None  # after a FAIL: what the connector in hand needs next
         self._loop = loop
         self._config = config
         self._publish = publish
@@ -84,6 +91,23 @@ class Inspection:
     def mode(self) -> str:
         return self._config().inspection.mode
 
+    # ------------------------------------------------------------------ the panel
+    def ready_look(self) -> Pattern:
+        """What the panel shows while the station is ready: inspect now (a verdict awaited),
+        clean again / clean again wet-to-dry (after a FAIL), reject (quarantined), else ready;
+        the word stays until the next connector is taken up."""
+        if self.awaited is not None:
+            return Pattern.INSPECT
+        if self._hint is not None:
+            return READY_LOOKS.get(self._hint, Pattern.READY)
+        return Pattern.READY
+
+    def _show(self) -> None:
+        """Change the look, only while the panel shows one of the ready looks (never over a
+        clean, a result, a fault or maintenance)."""
+        if self._panel.pattern in RESTING:
+            self._panel.show(self.ready_look())
+
     # ------------------------------------------------------------------ the clean cycle's questions
     def refusal(self, connector: str | None, mode: Mode) -> Reason | None:
         """Why a connector presented now may not be cleaned (before anything is used)."""
@@ -98,12 +122,15 @@ class Inspection:
         step = self._next_step(connector)
         if step == "wet" and mode is Mode.DRY:
             return Reason.NEEDS_WET
+        if self._hint == QUARANTINED:
+            self._hint = None  # the next connector is taken up: the reject is said
         return None
 
     def cleaned(self, attempt_id: int, connector: str | None) -> None:
         """A clean ended cleaned: its verdict is awaited (with inspection on)."""
         if self.mode == "off":
             return
+        self._hint = None
         if connector is None:
             self._anon_cleans += 1
             self._anon_failed = False
@@ -156,6 +183,8 @@ class Inspection:
                     self._anon_cleans, self._anon_failed = 0, False
             else:
                 nxt = f"clean_{step}"
+        self._hint = nxt if nxt != RELEASED else None  # what the panel says until the next connector
+        self._show()
         what = f"attempt #{awaited.attempt_id}" if awaited.attempt_id is not None else "the connector inspected first"
         on = f" connector {connector}" if connector else ""
         self.last = f"{verdict.value} {what}{on} ({source}): {NEXT_WORDS[nxt]}"
@@ -164,8 +193,9 @@ class Inspection:
 
     # ------------------------------------------------------------------ the GPIO lines
     def line(self, passed: bool, active: bool, t: float) -> None:
-        """An edge on the PASS or FAIL line: a pulse held `pulse_min_s` is one verdict (both
-        lines at once: neither counts, and the operator is told)."""
+        """An edge on the PASS or FAIL line: a pulse held from `pulse_min_s` to `pulse_max_s`
+        is one verdict (longer: a stuck line let go; both lines at once: neither counts, and
+        the operator is told)."""
         if active:
             self._line_since[passed] = t
             if len(self._line_since) == 2:
@@ -176,7 +206,12 @@ class Inspection:
         overlap = self._overlap
         if not self._line_since:
             self._overlap = False
-        if since is None or overlap or t - since < self._config().inspection.pulse_min_s:
+        rules = self._config().inspection
+        if since is None or overlap or t - since < rules.pulse_min_s:
+            return
+        if t - since > rules.pulse_max_s:  # a line stuck, then let go (a repair, a loose wire): no verdict
+            held = f"{'PASS' if passed else 'FAIL'} line held {t - since:.1f} s: ignored"
+            self._publish(WarningRaised("inspection_lines", held))
             return
         result = self.verdict(Verdict.PASS if passed else Verdict.FAIL, "", "gpio")
         if not result.ok:

@@ -89,6 +89,11 @@ class Pattern(str, Enum):
     REMOVE = "remove"
     SERVICE = "service"
     FAULT = "fault"
+    # inspection (docs/design.md section 10), shown while ready
+    INSPECT = "inspect"  # a verdict is awaited: inspect the connector now
+    RECLEAN = "reclean"  # it failed: clean it again (dry)
+    RECLEAN_WET = "reclean_wet"  # it failed: clean it again, wet-to-dry
+    QUARANTINE = "quarantine"  # its loop is used up: reject it (replace or repair the connector)
 
 
 class Panel(Protocol):

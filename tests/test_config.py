@@ -347,6 +347,7 @@ def configs(draw, text: st.SearchStrategy[str]) -> Config:
         fleet["username"] = "station-1"
     if not fleet["broker"].startswith("mqtts://"):
         fleet["ca_file"] = ""
+    raw["inspection"]["pulse_max_s"] = draw(st.floats(raw["inspection"]["pulse_min_s"] + 0.01, 60.0))
     raw["inspection"]["reclean"] = draw(st.sampled_from(["dry,dry,wet", "wet", "dry, wet", "dry,dry,dry,wet,wet"]))
     dispenser = raw["dispenser"]
     dispenser["drop_timeout_s"] = draw(st.floats(0.01, 10.0).filter(lambda v: v > dispenser["pulse_s"]))

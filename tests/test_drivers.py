@@ -577,6 +577,10 @@ LIT = {
     Pattern.REMOVE: {"amber"},
     Pattern.SERVICE: {"amber"},
     Pattern.FAULT: {"red"},
+    Pattern.INSPECT: {"green", "red"},
+    Pattern.RECLEAN: {"amber", "red"},
+    Pattern.RECLEAN_WET: {"amber", "red"},
+    Pattern.QUARANTINE: {"green", "red"},
 }
 BLINK_HALF_PERIOD = {
     Pattern.CLEANED: 0.5,
@@ -584,6 +588,8 @@ BLINK_HALF_PERIOD = {
     Pattern.REJECTED: 0.125,
     Pattern.REMOVE: 0.5,
     Pattern.SERVICE: 0.125,
+    Pattern.RECLEAN_WET: 0.5,
+    Pattern.QUARANTINE: 0.125,
 }
 BEEPS = {
     Pattern.SWIPE_NOW: (1, 1.0),
@@ -591,6 +597,10 @@ BEEPS = {
     Pattern.FAILED: (1, 4.0),
     Pattern.REJECTED: (3, 1.0),
     Pattern.FAULT: (5, 2.0),
+    Pattern.INSPECT: (1, 1.0),
+    Pattern.RECLEAN: (2, 1.0),
+    Pattern.RECLEAN_WET: (2, 1.0),
+    Pattern.QUARANTINE: (3, 1.0),
 }
 WATCH_S = 3.0  # long enough for every beep sequence and several blink periods
 
@@ -652,12 +662,12 @@ def test_blinking_patterns_toggle_every_half_period(sim, loop, panel, panel_log,
     half = BLINK_HALF_PERIOD[pattern]
     loop.run_for(1.0)
     panel.show(pattern)
-    [name] = LIT[pattern]
     loop.run_for(8 * half + half / 2)
-    changes = panel_log.of(LEDS[name], since=1.0)
-    assert [t - 1.0 for t, _ in changes] == pytest.approx([half * k for k in range(9)])
-    assert [v for _, v in changes] == [True, False] * 4 + [True]
-    others = [bcm for other, bcm in LEDS.items() if other != name]
+    for name in LIT[pattern]:  # (amber and red blink together for clean again, wet-to-dry)
+        changes = panel_log.of(LEDS[name], since=1.0)
+        assert [t - 1.0 for t, _ in changes] == pytest.approx([half * k for k in range(9)])
+        assert [v for _, v in changes] == [True, False] * 4 + [True]
+    others = [bcm for other, bcm in LEDS.items() if other not in LIT[pattern]]
     assert [(t, b) for t, b, _ in panel_log.events if t >= 1.0 and b in others] == []
 
 

@@ -177,3 +177,14 @@ def test_without_connector_codes_the_loop_follows_the_connector_in_hand(make_ben
     assert b.heard(VerdictRecorded)[-1].next == "quarantined"  # one clean allowed, then the connector goes
     (row,) = b.controller.store._db.execute("SELECT connector, reason FROM quarantine").fetchall()
     assert row[0] is None and "1 cleans and no PASS" in row[1]
+
+
+def test_a_stuck_line_let_go_is_not_a_verdict(make_bench):
+    """A PASS line held stuck (a wire, a PLC output left on) and then released must not release
+    a connector nobody inspected: a pulse longer than pulse_max_s counts as none."""
+    b = make_bench(inspected(gpio_fitted=True, pulse_min_s=0.05, pulse_max_s=1.0))
+    b.clean("female")
+    pulse(b, "inspect_pass", 3.0)
+    assert b.heard(VerdictRecorded) == []
+    assert any("PASS line held 3.0 s: ignored" in w.text for w in b.heard(WarningRaised))
+    assert b.controller.cycle.inspection.awaited is not None, "still awaiting its verdict"

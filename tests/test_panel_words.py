@@ -28,6 +28,10 @@ ROWS = {
     "red steady, alarm": (("off", "off", "on"), 5, True),
     "amber blinking fast": (("off", "blinking fast", "off"), 0, False),
     "all lights off": (("off", "off", "off"), 0, False),
+    "green + red, one beep": (("on", "off", "on"), 1, False),
+    "amber + red, two beeps": (("off", "on", "on"), 2, False),
+    "amber + red blinking, two beeps": (("off", "blinking", "blinking"), 2, False),
+    "green + red blinking fast, three beeps": (("blinking fast", "off", "blinking fast"), 3, False),
 }
 
 

@@ -28,7 +28,8 @@ class Look:
     beep_len: float = 1.0
 
 
-# green = ready, amber = busy, red = fault. Only SWIPE_NOW lights green and amber together.
+# green = ready, amber = busy, red = fault. Only SWIPE_NOW lights green and amber together; red
+# steady alone is only FAULT.
 LOOKS: dict[Pattern, Look] = {
     Pattern.OFF: Look(),
     Pattern.READY: Look(steady=("green",)),
@@ -40,6 +41,11 @@ LOOKS: dict[Pattern, Look] = {
     Pattern.REMOVE: Look(blink=("amber",), half_period_s=0.5),
     Pattern.SERVICE: Look(blink=("amber",), half_period_s=0.125),
     Pattern.FAULT: Look(steady=("red",), beeps=5, beep_len=2.0),
+    # inspection: red with another light means "not yet released" (red alone, steady, is a fault)
+    Pattern.INSPECT: Look(steady=("green", "red"), beeps=1),
+    Pattern.RECLEAN: Look(steady=("amber", "red"), beeps=2),
+    Pattern.RECLEAN_WET: Look(blink=("amber", "red"), half_period_s=0.5, beeps=2),
+    Pattern.QUARANTINE: Look(blink=("green", "red"), half_period_s=0.125, beeps=3),
 }
 
 
