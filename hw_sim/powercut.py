@@ -13,6 +13,11 @@ the lights and the buzzer, as the world sees it through `SimFactory.on_output`),
 `--kill-at output.ROLE:N` after the N-th transition of one output (ROLE: step, enable, pump,
 led_ready, led_busy, led_fault, buzzer): the world has taken the transition into its physics
 and its file before the kill, as a real bench has.
+
+`--config FILE` takes the station's configuration from FILE: with a `[fleet]` broker the
+station publishes as `station run` does (the fleet chaos test's subject), and `--pace S` sleeps
+S real seconds between cleans. SIGUSR1 ends the cleaning and keeps the station up in real time
+(its publisher drains the backlog); SIGTERM or SIGINT ends it with the orderly stop, exit 0.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import os
 import random
 import signal
 import sys
+import threading
+import time
 
-from station.config import Config
+from station.config import Config, ConfigError, load
 from station.events import AttemptFinished, AttemptStarted, Event, Recovered
 
 from .bench import SimBench
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cleans", type=int, default=0, help="stop after this many attempts (0: never)")
+    ap.add_argument("--config", default=None, help="the station configuration (TOML), e.g. with a [fleet] broker")
+    ap.add_argument("--pace", type=float, default=0.0, help="real seconds slept between cleans")
     ap.add_argument(
         "--kill-at",
         default="",
@@ -75,15 +84,24 @@ def main(argv: list[str] | None = None) -> int:
         if kind == kill_kind and seen[kind] == int(kill_n or 1):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    config = Config().replace("cassette", capacity_positions=100_000)
+    try:
+        config = load(args.config).replace("cassette", capacity_positions=100_000)
+    except ConfigError as exc:
+        raise SystemExit(f"powercut: {exc}") from None
+    cleaning, stopping = threading.Event(), threading.Event()
+    cleaning.set()
+    signal.signal(signal.SIGUSR1, lambda *_: cleaning.clear())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (cleaning.clear(), stopping.set()))
     bench = SimBench(config, args.state_dir, world_options={"state_file": args.world, "reservoir_drops": 10_000_000})
     bench.controller.events.subscribe(watch)
     if kill_kind == "output" or kill_kind.startswith("output."):
         kill_after_output(bench.factory, config, kill_kind.partition(".")[2], int(kill_n or 1))
     bench.run_for(0.5)
+    bench.station.start_fleet()  # a [fleet] broker set: published as `station run` publishes
     print("ready", flush=True)
     done = 0
-    while args.cleans == 0 or done < args.cleans:
+    while cleaning.is_set() and (args.cleans == 0 or done < args.cleans):
         connector, wet, direction, duration, variant = rng.choice(PLAN)
         if bench.state == "fault":
             bench.world.press_button()
@@ -92,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             connector, wet=wet, direction=direction, duration_s=duration, variant=variant, delay_s=rng.uniform(0.1, 1.0)
         )
         done += 1
+        time.sleep(args.pace)
+    if not cleaning.is_set():  # SIGUSR1: up in real time (the publisher drains) until SIGTERM
+        bench.run_paced(stopping)
     bench.close()
     return 0
 
