@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from station.config import Config
 from station.domain import Reason
-from station.events import Event, SwipeNow
+from station.events import Event, SwipeNow, VerdictRecorded
 
 from .actions import parse_line, perform
 from .bench import SimBench
@@ -128,6 +128,57 @@ class Tour:
         self.end()
 
 
+def inspection_tour(tour: Tour) -> None:
+    """Clean -> inspect -> clean again (docs/design.md section 10): the probe grades the physical
+    face and sends its verdict on the console; the panel says what comes next."""
+    bench = tour.bench
+    world = bench.world
+    assert world is not None
+
+    def probe(expect: str) -> None:
+        bench.run_for(PAUSE_S)  # the operator carries the connector to the probe
+        tour.act("probe", "the connector in the inspection probe")
+        bench.run_for(PAUSE_S)
+        verdicts = bench.heard(VerdictRecorded)
+        got = verdicts[-1].next if verdicts else "nothing"
+        if got != expect:
+            tour.fail(f"expected the station to say {expect} after the inspection, it said {got}")
+
+    def again(**clean: Any) -> dict[str, Any]:
+        return {"connector": "male", "face": world.faces.in_hand, **clean}
+
+    def attempt(expect: str, reason: Reason | None = None, look: str | None = None, **clean: Any) -> None:
+        tour.attempt(expect, reason, look, **clean)
+        bench.run_for(PAUSE_S)  # what the panel says next, long enough to be seen
+
+    tour.section("Inspection on: an oily connector cleaned, inspected, cleaned again until it passes")
+    result = bench.controller.settings.change("inspection", "mode", "after", source="console:demo", busy=None)
+    tour.say("console: config set inspection.mode after   (" + ("; ".join(result.lines) or result.error) + ")")
+    attempt("cleaned", look="inspect now", connector="male", dirt="oily")
+    probe("clean_dry")
+    tour.expect_look("clean again")
+    attempt("cleaned", look="inspect now", **again())
+    probe("clean_wet")
+    tour.expect_look("clean again, wet-to-dry")
+    attempt("rejected", Reason.NEEDS_WET, look="clean again, wet-to-dry", **again())
+    attempt("cleaned", look="inspect now", **again(wet=True))
+    probe("released")
+    tour.end()
+
+    tour.section("Inspection on: a damaged connector, three cleans, three FAILs: quarantined")
+    attempt("cleaned", look="inspect now", connector="male", dirt="damaged", scan="CBL-0900-A")
+    probe("clean_dry")
+    attempt("cleaned", look="inspect now", **again(scan="CBL-0900-A"))
+    probe("clean_wet")
+    attempt("cleaned", look="inspect now", **again(scan="CBL-0900-A", wet=True))
+    probe("quarantined")  # (the reject look begins with the lights inspect-now had lit: seen from its blink on)
+    attempt("rejected", Reason.QUARANTINED, look="reject the connector", **again(scan="CBL-0900-A"))
+    attempt("cleaned", look="inspect now", connector="male", dirt="clean", scan="CBL-0901-A")  # the next one
+    probe("released")
+    bench.controller.settings.change("inspection", "mode", "off", source="console:demo", busy=None)
+    tour.end()
+
+
 def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: Config | None = None) -> bool:
     """Runs the demo; True when every step went as scripted and the simulator saw no violation."""
     with SimBench(config, state_dir) as bench:
@@ -203,6 +254,7 @@ def run(out: TextIO = sys.stdout, state_dir: str | Path | None = None, config: C
         tour.step(
             "Male connector, back-and-forth scrub (not allowed)", "failed", connector="male", variant="back_and_forth"
         )
+        inspection_tour(tour)
         tour.watcher.detach()
 
         print("\n== Summary (the station's records)", file=out)

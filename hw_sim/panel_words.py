@@ -9,7 +9,8 @@ A look is told apart by its timing, as a person would tell it:
   0.25 s); a look that lasts a single on-off pair, as a result shown for one second, counts;
 - the sound: the beeps heard while the look is shown, counted once the buzzer has been quiet
   longer than its last beep (the panel's beeps are spaced by their own length); a beep longer
-  than one and a half short beeps (`[panel] beep_s`) is long; four beeps or more are an alarm.
+  than one and a half short beeps (`[panel] beep_s`) is long; four beeps or more are an alarm;
+  a chirp shorter than three quarters of a beep (a scan acknowledged) is no look's sound.
 
 API (for the demo, the live view, tests):
 
@@ -284,7 +285,10 @@ class PanelWatcher:
         return None if off == float("inf") else off + (off - on) + EPS
 
     def _heard(self, start: float, end: float) -> list[tuple[float, float]]:
-        return [(on, off) for on, off in self._beeps if start <= on < end]
+        """The beeps of a look. A chirp (shorter than 3/4 of a beep: a scanned code acknowledged,
+        station/drivers/panel.py `chirp`) belongs to no look."""
+        chirp = 0.75 * self._short_beep_s
+        return [(on, off) for on, off in self._beeps if start <= on < end and off - on >= chirp]
 
     def _report(self, now: float) -> None:
         while self._shown:

@@ -131,7 +131,25 @@ def test_the_late_swipe_step(tour):
 def test_the_summary_lists_every_record(tour):
     _, text = tour
     summary = text.split("== Summary", 1)[1]
-    assert len(re.findall(r"^  #\d+ ", summary, flags=re.M)) == 13
+    assert len(re.findall(r"^  #\d+ ", summary, flags=re.M)) == 22  # 13 before inspection, 9 in its two sections
+
+
+def test_the_inspection_sections_show_fail_clean_again_pass_and_a_quarantine(tour):
+    _, text = tour
+    oily = text.split("== Inspection on: an oily", 1)[1].split("\n== ", 1)[0]
+    for words in (
+        "green + red, one beep: inspect now",
+        "amber + red, two beeps: clean again",
+        "amber + red blinking, two beeps: clean again, wet-to-dry",
+        "RESULT REJECTED (male dry): clean again, wet-to-dry",
+        "RESULT CLEANED (male wet",
+        "green: ready",
+    ):
+        assert words in oily, words
+    damaged = text.split("== Inspection on: a damaged", 1)[1].split("\n== ", 1)[0]
+    assert "green + red blinking fast, three beeps: reject the connector" in damaged
+    assert "rejected, quarantined: replace or repair the connector" in damaged
+    assert "!!" not in oily and "!!" not in damaged
 
 
 def test_a_panel_that_does_not_show_the_readme_look_fails_the_demo(tmp_path, monkeypatch):
