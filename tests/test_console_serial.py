@@ -427,6 +427,23 @@ def test_a_code_scanned_on_the_bench_port_and_typed_at_the_console_ties_the_clea
     assert refused[0].startswith("ERR -221") and "no connector in the guide" in refused[0]
 
 
+def test_an_inspection_verdict_over_the_serial_console_closes_the_loop(live):
+    """The probe's PC software on a real port: inspection switched on at the console, a clean on
+    the bench, INSP:RES FAIL with findings, the next procedure; INSP:RES? in one line."""
+    live.login()
+    assert live.console.command("config set inspection.mode after")[-1] == "OK"
+    assert live.console.command("INSP:RES PASS")[0].startswith("ERR -221")  # nothing awaits yet
+    live.clean_on_bench()
+    findings = '{"fibers":12,"failed":[3,7]}'
+    out = live.console.command(f"INSP:RES FAIL {findings}")
+    assert out[-1] == "OK" and out[0].endswith("clean again on fresh ribbon (dry)"), out
+    assert live.console.ask("INSP:RES?").startswith("fail attempt #")
+    rows = live.call(
+        lambda: live.bench.controller.store._db.execute("SELECT verdict, detail FROM inspections").fetchall()
+    )
+    assert [tuple(r) for r in rows] == [("fail", '{"failed":[3,7],"fibers":12}')]
+
+
 def test_a_jam_puts_the_station_in_fault_and_fault_clear_brings_it_back(live):
     live.act("inject jam")
     live.act("present female")
