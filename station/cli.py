@@ -183,6 +183,12 @@ def _unwritable_folder(folder: Path) -> str | None:
     return None
 
 
+def _record_filters(args: argparse.Namespace) -> list[str]:
+    """The options given that choose clean records (for the messages that say where they apply)."""
+    given = (("--result", args.result), ("--connector", args.connector), ("--cable", args.cable))
+    return [option for option, value in (*given, ("--operator", args.operator)) if value is not None]
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     """Export clean records, the cassette history or the audit (CSV or JSON) and print a summary."""
     from . import records
@@ -194,16 +200,7 @@ def cmd_records(args: argparse.Namespace) -> int:
     if args.audit and not args.format:
         print("station records: --audit exports the audit; choose --format csv or json", file=sys.stderr)
         return 2
-    chosen = [
-        option
-        for option, value in (
-            ("--result", args.result),
-            ("--connector", args.connector),
-            ("--cable", args.cable),
-            ("--operator", args.operator),
-        )
-        if value is not None
-    ]
+    chosen = _record_filters(args)
     if args.audit and chosen:
         print(
             f"station records: {' and '.join(chosen)} choose{'s' if len(chosen) == 1 else ''} clean records; "
@@ -417,16 +414,7 @@ def cmd_fleet_records(args: argparse.Namespace) -> int:
     """The collector's database exported as `station records` does, over the whole floor."""
     from . import fleet_collect, records
 
-    chosen = [
-        option
-        for option, value in (
-            ("--result", args.result),
-            ("--connector", args.connector),
-            ("--cable", args.cable),
-            ("--operator", args.operator),
-        )
-        if value is not None
-    ]
+    chosen = _record_filters(args)
     if args.events and chosen:
         print(
             f"station fleet records: {' and '.join(chosen)} choose{'s' if len(chosen) == 1 else ''} attempts; "
