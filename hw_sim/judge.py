@@ -321,8 +321,8 @@ class Judge:
             clean.prompt_ended_at = now
         if clean is not None and clean.prompt_ended_at is not None and clean.shown is None:
             clean.shown = "cleaned" if lights.green_alone else "failed" if lights.red_alone else None
-        if lights.green_alone:
-            self._ready_shown()
+        if lights.green_alone or (lights.red and (lights.green or lights.amber)):
+            self._ready_shown()  # ready, or an inspection look (shown only while ready: panel.py)
         self.statements.panel(lights.green_alone, green or amber or red, prompt_began)
         self.watchdog.lights_changed(now)
 

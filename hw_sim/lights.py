@@ -36,8 +36,10 @@ class PanelView:
         if amber != self.amber:
             self.amber_interval = now - self.amber_changed_at
             self.amber_changed_at = now
-        if not (green or amber or red) and self.red and (self.green or self.amber):
-            self.inspection_dark_at = now  # an inspection look blinking: its dark phase begins
+        if self.red and (self.green or self.amber) and not (red and (green or amber)):
+            # an inspection look ends: blinking, its dark phase begins. The driver writes one LED
+            # at a time, so the look may pass through red alone on its way to dark, at this instant.
+            self.inspection_dark_at = now
         if red and not self.red:
             self.red_on_at = now
         elif not red:
