@@ -36,6 +36,7 @@ class Attempt:
     gate_blocked: bool = False  # a gate read blocked when swipe-now was given
     verdict: SwipeVerdict | None = None
     gate_a_at_seat: bool = False  # gate A read blocked as the connector was seated (a dirty gate)
+    awaited_at_seat: bool = False  # [inspection] a verdict was awaited as it was seated: inspect first
     abandon: Reason | None = None  # connector removed, cancel pressed or a swipe begun while the wheel moved
     outcome: Outcome | None = None
     reason: Reason | None = None

@@ -75,6 +75,7 @@ class CleanCycle:
         self.attempt = a = Attempt(self._store.begin_attempt(self._wall(), mode, who), now, mode, who)
         a.pin_samples.append(self._pins_now(now))
         a.gate_a_at_seat = self._hw.sensors.read(Sensor.GATE_A)
+        a.awaited_at_seat = self.inspection.awaited is not None  # (its verdict may come before the pins settle)
         self._publish(AttemptStarted(a.id, mode))
         return a
 
@@ -97,6 +98,8 @@ class CleanCycle:
         policy = self._trace.refusal()  # traceability: the connector's code, the operator's badge
         if policy is None:  # inspection: quarantined, a verdict awaited, the procedure the loop calls for
             policy = self.inspection.refusal(a.identity.connector, a.mode)
+        if policy is None and a.awaited_at_seat:  # seated while a verdict was awaited, which came since
+            policy = Reason.INSPECT_FIRST
         if policy is not None:
             return policy
         gender = a.gender

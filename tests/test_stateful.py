@@ -23,6 +23,11 @@ from the durable books:
   when the station is ready; every result the firmware announced is the one recorded) (rule 8);
 * no protected console action ran without a login in that console session (section 5).
 
+`TestStationInspected` runs the same machine with [inspection] mode = "after" and a 20 s
+verdict timeout, and adds dirty connectors (labelled or not) cleaned and cleaned again, the
+probe, a person's verdict on the console, verdicts that never come and quarantine releases, with
+invariants of their own (see `InspectedStationMachine`); `TestStation` keeps inspection off.
+
 Determinism: everything runs on the bench's virtual clock on this thread. The console's
 dispatcher runs inline (`loop.thread is None`, so `call_sync` runs on the caller); its
 maintenance actions that take time (jog, prime, self-test) wait by running virtual time
@@ -57,12 +62,22 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from hw_sim import SimBench
 from hw_sim.world import Fault
+from station.config import Config
 from station.console import protocol as P
 from station.console.access import Session, hash_pin
 from station.console.commands import PIN_KEY, REGISTRY, SERVICE_TIMEOUT_S, CommandError, Context, lookup
 from station.console.server import Dispatcher
-from station.domain import CassetteType, FaultCode, Mode, ServiceResult
-from station.events import AttemptFinished, Event, StateChanged
+from station.domain import CassetteType, FaultCode, Mode, Reason, ServiceResult, Verdict
+from station.events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    InspectionDue,
+    QuarantineReleased,
+    StateChanged,
+    VerdictRecorded,
+)
+from station.inspection import QUARANTINED, RELEASED
 from station.plausibility import sensor_problems
 
 PIN = "4711"
@@ -72,8 +87,15 @@ SOURCE = f"console:{PORT}"
 MOVING = ("advancing", "dispensing", "servicing")
 PIN_LEVELS = {"male": (True, True), "female": (False, False), "bent": (True, False)}
 
-# Audit rows the console may write without a login (everything else it writes is protected).
-OPEN_CONSOLE_AUDIT = {("access", "login"), ("access", "login_failed"), ("access", "logout")}
+# Audit rows the console may write without a login (everything else it writes is protected); an
+# inspection verdict (`INSP:RES`) is the probe's software's or a person's word, open like a login.
+OPEN_CONSOLE_AUDIT = {
+    ("access", "login"),
+    ("access", "login_failed"),
+    ("access", "logout"),
+    ("inspection", "pass"),
+    ("inspection", "fail"),
+}
 
 CONSOLE_COMMANDS = [
     f"login {PIN}",
@@ -223,6 +245,8 @@ def is_final(line: str) -> bool:
 
 
 class StationMachine(RuleBasedStateMachine):
+    CONFIG: Config | None = None  # the station's configuration (None: the defaults)
+
     # ------------------------------------------------------------------ set-up and restarts
     def __init__(self) -> None:
         super().__init__()
@@ -254,7 +278,10 @@ class StationMachine(RuleBasedStateMachine):
     def _boot(self) -> None:
         self.lives += 1
         bench = SimBench(
-            state_dir=self.dir, wall_start=self.wall_start, world_options={"state_file": str(self.world_file)}
+            self.CONFIG,
+            state_dir=self.dir,
+            wall_start=self.wall_start,
+            world_options={"state_file": str(self.world_file)},
         )
         bench.world.state_file = None  # written at the instant of a power cut (see the module doc)
         self.bench = bench
@@ -364,8 +391,9 @@ class StationMachine(RuleBasedStateMachine):
         self._present(kind, chatter)
         self._settle()
 
-    def _present(self, kind: str, chatter: float) -> None:
-        """Seat a connector, its pin sensors flickering for `chatter` s (a badly seated plug)."""
+    def _present(self, kind: str, chatter: float, hand: dict[str, Any] | None = None) -> None:
+        """Seat a connector, its pin sensors flickering for `chatter` s (a badly seated plug);
+        `hand`: its label and end face (`World.present`'s code, dirt, face)."""
         if any(s.startswith("pin") and v for s, v in self.stuck.items()):
             # A person takes longer than the guide-pin timeout between taking one connector away
             # (or the end of a jog) and seating the next: time enough for the station, ready
@@ -373,7 +401,7 @@ class StationMachine(RuleBasedStateMachine):
             self.bench.wait_until(lambda: self.bench.state not in MOVING, 30)
             self.bench.run_for(self.bench.config.guide_pins.timeout_s + 0.05)
         assume(not self._misread(kind, self._excused_pins()))
-        self.world.present(kind, chatter_s=chatter)
+        self.world.present(kind, chatter_s=chatter, **(hand or {}))
 
     def _excused_pins(self) -> dict[str, bool]:
         """The stuck guide-pin sensors no firmware can notice before the next connector: stuck
@@ -434,19 +462,21 @@ class StationMachine(RuleBasedStateMachine):
         take_away: bool,
         cut_at: str | None = None,
         fault_at: tuple[Fault, str, float] | None = None,
+        hand: dict[str, Any] | None = None,
     ) -> None:
         """The operator's routine (README): present, wait for swipe-now, swipe, take it away;
         with any connector, mode, swipe and delay (too long a delay misses the wet window).
         `cut_at`: the power fails right after the controller's first event of that kind
         ("state:<name>" for entering a state). `fault_at`: (fault, event, seconds): that fault
-        strikes so long after that event (e.g. the cassette is pulled while the wheel turns)."""
+        strikes so long after that event (e.g. the cassette is pulled while the wheel turns).
+        `hand`: the connector's label and end face (see `_present`)."""
         b, w = self.bench, self.world
         self.cut_at, self.cut_due, self.fault_at = cut_at, False, fault_at
         try:
             if wet is not None:
                 w.set_mode(wet)
             n = len(b.results())
-            self._present(kind, chatter)
+            self._present(kind, chatter, hand)
             b.wait_until(lambda: w.prompting or len(b.results()) > n or b.state == "fault" or self.cut_due, 30)
             if w.prompting and not self.cut_due:
                 b.wait_until(lambda: self.cut_due, delay)
@@ -897,8 +927,346 @@ def test_a_guide_pin_sensor_stuck_while_a_connector_is_seated_is_noticed_once_it
         assert w.violations == [], (then, w.violations, result, bench.state, controller.faults.code)
 
 
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL"])
+def test_a_connector_seated_while_a_verdict_is_awaited_is_refused_even_if_the_verdict_comes_before_its_pins_settle(
+    tmp_path, verdict
+):
+    """Regression test for a bug the inspected state machine found. With [inspection] mode =
+    after, connector A is cleaned and its verdict awaited; the operator seats connector B; while
+    the station still reads B's guide pins, A's verdict arrives (typed on the console here, or the
+    probe's). The station asked "is a verdict awaited?" only once the pins had settled: by then
+    none was, so B was taken up and cleaned (ribbon used) although it was seated while a verdict
+    was awaited. Expected (section 10: "while a verdict is awaited, no other connector is taken
+    up"): B is refused "inspect first" with nothing used; A's verdict counts."""
+    config = Config().replace("inspection", mode="after", verdict_timeout_s=VERDICT_TIMEOUT_S)
+    with SimBench(config, state_dir=tmp_path) as bench:
+        w = bench.world
+        assert bench.clean("female").outcome == "cleaned"
+        assert bench.heard(InspectionDue)
+        port = console_port(bench, "bench")
+        w.present("female")
+        bench.run_for(0.05)  # seated, its guide pins not yet settled
+        assert bench.state == "identifying"
+        assert port.handle(P.Line(f"INSP:RES {verdict}"), print)[-1] == "OK"
+        used = w.positions_total, w.drops_total
+        bench.wait_until(lambda: len(bench.results()) > 1 or w.prompting, 10)
+        assert not w.prompting and (w.positions_total, w.drops_total) == used, "connector B was taken up"
+        result = bench.last_result()
+        assert (result.outcome, result.reason) == ("rejected", Reason.INSPECT_FIRST), result
+        assert (w.positions_total, w.drops_total) == used
+        assert bench.heard(VerdictRecorded)[-1].verdict.value == verdict.lower()
+
+
+def test_a_connector_seated_as_a_blinking_inspection_look_goes_dark_is_judged_as_taken_up(tmp_path):
+    """Regression test for a simulator false positive the inspected state machine found. After a
+    FAIL whose next clean is wet-to-dry the panel blinks amber + red. The driver writes one LED at
+    a time, so the look goes dark through "red alone"; the judge's panel view marked the dark
+    phase only on a step straight from red + amber to dark, so a connector seated at that instant
+    was not seen as taken up from a resting look, and its clean's wheel move and drop were
+    charged as unaudited maintenance (rule 8)."""
+    config = Config().replace("inspection", mode="after", verdict_timeout_s=VERDICT_TIMEOUT_S, reclean="dry,wet")
+    with SimBench(config, state_dir=tmp_path) as bench:
+        w = bench.world
+        assert bench.clean("female").outcome == "cleaned"
+        assert console_port(bench, "bench").handle(P.Line("INSP:RES FAIL"), print)[-1] == "OK"
+        assert bench.heard(VerdictRecorded)[-1].next == "clean_wet"
+        assert bench.wait_until(lambda: w.leds() == (False, False, False), 2.0)  # the instant it goes dark
+        w.set_mode(True)
+        result = bench.clean("female", wet=True)
+        assert result is not None and result.outcome == "cleaned", result
+        assert w.violations == []
+
+
+def test_a_rejection_under_an_inspection_look_ends_the_judges_clean(tmp_path):
+    """Regression test for a simulator false positive the inspected state machine found. After
+    a FAIL the panel shows "clean again" (amber + red) while ready, not green alone; a male
+    connector presented then is rejected (wrong cassette) and the panel goes back to "clean
+    again". The judge closed a clean only when the panel showed green alone, so the rejected
+    one stayed "in progress" and a later prime's drop was charged to it (rule 4: "drop after
+    the male connector ... was taken away during the clean")."""
+    config = Config().replace("inspection", mode="after", verdict_timeout_s=VERDICT_TIMEOUT_S)
+    with SimBench(config, state_dir=tmp_path) as bench:
+        w, controller = bench.world, bench.controller
+        assert bench.clean("female").outcome == "cleaned"
+        assert console_port(bench, "bench").handle(P.Line("INSP:RES FAIL"), print)[-1] == "OK"
+        result = bench.clean("male")
+        assert result is not None and result.reason is Reason.WRONG_CASSETTE_MALE, result
+        done: list[ServiceResult] = []
+        controller.jobs.prime(2, "console:maintenance", done.append)
+        assert bench.wait_until(lambda: bool(done), 10) and done[0].ok, done
+        assert w.violations == []
+
+
 TestStation = StationMachine.TestCase
 TestStation.settings = settings(
+    max_examples=_examples(),
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+# ---------------------------------------------------------------------- with inspection on
+CODES = ["CBL-0001-A", "CBL-0002-B", "CBL-0003-C"]
+DIRT = ["clean", "clean", "light", "light", "heavy", "oily", "damaged"]
+VERDICT_TIMEOUT_S = 20.0
+# How a presentation ends while a verdict is awaited: refused "inspect first" ("quarantined" for
+# a quarantined code, "scan" when traceability asks for one first), or ended before the station
+# came to the question (taken away, cancelled, swiped too early, a fault, a power cut).
+NOT_TAKEN_UP = {
+    Reason.INSPECT_FIRST,
+    Reason.QUARANTINED,
+    Reason.SCAN_CONNECTOR,
+    Reason.SCAN_BADGE,
+    Reason.SCAN_CASSETTE,
+    Reason.REMOVED_EARLY,
+    Reason.CANCELLED_EARLY,
+    Reason.TOO_EARLY,
+    Reason.CASSETTE_PULLED,
+    Reason.FAULT,
+    Reason.INTERRUPTED,
+}
+GOOD_SWIPE = {"direction": "down", "duration_s": 0.6}
+
+
+class InspectedStationMachine(StationMachine):
+    """The same bench life with [inspection] mode = "after" (clean -> inspect -> re-clean,
+    station/inspection.py) and a short verdict timeout: every rule above, plus connectors of any
+    dirt (labelled or not) cleaned and presented again, the probe grading the connector in hand
+    and reporting through the station's console adapter, a person typing a verdict on this
+    machine's console port, verdicts that never come, and a maintenance engineer releasing
+    quarantined connectors. The operator probes the connector that awaits its verdict (a probe
+    report carries no label: the station cannot tell which connector was in the probe).
+
+    Invariants, besides every one above (judged from the world and the books):
+
+    * the world's judge finds no violation, rule 10 included (checked after every step);
+    * the station calls a connector released only on a PASS for its last clean: the attempt
+      ended cleaned and nothing of that connector (nothing at all, unlabelled) was cleaned after;
+    * while a verdict is awaited no other connector is taken up: a presentation then is rejected
+      "inspect first" (or "quarantined") with nothing used;
+    * a quarantined code is refused ("quarantined", nothing used) until released, and the
+      station's quarantine list is exactly the codes quarantined and not released (across power cuts).
+    """
+
+    CONFIG = Config().replace("inspection", mode="after", verdict_timeout_s=VERDICT_TIMEOUT_S)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited: tuple[int | None, Any, str | None] | None = None  # attempt, face and label in hand then
+        self.quarantined: set[str] = set()  # codes quarantined and not released (durable: all lives)
+        # attempts begun while a verdict was awaited or on a quarantined code: (code, positions, drops) then
+        self.held_back: dict[int, tuple[str | None, int, int]] = {}
+        self.kind_in_hand = "female"  # the connector the operator holds (seated or not)
+        self.next_step = RELEASED  # what the station last said comes next (VerdictRecorded.next)
+
+    def _present(self, kind: str, chatter: float, hand: dict[str, Any] | None = None) -> None:
+        super()._present(kind, chatter, hand)
+        self.kind_in_hand = kind
+
+    def _boot(self) -> None:
+        # a verdict awaited is the dead firmware's (in memory): the new one awaits nothing
+        self.awaited = None
+        self.held_back = {}
+        super()._boot()
+
+    def teardown(self) -> None:
+        if self.bench is not None:
+            nexts = {r[0] for r in self.store._db.execute("SELECT verdict || '/' || source FROM inspections")}
+            for what in sorted(nexts):
+                event(f"verdict {what.split(':')[0]}")
+            if self.store._db.execute("SELECT count(*) FROM quarantine").fetchone()[0]:
+                event("quarantined")
+        super().teardown()
+
+    def _on_event(self, announced: Event) -> None:
+        super()._on_event(announced)
+        note = self.problems.append
+        w = self.world
+        if isinstance(announced, InspectionDue):
+            if self.awaited is not None:
+                note(f"{announced}: a verdict is already awaited for attempt {self.awaited[0]}")
+            self.awaited = (announced.attempt_id, w.faces.in_hand, w.connector_code)
+        elif isinstance(announced, VerdictRecorded):
+            if self.awaited is None or self.awaited[0] != announced.attempt_id:
+                note(f"{announced}: awaited was {self.awaited}")
+            self.awaited = None
+            self.next_step = announced.next
+            if announced.next == RELEASED:
+                self._check_release(announced)
+            if announced.next == QUARANTINED and announced.connector is not None:
+                self.quarantined.add(announced.connector)
+        elif isinstance(announced, QuarantineReleased):
+            self.quarantined.discard(announced.connector)
+        elif isinstance(announced, AttemptStarted):
+            code = self._connector_of(announced.id)
+            if self.awaited is not None or code in self.quarantined:
+                self.held_back[announced.id] = (code, w.positions_total, w.drops_total)
+        elif isinstance(announced, AttemptFinished) and announced.id in self.held_back:
+            code, positions, drops = self.held_back.pop(announced.id)
+            if code in self.quarantined:
+                if announced.reason not in NOT_TAKEN_UP - {Reason.INSPECT_FIRST}:
+                    note(f"{announced}: connector {code} is quarantined")
+            elif announced.reason not in NOT_TAKEN_UP:
+                note(f"{announced}: taken up while a verdict was awaited")
+            if (positions, drops) != (w.positions_total, w.drops_total):
+                note(f"{announced}: ribbon or fluid used on a connector the station must not take up")
+
+    def _connector_of(self, attempt_id: int) -> str | None:
+        row = self.store._db.execute("SELECT connector FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+        return row[0] if row else None
+
+    def _check_release(self, v: VerdictRecorded) -> None:
+        """Released: a PASS for an attempt that ended cleaned, with no clean after it of that connector."""
+        note, db = self.problems.append, self.store._db
+        if v.verdict is not Verdict.PASS or v.attempt_id is None:
+            note(f"{v}: released without a PASS for a clean")
+            return
+        outcome = db.execute("SELECT outcome FROM attempts WHERE id = ?", (v.attempt_id,)).fetchone()
+        if outcome is None or outcome[0] != "cleaned":
+            note(f"{v}: attempt {v.attempt_id} ended {outcome and outcome[0]}")
+        same = "" if v.connector is None else " AND connector = ?"
+        later = db.execute(
+            f"SELECT id FROM attempts WHERE id > ? AND outcome = 'cleaned'{same}",
+            (v.attempt_id,) if v.connector is None else (v.attempt_id, v.connector),
+        ).fetchall()
+        if later:
+            note(f"{v}: released, but cleaned again after it in attempts {[r[0] for r in later]}")
+        last = db.execute(
+            "SELECT verdict FROM inspections WHERE attempt_id = ? ORDER BY id DESC LIMIT 1", (v.attempt_id,)
+        ).fetchone()
+        if last is None or last[0] != "pass":
+            note(f"{v}: the last verdict on record for attempt {v.attempt_id} is {last and last[0]}")
+        event(f"released ({'labelled' if v.connector else 'unlabelled'}, {v.source.split(':')[0]})")
+
+    # ------------------------------------------------------------------ the operator and the probe
+    @precondition(lambda self: self.world.connector is None)
+    @rule(
+        kind=st.sampled_from(["female", "female", "female", "male"]),
+        dirt=st.sampled_from(DIRT),
+        code=st.sampled_from([None, *CODES]),
+        wet=st.booleans(),
+        swipe=st.one_of(st.just(GOOD_SWIPE), st.just(GOOD_SWIPE), swipes),
+        then=st.sampled_from(["nothing", "probe", "probe", "probe", "type PASS", "type FAIL", "wait"]),
+    )
+    def clean_dirty(self, kind: str, dirt: str, code: str | None, wet: bool, swipe: dict[str, Any], then: str) -> None:
+        """A connector of any dirt (labelled: scanned first, as the README says), cleaned, then
+        (often) inspected: the probe, a person's verdict, or none until the timeout."""
+        if code is not None:
+            self.world.scan(code)
+            self._settle()
+        self._clean(kind, 0.0, wet, swipe, 0.3, True, hand={"code": code, "dirt": dirt})
+        self._then(then)
+
+    @precondition(lambda self: self.world.connector is None and self.world.faces.in_hand is not None)
+    @rule(
+        wet=st.booleans(),
+        then=st.sampled_from(["nothing", "probe", "probe", "probe", "type PASS", "type FAIL", "wait"]),
+    )
+    def clean_again(self, wet: bool, then: str) -> None:
+        """The connector in hand cleaned again, as it is (after a FAIL, dry or wet-to-dry)."""
+        w = self.world
+        kind, code, face = self.kind_in_hand, w.connector_code, w.faces.in_hand
+        if code is not None:
+            w.scan(code)
+            self._settle()
+        self._clean(kind, 0.0, wet, GOOD_SWIPE, 0.3, True, hand={"code": code, "face": face})
+        self._then(then)
+
+    @precondition(lambda self: self.world.connector is None)
+    @rule(
+        code=st.sampled_from([None, *CODES]),
+        dirt=st.sampled_from(["heavy", "oily", "damaged"]),
+        verdicts=st.lists(st.sampled_from(["probe", "probe", "type FAIL", "wait"]), min_size=3, max_size=4),
+    )
+    def clean_until_quarantined(self, code: str | None, dirt: str, verdicts: list[str]) -> None:
+        """A bad connector through its whole loop: cleaned, failed (by the probe, a person or no
+        verdict at all), cleaned again the way the station asks (wet-to-dry when it says so)."""
+        self.clean_dirty("female", dirt, code, False, GOOD_SWIPE, verdicts[0])
+        for then in verdicts[1:]:
+            if self.world.connector is not None or self.world.faces.in_hand is None:
+                return
+            self.clean_again(self.next_step == "clean_wet", then)
+
+    def _then(self, then: str) -> None:
+        if then == "probe" and self.world.connector is None and self.world.faces.in_hand is not None:
+            self.probe()
+        elif then.startswith("type "):
+            self.type_verdict(then.split()[1])
+        elif then == "wait" and self.awaited is not None:
+            self.wait_past_the_timeout()
+
+    @precondition(lambda self: self.world.connector is None and self.world.faces.in_hand is not None)
+    @rule()
+    def probe(self) -> None:
+        """The operator puts the connector in hand into the probe (the one awaiting its verdict,
+        if any); the probe grades the physical face and its software sends `INSP:RES` on its own
+        console port (hw_sim/probe_port.py), as `station sim`'s `probe` action does."""
+        w = self.world
+        if self.awaited is not None and self.awaited[1] is not None and w.faces.in_hand is not self.awaited[1]:
+            w.faces.presented(None, self.awaited[1])  # picks up the connector that awaits its verdict
+            w.connector_code = self.awaited[2]
+        self.bench.run_for(1.0)  # into the probe: the image, the grading
+        awaited = self.awaited
+        report = w.faces.inspect()
+        self._settle()
+        answer = w.probe_port.delivered[-1].answer or [""]
+        event(f"probe {report.verdict} ({'awaited' if awaited else 'nothing awaited'})")
+        if answer[-1].startswith(f"ERR {P.TOO_MANY} "):  # (the probe's software sent too many lines)
+            return
+        if awaited is not None:
+            assert answer[-1] == "OK" and self.awaited is None, (answer, awaited, self.awaited)
+        else:
+            assert answer[-1].startswith(f"ERR {P.SETTINGS_CONFLICT} "), answer
+
+    @rule(verdict=st.sampled_from(["PASS", "FAIL", "pass"]))
+    def type_verdict(self, verdict: str) -> None:
+        """A person types a verdict on this machine's console port (their word, not the probe's)."""
+        awaited = self.awaited
+        out = self.console(f"INSP:RES {verdict}")
+        if out[-1].startswith(f"ERR {P.TOO_MANY} "):
+            return
+        if awaited is not None:
+            assert out[-1] == "OK" and self.awaited is None, (out, awaited)
+        else:
+            assert out[-1].startswith(f"ERR {P.SETTINGS_CONFLICT} "), out
+
+    @precondition(lambda self: self.awaited is not None)
+    @rule()
+    def wait_past_the_timeout(self) -> None:
+        """No verdict comes: past the timeout the station records none (a FAIL: clean again)."""
+        self.bench.run_for(VERDICT_TIMEOUT_S + 0.5)
+        assert self.awaited is None, self.awaited
+
+    @rule(pick=st.integers(0, 7))
+    def release_quarantined(self, pick: int) -> None:
+        """A maintenance engineer (logged in) releases a repaired connector, or names one that is not quarantined."""
+        listed = sorted(self.quarantined)
+        code = listed[pick % len(listed)] if listed and pick < 6 else CODES[pick % len(CODES)]
+        was = code in self.quarantined
+        self._login()
+        authorized = self._authorized()
+        out = self.console(f"quarantine release {code}")
+        if not was:
+            assert out[-1].startswith("ERR "), out
+        elif authorized and not out[-1].startswith(f"ERR {P.TOO_MANY} "):
+            assert out[-1].startswith("OK") and code not in self.quarantined, (out, self.quarantined)
+
+    # ------------------------------------------------------------------ invariants
+    @invariant()
+    def inspection_holds(self) -> None:
+        if self.bench is None:
+            return
+        w, inspection = self.world, self.bench.controller.cycle.inspection
+        w.judge.inspection.check()  # rule 10 on every row written so far, not only when the panel shows ready
+        assert w.violations == [], w.violations
+        assert self.problems == [], self.problems
+        assert (inspection.awaited is not None) == (self.awaited is not None), (inspection.awaited, self.awaited)
+        assert set(inspection.quarantined()) == self.quarantined, (inspection.quarantined(), self.quarantined)
+
+
+TestStationInspected = InspectedStationMachine.TestCase
+TestStationInspected.settings = settings(
     max_examples=_examples(),
     stateful_step_count=30,
     deadline=None,
