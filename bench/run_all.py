@@ -17,7 +17,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import console_latency, history, process, reaction, record_cost, scan_latency, sim_life, step_timing
+from bench import (
+    console_latency,
+    fleet,
+    history,
+    process,
+    reaction,
+    record_cost,
+    scan_latency,
+    sim_life,
+    step_timing,
+)
 from bench.common import median, pct, table
 
 REACTION_NOTE = (
@@ -169,7 +179,12 @@ assert on speed; these scripts do the measuring.
 
 """ + table(["figure", "value", "floor", "target", "verdict"], summary)
     text = head + "\n\n" + "\n\n".join(sections) + "\n"
-    Path(args.output).write_text(text, encoding="utf-8")
+    output = Path(args.output)
+    # the fleet's section comes from `python -m bench.fleet --output` (too slow to run here): kept
+    old = output.read_text(encoding="utf-8") if output.exists() else ""
+    if fleet.kept_section(old):
+        text = fleet.merge_section(text, fleet.kept_section(old))
+    output.write_text(text, encoding="utf-8")
     print(text)
     return 0
 
