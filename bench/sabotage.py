@@ -166,11 +166,11 @@ CATALOGUE: tuple[Bug, ...] = (
         "an unexpected exception in any state but identifying (e.g. during a jog) is logged and ignored",
         (
             "station/controller.py",
-            "        code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL\n",
-            "        code = FaultCode.STORAGE if isinstance(exc, StoreError) else FaultCode.INTERNAL\n"
-            '        if self.state != "identifying" and code is FaultCode.INTERNAL:\n'
+            "        try:\n            self._fault(*fault_of(exc))\n",
+            '        if self.state != "identifying" and fault_of(exc)[0] is FaultCode.INTERNAL:\n'
             '            log.error("unexpected error while %s, carrying on: %r", self.state, exc)\n'
-            "            return\n",
+            "            return\n"
+            "        try:\n            self._fault(*fault_of(exc))\n",
         ),
     ),
     # ---------------------------------------------------------------- rule 1: fresh ribbon

@@ -493,6 +493,7 @@ PROTECTED = {
     "config reset": "config reset all",
     "pin set": "pin set 9999",
     "mode set": "mode set wet",  # changes how the station cleans against its panel switch
+    "quarantine release": "quarantine release CBL-0001-A",  # lets a connector the loop rejected be cleaned again
 }
 
 
@@ -1010,12 +1011,20 @@ def test_config_reset_is_refused_mid_clean_for_a_value_in_effect_now(console):
 
 
 # ---------------------------------------------------------------------------------- sensors, every input
+# every input fitted by default, the wheel's index and the outputs, then the inputs not fitted
+# (the inspection system's PASS/FAIL lines unless inspection.gpio_fitted)
+UNFITTED = [Sensor.INSPECT_PASS.value, Sensor.INSPECT_FAIL.value]
+EXPECTED_SENSOR_LINES = (
+    [s.value for s in Sensor if s.value not in UNFITTED] + ["index", "stepper_enabled", "pump"] + UNFITTED
+)
+
+
 def test_sensors_list_every_input_the_wheel_index_included_then_the_outputs(console):
     out = console.send("sensors")
     assert out[-1] == "OK"
     names = [line.split()[0] for line in out[:-1]]
-    assert names == [s.value for s in Sensor] + ["index", "stepper_enabled", "pump"]
-    assert all(line[16] == " " and line[17:] in ("active", "-") for line in out[:-1]), out  # one column
+    assert names == EXPECTED_SENSOR_LINES
+    assert all(line[16] == " " and line[17:] in ("active", "-", "not fitted") for line in out[:-1]), out  # one column
 
 
 def test_a_sensor_that_is_not_fitted_is_listed_as_such(make_bench):
@@ -1151,11 +1160,7 @@ def test_sensors_with_seconds_streams_each_input_change(console):
     bench.controller.events.subscribe(lambda e: edges.append(e) if isinstance(e, SensorChanged) else None)
     out = stream_while(bench, console, "sensors 20", clean)
     snapshot = len(Sensor) + 3
-    assert [line.split()[0] for line in out[:snapshot]] == [s.value for s in Sensor] + [
-        "index",
-        "stepper_enabled",
-        "pump",
-    ]
+    assert [line.split()[0] for line in out[:snapshot]] == EXPECTED_SENSOR_LINES
     changes = out[snapshot:-1]
     assert out[-1] == f"OK {len(changes)} changes in 20 s"
     assert [line.split() for line in changes] == [

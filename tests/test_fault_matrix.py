@@ -148,10 +148,13 @@ def test_the_expected_outcome_catches_a_missing_interlock(monkeypatch):
 
 
 def test_the_inspecting_column_catches_a_connector_taken_up_while_a_verdict_is_awaited(monkeypatch):
-    """A firmware that cleans another connector before the awaited verdict must fail its cell."""
-    real = Inspection.refusal
+    """A firmware that cleans another connector before the awaited verdict must fail its cell
+    (the planted bug drops "inspect first" wherever the clean cycle would give it)."""
+    from station.cycle import CleanCycle
+
+    real = CleanCycle.refusal
     monkeypatch.setattr(
-        Inspection, "refusal", lambda self, c, m: None if (r := real(self, c, m)) is Reason.INSPECT_FIRST else r
+        CleanCycle, "refusal", lambda self, a: None if (r := real(self, a)) is Reason.INSPECT_FIRST else r
     )
     c = fm.run_cell(Fault.CONNECTOR_PULLED, fm.INSPECTING)
     assert not c.passed
