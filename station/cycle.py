@@ -59,6 +59,7 @@ class CleanCycle:
             wall=trace.wall,
             pending_connector=lambda: trace.identity().connector,
             panel=hardware.panel,
+            cleaning=lambda: self.attempt is not None and self.attempt.outcome is None,
         )
         self.attempt: Attempt | None = None
         self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record

@@ -71,6 +71,7 @@ class Inspection:
         wall: Callable[[], float],
         pending_connector: Callable[[], str | None],
         panel: Panel,
+        cleaning: Callable[[], bool],
     ) -> None:
         self._book = InspectionBook(store)
         self._panel = panel
@@ -80,6 +81,7 @@ class Inspection:
         self._publish = publish
         self._wall = wall
         self._pending_connector = pending_connector
+        self._cleaning = cleaning  # a clean is under way (its connector is not "the next one")
         self.awaited: _Awaited | None = None
         self._anon_cleans = 0  # cleans of the connector in hand (no code) in its loop
         self._anon_failed = False  # mode first: the connector in hand failed its first inspection
@@ -149,6 +151,8 @@ class Inspection:
             return ServiceResult(False, error=f"verdict detail too long ({len(detail)} bytes, at most {MAX_DETAIL})")
         awaited = self.awaited
         if awaited is None and self.mode == "first":
+            if self._cleaning():  # the scan now pending is the connector being cleaned, not the next one
+                return ServiceResult(False, error="a clean is under way: send the next connector's verdict when ready")
             awaited = _Awaited(None, self._pending_connector())  # inspected before any clean
         if awaited is None:
             return ServiceResult(False, error="no connector awaits inspection")

@@ -188,3 +188,21 @@ def test_a_stuck_line_let_go_is_not_a_verdict(make_bench):
     assert b.heard(VerdictRecorded) == []
     assert any("PASS line held 3.0 s: ignored" in w.text for w in b.heard(WarningRaised))
     assert b.controller.cycle.inspection.awaited is not None, "still awaiting its verdict"
+
+
+def test_inspect_first_a_verdict_during_a_clean_is_not_given_to_the_connector_being_cleaned(make_bench):
+    b = make_bench(inspected("first"))
+    c = console(b)
+    assert c.send("scan CBL-0006-A")[-1] == "OK"
+    assert c.send("INSP:RES FAIL")[-1] == "OK"  # inspected first: to be cleaned
+    b.world.judge.scanned("CBL-0006-A")
+    b.world.present("female", code="CBL-0006-A")
+    assert b.wait_until(lambda: b.world.prompting, 10)
+    out = c.send("INSP:RES PASS")[-1]  # the probe's next report arrives mid-clean
+    assert err_code(out) == -221 and "a clean is under way" in out
+    assert [v.next for v in b.heard(VerdictRecorded)] == ["clean_dry"], "nothing released mid-clean"
+    b.world.swipe()
+    assert b.wait_until(lambda: b.state == "done", 10)
+    b.world.remove()
+    b.run_for(2.0)
+    assert b.heard(InspectionDue)[-1].connector == "CBL-0006-A"
