@@ -81,7 +81,7 @@ class Judge:
             self.violate(rule, text)
 
     def attach(self, auditor: Auditor) -> None:
-        self.auditor = auditor
+        self.auditor = self.trace.auditor = auditor
         self.episode_audit = auditor.audit_max()
         auditor.refills_from_the_float(self.w.refills_seen)  # the baselines, when new
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from station.config import Config
 from station.domain import Reason
 
-from .auditor import Record
+from .auditor import Auditor, Record
 
 MAX_CODE_LEN = 128  # the longest code a label carries (docs/design.md section 9)
 MARGIN_S = 1e-3  # a badge this close to its time limit is not judged
@@ -60,6 +60,7 @@ class TraceTruth:
         self.connector: Reading | None = None  # the last connector code read
         self.badge: Reading | None = None  # the last badge read
         self.used: set[int] = set()  # connector readings a record has taken up
+        self.auditor: Auditor | None = None  # the station's records, read-only (for inspect-first releases)
 
     def scanned(self, code: str, t: float, config: Config) -> str | None:
         """What the code read is (operator, cassette, connector; None: not a code at all)."""
@@ -81,6 +82,21 @@ class TraceTruth:
         Whether an earlier attempt already took that code up is known once that attempt is held to
         its record (attempts are judged in the order they were seated)."""
         return self.connector, self.badge
+
+    def _done_at_inspection(self, reading: Reading) -> bool:
+        """Inspect first: the connector read was released (PASS) or quarantined at the probe,
+        never seated, so its reading names no later connector (rule 10 holds that verdict to the
+        probe's report)."""
+        if self.auditor is None:
+            return False
+        rows = self.auditor.select(
+            "SELECT 1 FROM inspections i WHERE i.attempt_id IS NULL AND i.connector = ? AND (i.verdict = 'pass'"
+            " OR EXISTS (SELECT 1 FROM quarantine q WHERE q.connector = i.connector)) LIMIT 1",
+            (reading.code,),
+        )
+        if rows:
+            self.used.add(reading.seq)
+        return bool(rows)
 
     def check(
         self,
@@ -105,7 +121,7 @@ class TraceTruth:
                 violate(9, f"{who}: attempt #{rec.id} records connector {rec.connector!r}, but {read}")
             elif not policy:
                 self.used.add(connector.seq)
-        elif connector is not None and not policy:
+        elif connector is not None and not policy and not self._done_at_inspection(connector):
             violate(9, f"{who}: the scanner read {connector.code!r} for it, attempt #{rec.id} records no connector")
         if rules.require_connector_id:
             if used_something and connector is None:

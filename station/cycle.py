@@ -60,7 +60,9 @@ class CleanCycle:
             pending_connector=lambda: trace.identity().connector,
             panel=hardware.panel,
             cleaning=lambda: self.attempt is not None and self.attempt.outcome is None,
+            used_up=trace.drop_pending,
         )
+        self.inspection.recover()
         self.attempt: Attempt | None = None
         self.unrecorded: list[Attempt] = []  # ended in fault while the disk refused their record
 
@@ -262,5 +264,5 @@ class CleanCycle:
             recorded = False
         self._publish(a.finished())
         if outcome is Outcome.CLEANED:
-            self.inspection.cleaned(a.id, a.identity.connector)  # (with inspection on) its verdict is awaited
+            self.inspection.cleaned(a.id, a.identity.connector, a.mode.value)  # (inspection on) its verdict is awaited
         return recorded

@@ -24,6 +24,7 @@ import json
 import logging
 import queue
 import random
+import sqlite3
 import stat
 import threading
 import time
@@ -292,8 +293,11 @@ class FleetPublisher:
                 tokens -= self._publish_events(int(tokens))
                 if tokens < 1.0 and self._connected.is_set():
                     self._wake.wait((1.0 - tokens) / self.rate)  # the next token; stop wakes it
-            except StoreError as exc:
+            except (StoreError, sqlite3.Error) as exc:  # the database busy, locked or failing: try again
                 log.error("fleet: %s; retrying", exc)
+                self._stop.wait(self.poll_s)
+            except Exception:  # never a silent end: the records wait in the outbox, the thread goes on
+                log.exception("fleet: unexpected error in the publisher; retrying")
                 self._stop.wait(self.poll_s)
 
     def _take_acks(self) -> None:

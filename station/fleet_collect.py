@@ -22,6 +22,7 @@ paho-mqtt is the `fleet` extra; it is imported only by `collect`.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import signal
 import sqlite3
@@ -87,6 +88,9 @@ CREATE TABLE rejected (
 );
 PRAGMA user_version = {SCHEMA};
 """
+
+
+log = logging.getLogger(__name__)
 
 
 class CollectError(Exception):
@@ -178,12 +182,16 @@ class FleetDB:
                 )
                 return "stored" if cursor.rowcount == 1 else "duplicate"
         except _Rejected as exc:
-            with self._tx() as db:
-                db.execute(
-                    "INSERT INTO rejected(topic, payload, why, received_at) VALUES (?, ?, ?, ?)",
-                    (topic, bytes(payload), str(exc), received_at),
-                )
-            return "rejected"
+            return self.reject(topic, payload, str(exc), received_at)
+
+    def reject(self, topic: str, payload: bytes, why: str, received_at: float | None = None) -> str:
+        """Keep a message outside the contract in `rejected`, with why (it is acknowledged)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rejected(topic, payload, why, received_at) VALUES (?, ?, ?, ?)",
+                (topic, bytes(payload), why, time.time() if received_at is None else received_at),
+            )
+        return "rejected"
 
     # -- reading -----------------------------------------------------------------------------
     def attempts(self, choice: Choice = Choice()) -> list[dict[str, object]]:
@@ -286,8 +294,8 @@ def _parse(topic: str, payload: bytes) -> tuple[str, str, str, dict[str, Any]]:
 
 def _id(data: dict[str, Any]) -> int:
     value = data.get("id")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _Rejected(f"id {value!r} is not a record id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**63:
+        raise _Rejected(f"id {str(value)[:40]!r} is not a record id")
     return value
 
 
@@ -301,10 +309,19 @@ def _time(data: dict[str, Any], key: str) -> float | None:
         raise _Rejected(f"{key}: {exc}") from None
 
 
+def _scalar(key: str, value: Any) -> Any:
+    """A value a column can hold: text, a number SQLite can store, true/false or null."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    raise _Rejected(f"{key}: {type(value).__name__} {str(value)[:40]!r} is not a field's value")
+
+
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("kind") != "attempt":
         raise _Rejected(f"kind {data.get('kind')!r} on an attempts topic")
-    row = {f: data.get(f) for f in FIELDS}
+    row = {f: _scalar(f, data.get(f)) for f in FIELDS}
     row["id"] = _id(data)
     for key in _TIMES:
         row[key] = _time(data, key)
@@ -440,12 +457,16 @@ class Collector:
     def _on_message(self, client: Any, _u: Any, msg: Any) -> None:
         try:
             outcome = self.db.take(msg.topic, msg.payload, time.time())
-        except sqlite3.Error as exc:
-            # not committed, so not acknowledged: drop the connection and the broker delivers it
-            # again when the collector is back (MQTT redelivers only on a new connection)
+        except sqlite3.OperationalError as exc:
+            # the disk (full, locked, gone): not committed, so not acknowledged: drop the connection
+            # and the broker delivers it again when the collector is back (MQTT redelivers only on
+            # a new connection)
             self._db_problem = f"cannot write {self.db.path}: {exc}"
             client.disconnect()
             return
+        except Exception as exc:  # this message, not the disk: keep it apart, never stall the floor on it
+            log.exception("message on %s could not be stored", msg.topic)
+            outcome = self.db.reject(msg.topic, msg.payload, f"could not be stored: {type(exc).__name__}: {exc}")
         self.counts[outcome] += 1
         if outcome == "rejected":
             self._report(f"kept a message on {msg.topic} that is not the topic contract in the table `rejected`")

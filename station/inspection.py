@@ -72,6 +72,7 @@ class Inspection:
         pending_connector: Callable[[], str | None],
         panel: Panel,
         cleaning: Callable[[], bool],
+        used_up: Callable[[], None],
     ) -> None:
         self._book = InspectionBook(store)
         self._panel = panel
@@ -82,8 +83,9 @@ class Inspection:
         self._wall = wall
         self._pending_connector = pending_connector
         self._cleaning = cleaning  # a clean is under way (its connector is not "the next one")
+        self._used_up = used_up  # the pending connector scan is done with
         self.awaited: _Awaited | None = None
-        self._anon_cleans = 0  # cleans of the connector in hand (no code) in its loop
+        self._anon_modes: list[str] = []  # the modes of the cleans of the connector in hand (no code), its loop
         self._anon_failed = False  # mode first: the connector in hand failed its first inspection
         self._line_since: dict[bool, float] = {}  # GPIO: when each line (pass, fail) went active
         self._overlap = False  # both lines were active together since they were last both at rest
@@ -122,19 +124,21 @@ class Inspection:
         if self.mode == "first" and not self._failed_first(connector):
             return Reason.INSPECT_FIRST
         step = self._next_step(connector)
+        if step is None and connector is not None:
+            return Reason.QUARANTINED  # its loop is used up with no PASS (its quarantine on record)
         if step == "wet" and mode is Mode.DRY:
             return Reason.NEEDS_WET
         if self._hint == QUARANTINED:
             self._hint = None  # the next connector is taken up: the reject is said
         return None
 
-    def cleaned(self, attempt_id: int, connector: str | None) -> None:
+    def cleaned(self, attempt_id: int, connector: str | None, mode: str = "dry") -> None:
         """A clean ended cleaned: its verdict is awaited (with inspection on)."""
         if self.mode == "off":
             return
         self._hint = None
         if connector is None:
-            self._anon_cleans += 1
+            self._anon_modes.append(mode)
             self._anon_failed = False
         timeout = self._config().inspection.verdict_timeout_s
         awaited = _Awaited(attempt_id, connector)
@@ -165,8 +169,9 @@ class Inspection:
     def _settle(self, awaited: _Awaited, verdict: Verdict, detail: str, source: str) -> ServiceResult:
         t = self._wall()
         connector = awaited.connector
-        self._book.record(t, verdict.value, attempt_id=awaited.attempt_id, connector=connector, detail=detail,
-                          source=source)  # fmt: skip
+        quarantine: str | None = None
+        if verdict is not Verdict.PASS and self._next_step(connector) is None:
+            quarantine = f"{len(self._modes(connector))} cleans and no PASS"  # recorded with the verdict, at once
         if awaited.timer is not None:
             awaited.timer.cancel()
         if self.awaited is awaited:
@@ -174,19 +179,21 @@ class Inspection:
         if verdict is Verdict.PASS:
             nxt = RELEASED
             if connector is None:
-                self._anon_cleans, self._anon_failed = 0, False
+                self._anon_modes, self._anon_failed = [], False
         else:
             if connector is None and awaited.attempt_id is None:
                 self._anon_failed = True  # mode first: the connector in hand is to be cleaned
             step = self._next_step(connector)
             if step is None:
                 nxt = QUARANTINED
-                reason = f"{self._cleans(connector)} cleans and no PASS"
-                self._book.quarantine(t, connector=connector, attempt_id=awaited.attempt_id, reason=reason)
                 if connector is None:
-                    self._anon_cleans, self._anon_failed = 0, False
+                    self._anon_modes, self._anon_failed = [], False
             else:
                 nxt = f"clean_{step}"
+        self._book.record(t, verdict.value, attempt_id=awaited.attempt_id, connector=connector, detail=detail,
+                          source=source, quarantine=quarantine)  # fmt: skip
+        if awaited.attempt_id is None and nxt in (RELEASED, QUARANTINED):
+            self._used_up()  # inspected first and done with: its scan names no later connector
         self._hint = nxt if nxt != RELEASED else None  # what the panel says until the next connector
         self._show()
         what = f"attempt #{awaited.attempt_id}" if awaited.attempt_id is not None else "the connector inspected first"
@@ -232,21 +239,37 @@ class Inspection:
         return [str(r["connector"]) for r in self._book.open_quarantine()]
 
     # ------------------------------------------------------------------ the loop's bookkeeping
-    def _cleans(self, connector: str | None) -> int:
-        return self._book.cleans_in_loop(connector) if connector is not None else self._anon_cleans
+    def _modes(self, connector: str | None) -> list[str]:
+        return self._book.loop_modes(connector) if connector is not None else self._anon_modes
 
     def _next_step(self, connector: str | None) -> str | None:
-        """The procedure of the connector's next clean in its loop (None: the loop is used up)."""
+        """The procedure of the connector's next clean in its loop (None: the loop is used up). A
+        step is used by a clean of its procedure (a wet step only by a wet-to-dry clean: a clean
+        switched to dry before its drop does not use it)."""
         steps = [s.strip() for s in self._config().inspection.reclean.split(",")]
-        cleans = self._cleans(connector)
-        return steps[cleans] if cleans < len(steps) else None
+        i = 0
+        for mode in self._modes(connector):
+            if i < len(steps) and (steps[i] == "dry" or mode == "wet"):
+                i += 1
+        return steps[i] if i < len(steps) else None
 
     def _failed_first(self, connector: str | None) -> bool:
-        """Mode first: the connector's last verdict, since its last clean, is a FAIL."""
+        """Mode first: the connector's last verdict, since its last clean, is not a PASS."""
         if connector is None:
-            return self._anon_failed or self._anon_cleans > 0
-        rows = self._book.verdicts(connector=connector)
-        return bool(rows) and rows[-1]["verdict"] != Verdict.PASS.value
+            return self._anon_failed or bool(self._anon_modes)
+        last = self._book.last_verdict(connector)
+        return last is not None and last != Verdict.PASS.value
+
+    def recover(self) -> None:
+        """At start: a clean whose verdict was awaited when the station stopped gets its
+        no_verdict on record (it is not released; the loop goes on from the records)."""
+        if self.mode == "off":
+            return
+        row = self._book.unsettled_clean()
+        if row is not None:
+            detail = "the station stopped while its verdict was awaited"
+            self._book.record(self._wall(), Verdict.NO_VERDICT.value, attempt_id=int(row["id"]),
+                              connector=row["connector"], detail=detail, source="station")  # fmt: skip
 
 
 def detail_json(words: list[str]) -> str:

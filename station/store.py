@@ -747,9 +747,18 @@ class InspectionBook:
         self._store = store
 
     def record(
-        self, t: float, verdict: str, *, attempt_id: int | None, connector: str | None, detail: str, source: str
+        self,
+        t: float,
+        verdict: str,
+        *,
+        attempt_id: int | None,
+        connector: str | None,
+        detail: str,
+        source: str,
+        quarantine: str | None = None,
     ) -> int:
-        """A verdict received (or `no_verdict`: none in time), durably, audited."""
+        """A verdict received (or `no_verdict`: none in time), durably, audited; with `quarantine`
+        (its reason) the connector's quarantine in the same transaction."""
         with self._store._tx() as db:
             row = db.execute(
                 "INSERT INTO inspections(t, attempt_id, connector, verdict, detail, source) VALUES (?, ?, ?, ?, ?, ?)",
@@ -759,18 +768,26 @@ class InspectionBook:
                 "INSERT INTO audit(t, kind, action, detail, source) VALUES (?, 'inspection', ?, ?, ?)",
                 (t, verdict, json.dumps({"attempt": attempt_id, "connector": connector}), source),
             )
+            if quarantine is not None:
+                self._quarantine(db, t, connector=connector, attempt_id=attempt_id, reason=quarantine)
         return int(row or 0)
 
     def quarantine(self, t: float, *, connector: str | None, attempt_id: int | None, reason: str) -> None:
         with self._store._tx() as db:
-            db.execute(
-                "INSERT INTO quarantine(t, connector, attempt_id, reason) VALUES (?, ?, ?, ?)",
-                (t, connector, attempt_id, reason),
-            )
-            db.execute(
-                "INSERT INTO audit(t, kind, action, detail) VALUES (?, 'inspection', 'quarantined', ?)",
-                (t, json.dumps({"connector": connector, "attempt": attempt_id, "reason": reason})),
-            )
+            self._quarantine(db, t, connector=connector, attempt_id=attempt_id, reason=reason)
+
+    @staticmethod
+    def _quarantine(
+        db: sqlite3.Connection, t: float, *, connector: str | None, attempt_id: int | None, reason: str
+    ) -> None:
+        db.execute(
+            "INSERT INTO quarantine(t, connector, attempt_id, reason) VALUES (?, ?, ?, ?)",
+            (t, connector, attempt_id, reason),
+        )
+        db.execute(
+            "INSERT INTO audit(t, kind, action, detail) VALUES (?, 'inspection', 'quarantined', ?)",
+            (t, json.dumps({"connector": connector, "attempt": attempt_id, "reason": reason})),
+        )
 
     def quarantined(self, connector: str) -> bool:
         row = self._store._db.execute(
@@ -798,21 +815,37 @@ class InspectionBook:
                 )
         return bool(n)
 
-    def cleans_in_loop(self, connector: str) -> int:
-        """Cleans of `connector` since its loop began: since its last PASS or its release from
-        quarantine (what the re-clean sequence has used so far)."""
+    def loop_modes(self, connector: str) -> list[str]:
+        """The modes (dry, wet) of `connector`'s cleans since its loop began (its last PASS or
+        its release from quarantine), oldest first: what the re-clean sequence has used so far."""
         db = self._store._db
         since = db.execute(
             "SELECT max(t) FROM (SELECT max(t) AS t FROM inspections WHERE connector = ? AND verdict = 'pass'"
             " UNION ALL SELECT max(released_at) FROM quarantine WHERE connector = ?)",
             (connector, connector),
         ).fetchone()[0]
-        return int(
-            db.execute(
-                "SELECT count(*) FROM attempts WHERE connector = ? AND outcome = 'cleaned' AND ended_at > ?",
-                (connector, since if since is not None else -1e300),
-            ).fetchone()[0]
+        rows = db.execute(
+            "SELECT mode FROM attempts WHERE connector = ? AND outcome = 'cleaned' AND ended_at > ? ORDER BY id",
+            (connector, since if since is not None else -1e300),
         )
+        return [str(r[0]) for r in rows]
+
+    def last_verdict(self, connector: str) -> str | None:
+        """The connector's last verdict (pass, fail, no_verdict), None when never inspected."""
+        row = self._store._db.execute(
+            "SELECT verdict FROM inspections WHERE connector = ? ORDER BY id DESC LIMIT 1", (connector,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def unsettled_clean(self) -> sqlite3.Row | None:
+        """The last cleaned attempt if no verdict was recorded for it (its verdict was awaited
+        when the station stopped)."""
+        row: sqlite3.Row | None = self._store._db.execute(
+            "SELECT a.id, a.connector FROM attempts a WHERE a.outcome = 'cleaned' AND a.id = "
+            "(SELECT max(id) FROM attempts WHERE outcome IS NOT NULL) "
+            "AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.attempt_id = a.id)"
+        ).fetchone()
+        return row
 
     def verdicts(self, *, attempt_id: int | None = None, connector: str | None = None) -> list[sqlite3.Row]:
         """The verdicts on record for an attempt or a connector, oldest first (exports, certificate)."""

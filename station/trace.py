@@ -225,6 +225,11 @@ class Traceability:
             return Reason.SCAN_CONNECTOR
         return None
 
+    def drop_pending(self) -> None:
+        """The connector scanned is done with without a clean (released or quarantined at its
+        first inspection): its scan names no later connector."""
+        self._connector = None
+
     def settled(self, reason: Reason | None) -> None:
         """The clean under way ended: the scan it was tied to is used up (a scan names one
         presentation), unless the policy refused the clean; a scan made since stays for the next."""

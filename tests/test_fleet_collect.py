@@ -362,13 +362,19 @@ def test_messages_outside_the_contract_are_kept_apart_and_collecting_goes_on(bro
                 json.dumps({"schema": 1, "kind": "attempt", "station_id": "line-8", "id": 1}),
             ),
             ("mpo-station/line-9/events", json.dumps({**good, "id": "one"})),
+            # valid JSON with values no column holds (the collector must neither stall nor die)
+            (
+                "mpo-station/line-9/attempts",
+                json.dumps({**good, "kind": "attempt", "started_at": good["time"], "connector": {"x": 1}}),
+            ),
+            ("mpo-station/line-9/events", json.dumps({**good, "id": 2**64})),
             ("mpo-station/line-9/events", json.dumps(good)),
         ]:
             client.publish(topic, payload, qos=1).wait_for_publish(5)
         client.disconnect()
         client.loop_stop()
-        wait_for(lambda: sum(collector.collector.counts.values()) == 4)
-        assert collector.collector.counts == {"stored": 1, "duplicate": 0, "status": 0, "rejected": 3}
+        wait_for(lambda: sum(collector.collector.counts.values()) == 6)
+        assert collector.collector.counts == {"stored": 1, "duplicate": 0, "status": 0, "rejected": 5}
         assert collector.db.events() == [
             {
                 "station_id": "line-9",
@@ -387,6 +393,7 @@ def test_messages_outside_the_contract_are_kept_apart_and_collecting_goes_on(bro
             con.close()
         assert whys[0].startswith("not JSON") and "'line-8' published under 'line-9'" in whys[1]
         assert "id 'one'" in whys[2]
+        assert "connector: dict" in whys[3] and "is not a record id" in whys[4]
         assert collector.db.attempts() == []
     finally:
         collector.close()

@@ -206,3 +206,56 @@ def test_inspect_first_a_verdict_during_a_clean_is_not_given_to_the_connector_be
     b.world.remove()
     b.run_for(2.0)
     assert b.heard(InspectionDue)[-1].connector == "CBL-0006-A"
+
+
+def test_inspect_first_a_connector_released_at_its_inspection_leaves_no_scan_behind(make_bench):
+    """Released (or quarantined) at its first inspection, a scanned connector is done with: its
+    code must not tie the next, unscanned connector (found by review: it did)."""
+    b = make_bench(inspected("first"))
+    c = console(b)
+    assert c.send("scan CBL-0007-A")[-1] == "OK"
+    assert c.send("INSP:RES PASS")[-1] == "OK"
+    assert c.send("scan?") == ["operator none; connector none; cassette not labelled"]
+    assert c.send("INSP:RES FAIL")[-1] == "OK"  # the next one, no code: the connector in hand
+    assert b.heard(VerdictRecorded)[-1].connector is None
+
+
+def test_a_clean_switched_to_dry_does_not_use_the_loops_wet_step(make_bench):
+    """The loop calls for wet-to-dry; the connector is seated in WET and the switch goes to DRY
+    while the wheel turns: the clean goes on dry (never fluid in dry mode), and the wet step is
+    still owed, not skipped on the way to quarantine (found by review)."""
+    b = make_bench(inspected(reclean="dry,wet"))
+    c = console(b)
+    b.clean("female", scan="CBL-0008-A")
+    assert c.send("INSP:RES FAIL")[-1] == "OK" and b.heard(VerdictRecorded)[-1].next == "clean_wet"
+    b.world.scan("CBL-0008-A")
+    b.world.set_mode(True)
+    b.world.present("female", code="CBL-0008-A")
+    assert b.wait_until(lambda: b.state == "advancing", 10)
+    b.world.set_mode(False)
+    assert b.wait_until(lambda: b.world.prompting, 10)
+    b.run_for(0.5)
+    b.world.swipe()
+    assert b.wait_until(lambda: b.state == "done", 10)
+    b.world.remove()
+    b.run_for(2.0)
+    assert (b.last_result().outcome, b.last_result().mode.value) == (Outcome.CLEANED, "dry")
+    assert c.send("INSP:RES FAIL")[-1] == "OK"
+    assert b.heard(VerdictRecorded)[-1].next == "clean_wet", "the wet step is still owed"
+
+
+def test_a_verdict_awaited_when_the_station_stopped_is_recorded_no_verdict_at_its_restart(tmp_path):
+    from hw_sim import SimBench
+
+    config = inspected()
+    first = SimBench(config, tmp_path)
+    r = first.clean("female", scan="CBL-0009-A")
+    first.power_cut()  # the station dies awaiting the verdict
+    first.controller.store.close()
+    second = SimBench(config, tmp_path)
+    try:
+        (row,) = InspectionBook(second.controller.store).verdicts(attempt_id=r.id)
+        assert (row["verdict"], row["source"], row["connector"]) == ("no_verdict", "station", "CBL-0009-A")
+        assert "stopped while its verdict was awaited" in row["detail"]
+    finally:
+        second.close()

@@ -116,8 +116,8 @@ def test_a_pass_kept_from_before_the_clean_is_caught(make_bench, monkeypatch):
             return ServiceResult(True, ["kept for the next clean"])
         return verdict(self, v, detail, source)
 
-    def applying(self, attempt_id, connector):
-        cleaned(self, attempt_id, connector)
+    def applying(self, attempt_id, connector, mode="dry"):
+        cleaned(self, attempt_id, connector, mode)
         while kept:
             verdict(self, *kept.pop(0))
 

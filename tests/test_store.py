@@ -1389,13 +1389,13 @@ def test_a_schema_3_release_database_migrates_to_inspection_with_no_verdicts(tmp
         who = Identity(connector="CBL-1-A", cable="CBL-1", end="A")
         a = s.begin_attempt(1_790_000_100.0, Mode.DRY, who)
         s.finish_attempt(a, Outcome.CLEANED, "", 1_790_000_101.0)
-        assert book.cleans_in_loop("CBL-1-A") == 1
+        assert book.loop_modes("CBL-1-A") == ["dry"]
         book.record(1_790_000_102.0, "fail", attempt_id=a, connector="CBL-1-A", detail="", source="gpio")
         book.quarantine(1_790_000_103.0, connector="CBL-1-A", attempt_id=a, reason="1 cleans and no PASS")
         assert book.quarantined("CBL-1-A") and [r["connector"] for r in book.open_quarantine()] == ["CBL-1-A"]
         assert book.release("CBL-1-A", 1_790_000_104.0, source="console:x") and not book.quarantined("CBL-1-A")
         assert not book.release("CBL-1-A", 1_790_000_105.0, source="console:x")  # nothing left to release
-        assert book.cleans_in_loop("CBL-1-A") == 0  # the loop begins again at the release
+        assert book.loop_modes("CBL-1-A") == []  # the loop begins again at the release
         kinds = [(r["kind"], r["action"]) for r in s.audit_entries() if r["kind"] == "inspection"]
         assert kinds == [("inspection", "fail"), ("inspection", "quarantined"), ("inspection", "released")]
     finally:
