@@ -4,8 +4,9 @@ or as JSON for a quality system.
 
 Only what the records hold is stated. The ends listed are the ends this station has records
 for (it cannot know how many ends a cable has); an end counts as cleaned when its *last*
-attempt was; inspection verdicts are not recorded yet, so each attempt says "not inspected"
-(JSON: `"verdict": null`) where the verdict will go.
+attempt was, with its inspection verdict when one was recorded (JSON `"verdict"`: pass, fail,
+no_verdict, or null: not inspected). Where inspection was used, an end counts as cleaned only
+with a PASS after its last clean, and a quarantined connector is said to be one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from . import MAKER, MODEL, __version__
 from .app import IDENTITY_SETTING
-from .store import AttemptRecord, Store
+from .store import AttemptRecord, InspectionBook, Store
 
 SCHEMA = 1
 NO_END = "(no end given)"  # a connector code naming no end: the code is the cable
@@ -34,14 +35,22 @@ class NoAttempts(LookupError):
 class End:
     name: str | None  # None: attempts whose connector code named no end
     attempts: tuple[AttemptRecord, ...]  # oldest first
+    verdicts: tuple[tuple[int, str], ...] = ()  # (attempt id, its last inspection verdict)
+    quarantined: bool = False  # one of its connector codes is in quarantine now
 
     @property
     def last(self) -> AttemptRecord:
         return self.attempts[-1]
 
+    def verdict(self, attempt_id: int) -> str | None:
+        return dict(self.verdicts).get(attempt_id)
+
     @property
     def cleaned(self) -> bool:
-        return self.last.outcome == "cleaned"
+        """Its last attempt cleaned it, and where inspection was used, a PASS came after it."""
+        if self.quarantined or self.last.outcome != "cleaned":
+            return False
+        return not self.verdicts or self.verdict(self.last.id) == "pass"
 
     @property
     def label(self) -> str:
@@ -76,6 +85,10 @@ class Certificate:
                 return f"the one end on record cleaned ({listed.strip('()')})"
             return f"all ends on record cleaned ({listed})"
         dirty = [end for end in self.ends if not end.cleaned]
+        quarantined = [end for end in dirty if end.quarantined]
+        if quarantined:
+            held = ", ".join(e.label for e in quarantined)
+            return f"{held} quarantined: replace or repair the connector"
         if len(dirty) == 1:
             return f"{dirty[0].label} needs cleaning"
         names = [e.name or NO_END for e in dirty]
@@ -102,9 +115,15 @@ def build(store: Store, cable: str, *, serial_number: str, issued_at: float) -> 
     by_end: dict[str | None, list[AttemptRecord]] = {}
     for a in attempts:
         by_end.setdefault(a.end, []).append(a)
-    ends = tuple(
-        End(name, tuple(rows)) for name, rows in sorted(by_end.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
-    )
+    book = InspectionBook(store)
+
+    def end(name: str | None, rows: list[AttemptRecord]) -> End:
+        verdicts = tuple((a.id, v[-1]["verdict"]) for a in rows if (v := book.verdicts(attempt_id=a.id)))
+        codes = {a.connector for a in rows if a.connector}
+        quarantined = store.schema_version >= 6 and any(book.quarantined(code) for code in codes)
+        return End(name, tuple(rows), verdicts, quarantined)
+
+    ends = tuple(end(name, rows) for name, rows in sorted(by_end.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
     digest = hashlib.sha256(
         json.dumps([serial_number, cable, issued_at, [(a.id, a.outcome) for a in attempts]]).encode()
     ).hexdigest()
@@ -132,7 +151,7 @@ def local(t: float | None) -> str | None:
 # ---------------------------------------------------------------------------- JSON
 
 
-def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
+def _attempt_json(a: AttemptRecord, end: End) -> dict[str, Any]:
     return {
         "id": a.id,
         "connector": a.connector,
@@ -149,7 +168,7 @@ def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
         if a.cassette_id is None
         else {"id": a.cassette_id, "type": a.cassette_type, "label": a.cassette_label},
         "operator": a.operator,
-        "verdict": None,  # inspection verdicts are not recorded yet
+        "verdict": end.verdict(a.id),  # the inspection's last verdict on it; null: not inspected
     }
 
 
@@ -172,7 +191,8 @@ def to_json(cert: Certificate) -> dict[str, Any]:
                 "final_result": end.last.outcome,
                 "cleaned": end.cleaned,
                 "last_attempt": end.last.id,
-                "attempts": [_attempt_json(a) for a in end.attempts],
+                "quarantined": end.quarantined,
+                "attempts": [_attempt_json(a, end) for a in end.attempts],
             }
             for end in cert.ends
         ],
@@ -216,7 +236,7 @@ def _cassette(a: AttemptRecord) -> str:
     return text
 
 
-def _row(a: AttemptRecord) -> str:
+def _row(a: AttemptRecord, end: End) -> str:
     reason = f'<br><span class="reason">{_e(a.reason)}</span>' if a.reason else ""
     ended = f"<br>ended {_e(iso(a.ended_at))}" if a.ended_at is not None else ""
     operator = f'<span class="code">{_e(a.operator)}</span>' if a.operator else '<span class="none">not recorded</span>'
@@ -231,7 +251,7 @@ def _row(a: AttemptRecord) -> str:
         f'<td class="num">{a.drops}</td>'
         f"<td>{_cassette(a)}</td>"
         f"<td>{operator}</td>"
-        f'<td class="verdict">not inspected</td>'
+        f'<td class="verdict">{_e(end.verdict(a.id) or "not inspected")}</td>'
         "</tr>"
     )
 
@@ -247,7 +267,7 @@ def _end_section(end: End) -> str:
             f'<strong class="bad">not cleaned</strong> &mdash; the last attempt ({last.id}) '
             f"{_WAS.get(last.outcome or '', 'is not finished')}{why}; clean this end again"
         )
-    rows = "\n".join(_row(a) for a in end.attempts)
+    rows = "\n".join(_row(a, end) for a in end.attempts)
     title = "No end given" if end.name is None else f"End {_e(end.name)}"
     if connectors:
         title += f" &mdash; connector {connectors}"
@@ -350,7 +370,8 @@ def write_html(cert: Certificate) -> str:
 
 <div class="statement {statement_class}" id="statement">Result: {statement}.</div>
 <p class="note">Each end's final state is the result of its last attempt. The ends listed are those
-this station has records for. Inspection verdicts are not recorded yet: the Inspection column says so.</p>
+this station has records for. Where inspection was used, an end is cleaned only with a PASS after its
+last clean (the Inspection column: the last verdict on each attempt).</p>
 {sections}
 
 <div class="approval">

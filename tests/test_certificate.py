@@ -21,7 +21,7 @@ import pytest
 import station
 from hw_sim.bench import SIM_EPOCH
 from station.app import DB_NAME
-from station.domain import CassetteType, Mode, Outcome
+from station.domain import CassetteType, Mode, Outcome, Verdict
 from station.store import Identity, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -377,3 +377,30 @@ def test_the_station_records_its_identity_once_and_audits_a_change(tmp_path):
         assert [c["serial_number"] for c in changes] == ["LINE-4-ST-01"]  # the first record is not a change
     finally:
         store.close()
+
+
+def test_with_inspection_an_end_is_cleaned_only_with_a_pass_and_a_quarantine_is_said(tmp_path):
+    """Found by review: a connector cleaned, inspected FAIL and quarantined was certified
+    'cleaned'. With inspection used, the last clean needs a PASS after it."""
+    from hw_sim import SimBench
+    from station.config import Config
+
+    config = Config().replace("inspection", mode="after", reclean="dry")
+    with SimBench(config, tmp_path) as bench:
+        bench.clean("female", scan="CBL-0500-A")
+        bench.controller.cycle.inspection.verdict(Verdict.FAIL, "", "console:qa")  # quarantined: one clean allowed
+        bench.run_for(1.0)
+        bench.clean("female", scan="CBL-0500-B")
+        bench.controller.cycle.inspection.verdict(Verdict.PASS, "", "console:qa")
+        bench.run_for(1.0)
+    done = station_cmd("certificate", "CBL-0500", "--state-dir", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    cert = json.loads(done.stdout)
+    ends = {e["end"]: e for e in cert["ends"]}
+    assert (ends["A"]["cleaned"], ends["A"]["quarantined"], ends["A"]["attempts"][0]["verdict"]) == (
+        False,
+        True,
+        "fail",
+    )
+    assert (ends["B"]["cleaned"], ends["B"]["attempts"][0]["verdict"]) == (True, "pass")
+    assert cert["all_cleaned"] is False and cert["statement"] == "end A quarantined: replace or repair the connector"
