@@ -183,6 +183,22 @@ def _unwritable_folder(folder: Path) -> str | None:
     return None
 
 
+def _record_filter_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose clean records (station records and station fleet records)."""
+    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
+    p.add_argument("--connector", metavar="CODE", help="only attempts on this connector (its code, e.g. CBL-0001-A)")
+    p.add_argument("--cable", metavar="CABLE", help="only attempts on this cable (any end, e.g. CBL-0001)")
+    p.add_argument("--operator", metavar="BADGE", help="only attempts by this operator (the badge scanned)")
+
+
+def _broker_options(p: argparse.ArgumentParser, who: str) -> None:
+    """How a supervisor's tool reaches the broker (station fleet watch and collect)."""
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port (TLS)")
+    p.add_argument("--username", metavar="NAME", help=f"{who}'s user name on the broker")
+    p.add_argument("--password-file", metavar="FILE", help="its password, in a file only you can read (chmod 600)")
+    p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
+
+
 def _record_filters(args: argparse.Namespace) -> list[str]:
     """The options given that choose clean records (for the messages that say where they apply)."""
     given = (("--result", args.result), ("--connector", args.connector), ("--cable", args.cable))
@@ -523,10 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--until", metavar="TIME", help="only attempts started (audit: entries made) before this ISO date/time (UTC)"
     )
-    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
-    p.add_argument("--connector", metavar="CODE", help="only attempts on this connector (its code, e.g. CBL-0001-A)")
-    p.add_argument("--cable", metavar="CABLE", help="only attempts on this cable (any end, e.g. CBL-0001)")
-    p.add_argument("--operator", metavar="BADGE", help="only attempts by this operator (the badge scanned)")
+    _record_filter_options(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--cassettes",
@@ -587,10 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One row per station: online, state, cassette and fluid left, last result, fault, backlog, "
         "last seen. Redrawn every second at a terminal; otherwise printed once after --once seconds (default 3).",
     )
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port (TLS)")
-    p.add_argument("--username", metavar="NAME", help="the watcher's user name on the broker")
-    p.add_argument("--password-file", metavar="FILE", help="its password, in a file only you can read (chmod 600)")
-    p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
+    _broker_options(p, "the watcher")
     p.add_argument("--once", type=float, metavar="SECONDS", help="print the table after SECONDS and exit")
     p.set_defaults(func=cmd_fleet_watch)
     p = fleet.add_parser(
@@ -600,11 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         "back); each message is committed, keyed by station and id, before it is acknowledged. Runs until "
         "Ctrl-C or SIGTERM. Export with `station fleet records --db FILE`.",
     )
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port (TLS)")
+    _broker_options(p, "the collector")
     p.add_argument("--db", required=True, metavar="FILE", help="the fleet database (made if missing)")
-    p.add_argument("--username", metavar="NAME", help="the collector's user name on the broker")
-    p.add_argument("--password-file", metavar="FILE", help="its password, in a file only you can read (chmod 600)")
-    p.add_argument("--ca-file", metavar="FILE", help="mqtts: the CA that signed the broker's certificate")
     p.add_argument(
         "--client-id",
         default="mpo-fleet-collector",
@@ -624,10 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--station", metavar="ID", help="only this station")
     p.add_argument("--since", metavar="TIME", help="only attempts started (events made) at or after this ISO time")
     p.add_argument("--until", metavar="TIME", help="only attempts started (events made) before this ISO time")
-    p.add_argument("--result", choices=("cleaned", "failed", "rejected", "interrupted"), help="only this outcome")
-    p.add_argument("--connector", metavar="CODE", help="only attempts on this connector (e.g. CBL-0001-A)")
-    p.add_argument("--cable", metavar="CABLE", help="only attempts on this cable (any end)")
-    p.add_argument("--operator", metavar="BADGE", help="only attempts by this operator")
+    _record_filter_options(p)
     p.add_argument("--events", action="store_true", help="export the events (the stations' audits) instead")
     p.set_defaults(func=cmd_fleet_records)
 

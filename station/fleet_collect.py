@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .fleet_watch import ROOT, Broker, WatchError, parse_broker
+from .fleet_watch import ROOT, Broker, WatchError, credentials, parse_broker
 from .records import AUDIT_FIELDS, FIELDS, attempt_row, iso, parse_time, write_rows_csv, write_rows_json
 from .store import AttemptRecord
 
@@ -473,19 +473,6 @@ class Collector:
         client.ack(msg.mid, msg.qos)
 
 
-def _password(username: str | None, password_file: str | None, ca_file: str | None, broker: Broker) -> str | None:
-    from .fleet import FleetError, read_password
-
-    if password_file and not username:
-        raise CollectError("--password-file needs --username")
-    if ca_file and not broker.tls:
-        raise CollectError("--ca-file is for mqtts:// brokers")
-    try:
-        return read_password(password_file) if password_file else None
-    except FleetError as exc:
-        raise CollectError(str(exc).replace("fleet.password_file =", "--password-file")) from exc
-
-
 def collect(
     url: str,
     db_path: str,
@@ -507,9 +494,9 @@ def collect(
     try:
         try:
             broker = parse_broker(url)
+            password = credentials(broker, username, password_file, ca_file)
         except WatchError as exc:
             raise CollectError(str(exc)) from None
-        password = _password(username, password_file, ca_file, broker)
         if not client_id.strip() or any(c in client_id for c in "+#/"):
             raise CollectError(f"--client-id {client_id!r}: a name without +, # or /")
         db = FleetDB(db_path)

@@ -47,6 +47,21 @@ def parse_broker(url: str) -> Broker:
     return Broker(m["scheme"] == "mqtts", m["host"].strip("[]"), int(m["port"]))
 
 
+def credentials(broker: Broker, username: str | None, password_file: str | None, ca_file: str | None) -> str | None:
+    """The password a supervisor's tool logs in with (None: no password), its options checked
+    together (watch and collect alike); WatchError names the option to fix."""
+    from .fleet import FleetError, read_password
+
+    if password_file and not username:
+        raise WatchError("--password-file needs --username")
+    if ca_file and not broker.tls:
+        raise WatchError("--ca-file is for mqtts:// brokers")
+    try:
+        return read_password(password_file) if password_file else None
+    except FleetError as exc:
+        raise WatchError(str(exc).replace("fleet.password_file =", "--password-file")) from exc
+
+
 @dataclass
 class Row:
     """What the watcher knows of one station: the newest status fields and the last result."""
@@ -237,19 +252,9 @@ def run(
 ) -> int:
     """The watch: 0 after a printed table, 1 when the broker was never reached within --once,
     2 for a bad argument or a broker that refuses the watcher's credentials."""
-    from .fleet import FleetError, read_password
-
     try:
         broker = parse_broker(url)
-        if password_file and not username:
-            raise WatchError("--password-file needs --username")
-        if ca_file and not broker.tls:
-            raise WatchError(f"--ca-file is for mqtts:// brokers; --broker is {url!r}")
-        try:
-            password = read_password(password_file) if password_file else None
-        except FleetError as exc:
-            raise WatchError(str(exc).replace("fleet.password_file =", "--password-file")) from exc
-        watcher = Watcher(broker, username, password, ca_file)
+        watcher = Watcher(broker, username, credentials(broker, username, password_file, ca_file), ca_file)
     except WatchError as exc:
         print(f"station fleet watch: {exc}", file=err)
         return 2
